@@ -1,0 +1,133 @@
+/*
+ * config.hpp: livenotifyd configuration.
+ *
+ * One table of keys (config.cpp) serves the file, the command line and the
+ * environment, so a key has the same name everywhere:
+ *   file          key = value            (# comments, blank lines ignored)
+ *   environment   LIVENOTIFY_KEY=value   (upper case, '-' and '.' as '_')
+ *   flag          --key=value or --key value ('-' and '_' interchangeable)
+ * Later sources win: defaults < file < environment < flags.
+ *
+ * Free of lws and libpq so it is unit-tested without sockets.
+ */
+#pragma once
+
+#include "log.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace livenotify
+{
+
+enum class AuthMode
+{
+	Jwt,
+	Sql,
+	None
+};
+
+struct Config
+{
+	/* network */
+	std::string listen_address = "127.0.0.1";
+	int port = 8765;
+	std::string ws_path = "/ws";
+	std::vector<std::string> allowed_origins; /* empty: no Origin check */
+
+	/* database */
+	std::string database_url; /* libpq conninfo or URI; empty: libpq defaults (PG* env) */
+	std::string source; /* source used for resume and counts; empty: the only registered one */
+	int db_workers = 2;
+	int read_batch = 1000;
+	int read_timeout_ms = 10000;
+	int reconnect_min_ms = 100;
+	int reconnect_max_ms = 10000;
+	int catchup_max_rows = 1000;
+
+	/* authentication */
+	AuthMode auth = AuthMode::Jwt;
+	std::string jwt_alg = "HS256";
+	std::string jwt_secret;
+	std::string jwt_secret_file;
+	std::string jwt_public_key_file;
+	std::string jwt_issuer;
+	std::string jwt_audience;
+	int jwt_leeway_s = 10;
+	std::string auth_query;
+	int auth_timeout_ms = 5000;
+
+	/* limits */
+	int max_sockets = 20000;
+	int max_sockets_per_user = 16;
+	size_t send_queue_bytes = 1 << 20;
+	size_t max_message_bytes = 8192;
+	int ping_interval_s = 30;
+
+	LogLevel log_level = LogLevel::Info;
+
+	/* derived by validate_config(): the verification key (secret or PEM) */
+	std::string jwt_key;
+};
+
+/* Thrown for an invalid configuration; key names the bad key. */
+struct ConfigError : std::runtime_error
+{
+	std::string key;
+	ConfigError(std::string k, const std::string &msg)
+		: std::runtime_error(k.empty() ? msg : "invalid value for " + k + ": " + msg),
+		  key(std::move(k))
+	{
+	}
+};
+
+/* What the command line asked for. */
+struct CommandLine
+{
+	bool help = false;
+	bool version = false;
+	bool check_config = false;
+	std::string config_file; /* --config / -c, else LIVENOTIFY_CONFIG */
+	std::vector<std::pair<std::string, std::string>> settings; /* --key=value, in order */
+};
+
+/* Throws ConfigError for an unknown flag or a flag without its value. */
+CommandLine parse_command_line(int argc, const char *const *argv);
+
+using EnvLookup = std::function<const char *(const char *)>;
+
+/*
+ * Build the configuration: defaults, then file text (if file_path non-empty),
+ * then env, then flags; then validate_config().  Throws ConfigError.
+ */
+Config load_config(const CommandLine &cmd, const EnvLookup &env);
+
+/* Apply "key = value" lines; origin names the file for error messages. */
+void apply_config_text(Config &cfg, const std::string &text, const std::string &origin);
+
+/* Set one key from text; throws ConfigError naming the key. */
+void apply_setting(Config &cfg, const std::string &key, const std::string &value);
+
+/* Apply LIVENOTIFY_* variables for every known key. */
+void apply_environment(Config &cfg, const EnvLookup &env);
+
+/*
+ * Cross-key checks and key material: auth none only on loopback, jwt keys
+ * present and readable (the file is read here), sql mode has a query.
+ */
+void validate_config(Config &cfg);
+
+bool is_loopback_address(const std::string &address);
+
+/* --help text: every key with its default and meaning. */
+std::string config_help();
+
+const char *auth_mode_name(AuthMode mode);
+
+} // namespace livenotify

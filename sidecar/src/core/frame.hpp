@@ -1,0 +1,88 @@
+/*
+ * frame.hpp: wire protocol v1 frames (docs/protocol.md), built by splicing.
+ *
+ * A notification's row arrives from the extension already serialised as JSON
+ * (row_to_json).  The hot path never parses and re-serialises it: the frame is
+ * the fixed prefix, the escaped source, the id, the row text as is and the
+ * count.  Only the row id is located, with nlohmann's SAX parser stopping at
+ * the first top-level match (no DOM is built).
+ *
+ * A frame is built once per entry and shared by every socket of the user;
+ * buf starts with `headroom` spare bytes because lws_write() needs LWS_PRE
+ * writable bytes before the payload (the core stays free of lws, so the
+ * daemon passes LWS_PRE in).
+ *
+ * Thread: any; a Frame is immutable once queued, except that the lws service
+ * thread scribbles the headroom while writing (one write at a time).
+ */
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace livenotify
+{
+
+enum class FrameKind
+{
+	Hello,
+	Notification,
+	UnreadCount,
+	Ephemeral,
+	Resync
+};
+
+struct Frame
+{
+	FrameKind kind = FrameKind::Ephemeral;
+	std::string buf; /* headroom bytes, then the JSON text */
+	size_t headroom = 0;
+	int64_t id = -1;    /* notification row id, -1 otherwise */
+	std::string source; /* notification source, empty otherwise */
+	std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
+
+	std::string_view payload() const { return std::string_view(buf).substr(headroom); }
+	size_t size() const { return buf.size() - headroom; }
+	char *writable_payload() { return &buf[headroom]; }
+};
+
+using FramePtr = std::shared_ptr<Frame>;
+
+/* Escape a string as a JSON string literal (quotes included), through nlohmann. */
+std::string json_string(std::string_view s);
+
+/*
+ * Find the integer value of a top-level key in a JSON object text, stopping
+ * at the first match.  nullopt when the text is not an object, the key is
+ * absent or its value is not an integer.
+ */
+std::optional<int64_t> find_top_level_int(std::string_view json, std::string_view key);
+
+/* {"type":"notification","source":S,"id":N,"notification":ROW,"unread_count":C} (count omitted when
+ * nullopt) */
+FramePtr make_notification_frame(std::string_view source, int64_t id, std::string_view row_json,
+								 std::optional<int64_t> unread, size_t headroom);
+
+/* {"type":"unread_count","source":S,"unread_count":C} */
+FramePtr make_unread_count_frame(std::string_view source, int64_t unread, size_t headroom);
+
+/*
+ * Ephemeral kinds (livenotify.send()): the payload object's members are
+ * spliced after "type": {"type":KIND,...members...}.  When the payload is not
+ * a JSON object or has its own "type" member (which would clash), it is sent
+ * whole as {"type":KIND,"payload":PAYLOAD}.  NULL payload: {"type":KIND}.
+ */
+FramePtr make_ephemeral_frame(std::string_view kind, const std::optional<std::string_view> &payload,
+							  size_t headroom);
+
+/* {"type":"hello","protocol":1,"user":U,"epoch":E} */
+FramePtr make_hello_frame(std::string_view user, int64_t epoch, size_t headroom);
+
+/* {"type":"resync","reason":R} */
+FramePtr make_resync_frame(std::string_view reason, size_t headroom);
+
+} // namespace livenotify

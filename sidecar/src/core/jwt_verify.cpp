@@ -1,0 +1,147 @@
+/*
+ * jwt_verify.cpp: see jwt_verify.hpp.
+ */
+#include "jwt_verify.hpp"
+
+#include <jwt.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <memory>
+
+namespace livenotify
+{
+
+namespace
+{
+
+struct JwtFree
+{
+	void operator()(jwt_t *j) const { jwt_free(j); }
+};
+
+/*
+ * The header's "alg" before any signature work, so "none" and algorithm
+ * substitution are refused by name rather than by whatever error the library
+ * happens to return.  The header is decoded by libjwt itself: jwt_decode with
+ * no key parses without verifying.  With no key libjwt 1.10 reports the
+ * algorithm as "none" through jwt_get_alg(), so the raw header value is read
+ * with jwt_get_header().
+ */
+std::string
+header_alg(const std::string &token)
+{
+	jwt_t *raw = nullptr;
+	if (jwt_decode(&raw, token.c_str(), nullptr, 0) != 0 || raw == nullptr)
+		return "";
+	std::unique_ptr<jwt_t, JwtFree> j(raw);
+	const char *alg = jwt_get_header(j.get(), "alg");
+	return alg ? alg : "";
+}
+
+JwtResult
+fail(const char *reason)
+{
+	JwtResult r;
+	r.reason = reason;
+	return r;
+}
+
+} // namespace
+
+JwtVerifier::JwtVerifier(JwtSettings settings) : settings_(std::move(settings)) {}
+
+JwtResult
+JwtVerifier::verify(std::string_view token_view, time_t now) const
+{
+	if (token_view.empty())
+		return fail("missing_token");
+	if (token_view.size() > 8192)
+		return fail("token_too_long");
+	std::string token(token_view);
+
+	std::string alg = header_alg(token);
+	if (alg.empty())
+		return fail("malformed");
+	if (alg == "none")
+		return fail("alg_none");
+	if (alg != settings_.alg)
+		return fail("alg_mismatch");
+
+	jwt_t *raw = nullptr;
+	int rc = jwt_decode(&raw, token.c_str(),
+						reinterpret_cast<const unsigned char *>(settings_.key.data()),
+						static_cast<int>(settings_.key.size()));
+	if (rc != 0 || raw == nullptr)
+		return fail("bad_signature");
+	std::unique_ptr<jwt_t, JwtFree> j(raw);
+	/* Belt and braces: the verified token must carry the pinned algorithm. */
+	if (std::string(jwt_alg_str(jwt_get_alg(j.get()))) != settings_.alg)
+		return fail("alg_mismatch");
+
+	char *grants = jwt_get_grants_json(j.get(), nullptr);
+	if (!grants)
+		return fail("malformed");
+	nlohmann::json claims = nlohmann::json::parse(grants, nullptr, false);
+	free(grants);
+	if (claims.is_discarded() || !claims.is_object())
+		return fail("malformed");
+
+	/* exp is required: a token that never expires is a standing credential. */
+	auto exp = claims.find("exp");
+	if (exp == claims.end() || !exp->is_number())
+		return fail("missing_exp");
+	if (now >= static_cast<time_t>(exp->get<double>()) + settings_.leeway_s)
+		return fail("expired");
+
+	auto nbf = claims.find("nbf");
+	if (nbf != claims.end())
+	{
+		if (!nbf->is_number())
+			return fail("malformed_nbf");
+		if (now + settings_.leeway_s < static_cast<time_t>(nbf->get<double>()))
+			return fail("not_yet_valid");
+	}
+
+	if (!settings_.issuer.empty())
+	{
+		auto iss = claims.find("iss");
+		if (iss == claims.end() || !iss->is_string() || iss->get<std::string>() != settings_.issuer)
+			return fail("wrong_issuer");
+	}
+
+	if (!settings_.audience.empty())
+	{
+		/* RFC 7519 4.1.3: aud is a string or an array of strings. */
+		bool match = false;
+		auto aud = claims.find("aud");
+		if (aud != claims.end())
+		{
+			if (aud->is_string())
+				match = aud->get<std::string>() == settings_.audience;
+			else if (aud->is_array())
+				for (const auto &a : *aud)
+					match = match || (a.is_string() && a.get<std::string>() == settings_.audience);
+		}
+		if (!match)
+			return fail("wrong_audience");
+	}
+
+	auto sub = claims.find("sub");
+	JwtResult r;
+	if (sub == claims.end())
+		return fail("missing_sub");
+	/* Django user ids are integers; accept a numeric sub and use its text form. */
+	if (sub->is_string())
+		r.user = sub->get<std::string>();
+	else if (sub->is_number_integer())
+		r.user = sub->dump();
+	else
+		return fail("missing_sub");
+	if (r.user.empty() || r.user.size() > 256)
+		return fail("missing_sub");
+	r.ok = true;
+	return r;
+}
+
+} // namespace livenotify

@@ -1,0 +1,195 @@
+/*
+ * test_config.cpp: configuration from file, environment and flags.
+ */
+#include "config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <unistd.h>
+
+using namespace livenotify;
+
+namespace
+{
+
+const char *kSecret = "0123456789abcdef0123456789abcdef";
+
+EnvLookup
+env_of(std::map<std::string, std::string> vars)
+{
+	auto shared = std::make_shared<std::map<std::string, std::string>>(std::move(vars));
+	return [shared](const char *name) -> const char *
+	{
+		auto it = shared->find(name);
+		return it == shared->end() ? nullptr : it->second.c_str();
+	};
+}
+
+CommandLine
+args(std::vector<const char *> v)
+{
+	v.insert(v.begin(), "livenotifyd");
+	return parse_command_line(static_cast<int>(v.size()), v.data());
+}
+
+std::string
+temp_file(const std::string &content)
+{
+	char path[] = "/tmp/livenotify-test-XXXXXX";
+	int fd = mkstemp(path);
+	EXPECT_GE(fd, 0);
+	EXPECT_EQ(write(fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+	close(fd);
+	return path;
+}
+
+std::string
+bad_key(const CommandLine &cmd, const EnvLookup &env)
+{
+	try
+	{
+		load_config(cmd, env);
+	}
+	catch (const ConfigError &e)
+	{
+		return e.key;
+	}
+	return "<no error>";
+}
+
+} // namespace
+
+TEST(Config, DefaultsNeedAJwtSecret)
+{
+	EXPECT_EQ(bad_key(args({}), env_of({})), "jwt_secret");
+}
+
+TEST(Config, DefaultsWithSecret)
+{
+	Config c = load_config(args({"--jwt-secret", kSecret}), env_of({}));
+	EXPECT_EQ(c.port, 8765);
+	EXPECT_EQ(c.listen_address, "127.0.0.1");
+	EXPECT_EQ(c.ws_path, "/ws");
+	EXPECT_EQ(c.send_queue_bytes, 1u << 20);
+	EXPECT_EQ(c.auth, AuthMode::Jwt);
+	EXPECT_EQ(c.jwt_key, kSecret);
+}
+
+TEST(Config, FileThenEnvThenFlags)
+{
+	std::string file = temp_file("# comment\n"
+								 "port = 9000\n"
+								 "log_level = debug\n"
+								 "allowed_origins = https://a.example, https://b.example\n"
+								 "send_queue_bytes = 64kB\n"
+								 "max_sockets_per_user = 3\n"
+								 "jwt_secret = \"" +
+								 std::string(kSecret) + "\"\n");
+	Config c = load_config(
+		args({"--config", file.c_str(), "--max-sockets-per-user=5"}),
+		env_of({{"LIVENOTIFY_PORT", "9100"}, {"LIVENOTIFY_MAX_SOCKETS_PER_USER", "4"}}));
+	unlink(file.c_str());
+	EXPECT_EQ(c.port, 9100);              /* env over file */
+	EXPECT_EQ(c.max_sockets_per_user, 5); /* flag over env */
+	EXPECT_EQ(c.log_level, LogLevel::Debug);
+	EXPECT_EQ(c.send_queue_bytes, 64u * 1024);
+	ASSERT_EQ(c.allowed_origins.size(), 2u);
+	EXPECT_EQ(c.allowed_origins[1], "https://b.example");
+}
+
+TEST(Config, ConfigPathFromEnvironment)
+{
+	std::string file = temp_file("auth = none\nport = 7001\n");
+	Config c = load_config(args({}), env_of({{"LIVENOTIFY_CONFIG", file}}));
+	unlink(file.c_str());
+	EXPECT_EQ(c.port, 7001);
+	EXPECT_EQ(c.auth, AuthMode::None);
+}
+
+TEST(Config, BadValuesNameTheKey)
+{
+	EXPECT_EQ(bad_key(args({"--port=0", "--auth=none"}), env_of({})), "port");
+	EXPECT_EQ(bad_key(args({"--port=12ab", "--auth=none"}), env_of({})), "port");
+	EXPECT_EQ(bad_key(args({"--auth=magic"}), env_of({})), "auth");
+	EXPECT_EQ(bad_key(args({"--auth=none", "--log-level=loud"}), env_of({})), "log_level");
+	EXPECT_EQ(bad_key(args({"--auth=none"}), env_of({{"LIVENOTIFY_SEND_QUEUE_BYTES", "lots"}})),
+			  "send_queue_bytes");
+	EXPECT_EQ(bad_key(args({"--auth=none", "--ws-path=ws"}), env_of({})), "ws_path");
+	EXPECT_EQ(bad_key(args({"--jwt-alg=HS512"}), env_of({})), "jwt_alg");
+}
+
+TEST(Config, UnknownKeysAreErrors)
+{
+	try
+	{
+		args({"--no-such-key=1"});
+		ADD_FAILURE() << "no error";
+	}
+	catch (const ConfigError &e)
+	{
+		EXPECT_EQ(e.key, "no_such_key");
+	}
+	std::string file = temp_file("auth = none\nbogus = 1\n");
+	EXPECT_EQ(bad_key(args({"-c", file.c_str()}), env_of({})), "bogus");
+	unlink(file.c_str());
+}
+
+TEST(Config, MissingFileIsAnError)
+{
+	EXPECT_EQ(bad_key(args({"--config=/nonexistent/livenotifyd.conf"}), env_of({})), "config");
+}
+
+TEST(Config, AuthNoneOnlyOnLoopback)
+{
+	EXPECT_NO_THROW(load_config(args({"--auth=none"}), env_of({})));
+	EXPECT_NO_THROW(load_config(args({"--auth=none", "--listen-address=::1"}), env_of({})));
+	EXPECT_EQ(bad_key(args({"--auth=none", "--listen-address=0.0.0.0"}), env_of({})), "auth");
+	EXPECT_EQ(bad_key(args({"--auth=none", "--listen-address=10.1.2.3"}), env_of({})), "auth");
+}
+
+TEST(Config, JwtKeyChecks)
+{
+	EXPECT_EQ(bad_key(args({"--jwt-secret=short"}), env_of({})), "jwt_secret");
+	EXPECT_EQ(bad_key(args({"--jwt-alg=RS256"}), env_of({})), "jwt_public_key_file");
+	std::string notpem = temp_file("hello\n");
+	EXPECT_EQ(
+		bad_key(args({"--jwt-alg=RS256", "--jwt-public-key-file", notpem.c_str()}), env_of({})),
+		"jwt_public_key_file");
+	unlink(notpem.c_str());
+	std::string secret = temp_file(std::string(kSecret) + "\n");
+	Config c = load_config(args({"--jwt-secret-file", secret.c_str()}), env_of({}));
+	unlink(secret.c_str());
+	EXPECT_EQ(c.jwt_key, kSecret); /* newline stripped */
+}
+
+TEST(Config, SqlModeNeedsAParameterisedQuery)
+{
+	EXPECT_EQ(bad_key(args({"--auth=sql"}), env_of({})), "auth_query");
+	EXPECT_EQ(bad_key(args({"--auth=sql", "--auth-query=SELECT 1"}), env_of({})), "auth_query");
+	Config c =
+		load_config(args({"--auth=sql",
+						  "--auth-query=SELECT user_id::text FROM authtoken_token WHERE key = $1"}),
+					env_of({}));
+	EXPECT_EQ(c.auth, AuthMode::Sql);
+}
+
+TEST(Config, CommandLineActions)
+{
+	CommandLine c = args({"--help", "--version", "--check-config"});
+	EXPECT_TRUE(c.help);
+	EXPECT_TRUE(c.version);
+	EXPECT_TRUE(c.check_config);
+	EXPECT_THROW(args({"--port"}), ConfigError);
+	EXPECT_THROW(args({"stray"}), ConfigError);
+}
+
+TEST(Config, HelpListsEveryKey)
+{
+	std::string h = config_help();
+	EXPECT_NE(h.find("--listen-address"), std::string::npos);
+	EXPECT_NE(h.find("--send-queue-bytes"), std::string::npos);
+	EXPECT_NE(h.find("--auth-query"), std::string::npos);
+}
