@@ -1,0 +1,74 @@
+--
+-- capture: every inserted row whose type is not skipped becomes one queue entry: source,
+-- user key (text), kind 'notification', and the row as JSON with JSON types preserved.
+--
+SELECT last_seq AS base FROM livenotify.position() \gset
+
+-- One row.
+INSERT INTO api_notification (user_id, type, title, message, is_read, extra)
+VALUES (7, 'like', 'Liked', 'Ann liked your post', false,
+        '{"post": 12, "tags": ["a", "b"], "by": {"name": "Ann"}, "ok": true, "none": null}');
+
+SELECT source, user_key, kind, lost, epoch = (SELECT epoch FROM livenotify.position()) AS epoch_ok
+  FROM livenotify.read(:base, 10, 10);
+
+-- The payload is the row as row_to_json() makes it: same keys, same values, same types.
+SELECT r.payload::jsonb = row_to_json(n)::jsonb AS is_row_to_json
+  FROM livenotify.read(:base, 10, 10) r
+  JOIN api_notification n ON n.id = (r.payload::json->>'id')::bigint;
+SELECT json_typeof(p->'id') AS id, json_typeof(p->'user_id') AS user_id,
+       json_typeof(p->'type') AS type, json_typeof(p->'is_read') AS is_read,
+       json_typeof(p->'created_at') AS created_at, json_typeof(p->'extra') AS extra
+  FROM (SELECT payload::json AS p FROM livenotify.read(:base, 10, 10)) s;
+-- jsonb stays an object (not a string holding JSON), with its own types inside.
+SELECT (payload::json->'extra')::jsonb AS extra
+  FROM livenotify.read(:base, 10, 10);
+
+-- Skipped types produce nothing.
+SELECT last_seq AS base FROM livenotify.position() \gset
+INSERT INTO api_notification (user_id, type, title, message) VALUES (7, 'event', 'e', '');
+INSERT INTO api_notification (user_id, type, title, message) VALUES (7, 'message', 'm', '');
+SELECT last_seq - :base AS new_entries FROM livenotify.position();
+
+-- Capture can be switched off for one session (e.g. a bulk backfill).
+SET livenotify.enabled = off;
+INSERT INTO api_notification (user_id, type, title, message) VALUES (7, 'like', 'off', '');
+RESET livenotify.enabled;
+SELECT last_seq - :base AS new_entries FROM livenotify.position();
+
+-- Multi-row INSERT: one entry per qualifying row, in row order.
+SELECT last_seq AS base FROM livenotify.position() \gset
+INSERT INTO api_notification (user_id, type, title, message) VALUES
+    (8, 'like', 'multi1', ''),
+    (9, 'event', 'multi2', ''),
+    (8, 'comment', 'multi3', ''),
+    (10, 'follow', 'multi4', '');
+SELECT seq - :base AS n, user_key, payload::json->>'title' AS title
+  FROM livenotify.read(:base, 10, 10) ORDER BY seq;
+
+-- INSERT ... SELECT of 100k rows (a tenth of them skipped) in one statement.  The test ring
+-- is 1MB, far smaller than this batch, so the counts come from the stats, not from read().
+SELECT last_seq AS base FROM livenotify.position() \gset
+SELECT enqueued AS enqueued0, filtered AS filtered0 FROM livenotify.stats \gset
+INSERT INTO api_notification (user_id, type, title, message)
+SELECT i % 1000, CASE WHEN i % 10 = 0 THEN 'event' ELSE 'bulk' END, 'bulk ' || i, ''
+  FROM generate_series(1, 100000) i;
+SELECT enqueued - :enqueued0 AS enqueued, filtered - :filtered0 AS filtered
+  FROM livenotify.stats;
+SELECT last_seq - :base AS new_entries FROM livenotify.position();
+-- The newest entries are still in the ring, in order.
+SELECT payload::json->>'title' AS title
+  FROM livenotify.read(:base + 89997, 10, 10) ORDER BY seq;
+
+-- COPY FROM STDIN.
+SELECT last_seq AS base FROM livenotify.position() \gset
+COPY api_notification (user_id, type, title, message, extra) FROM STDIN;
+5	like	copy1	first	{"n": 1}
+5	event	copy2	skipped	\N
+6	comment	copy3	third	\N
+\.
+SELECT seq - :base AS n, user_key, payload::json->>'title' AS title,
+       payload::json->'extra' AS extra
+  FROM livenotify.read(:base, 10, 10) ORDER BY seq;
+
+DELETE FROM api_notification WHERE type = 'bulk' OR title LIKE 'bulk %';
