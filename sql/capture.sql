@@ -2,6 +2,8 @@
 -- capture: every inserted row whose type is not skipped becomes one queue entry: source,
 -- user key (text), kind 'notification', and the row as JSON with JSON types preserved.
 --
+-- Errors show their message, DETAIL and HINT; not the CONTEXT (line numbers of internals).
+\set SHOW_CONTEXT never
 SELECT last_seq AS base FROM livenotify.position() \gset
 
 -- One row.

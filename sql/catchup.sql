@@ -3,6 +3,8 @@
 -- log), as the same JSON and under the same rules as the live stream, in id order, with a
 -- limit.  unread_counts: many users' unread counts in one call.
 --
+-- Errors show their message, DETAIL and HINT; not the CONTEXT (line numbers of internals).
+\set SHOW_CONTEXT never
 SELECT coalesce(max(id), 0) AS before_id FROM api_notification \gset
 SELECT last_seq AS base FROM livenotify.position() \gset
 
@@ -13,7 +15,6 @@ INSERT INTO api_notification (user_id, type, title, message, extra) VALUES
     (81, 'comment', 'cu4', '', NULL),
     (81, 'message', 'cu5', '', NULL),
     (81, 'follow', 'cu6', '', NULL);
-UPDATE api_notification SET is_read = true WHERE title = 'cu4';
 
 -- User 81's rows after before_id, skipped types left out, in id order.
 SELECT id - :before_id AS n, payload::json->>'title' AS title
@@ -58,8 +59,10 @@ SELECT count(*) FROM livenotify.catchup('api_notification', '81', 0, 0);
 -- A user key that is not an integer, for an integer user column.
 SELECT count(*) FROM livenotify.catchup('api_notification', 'alice', 0);
 
--- unread_counts: one row per key given, 0 for users without unread rows.
--- (81 has cu1 and cu6 unread, cu4 read, cu3/cu5 skipped types; 82 has cu2.)
+-- unread_counts: one row per key given, 0 for users without unread rows.  Every unread
+-- row counts, whatever its type (rules decide what is pushed, not what is unread): 81 has
+-- cu1, cu3, cu5 and cu6 unread once cu4 is read; 82 has cu2.
+UPDATE api_notification SET is_read = true WHERE title = 'cu4';
 SELECT user_key, unread
   FROM livenotify.unread_counts('api_notification', '{81,82,99999}') ORDER BY user_key;
 SELECT count(*) AS rows FROM livenotify.unread_counts('api_notification', '{}');

@@ -3,6 +3,8 @@
 -- 'unread_count' with no payload, one per user per transaction, so that the sidecar pushes
 -- a fresh count to all of the user's tabs.
 --
+-- Errors show their message, DETAIL and HINT; not the CONTEXT (line numbers of internals).
+\set SHOW_CONTEXT never
 INSERT INTO api_notification (user_id, type, title, message) VALUES
     (61, 'like', 'mr1', ''),
     (61, 'like', 'mr2', ''),

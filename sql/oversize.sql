@@ -2,6 +2,8 @@
 -- oversize: an inserted row whose JSON is larger than livenotify.max_payload becomes a stub
 -- {"id": N, "truncated": true}.  The INSERT never fails because of livenotify.
 --
+-- Errors show their message, DETAIL and HINT; not the CONTEXT (line numbers of internals).
+\set SHOW_CONTEXT never
 SET livenotify.max_payload = '1kB';
 SHOW livenotify.max_payload;
 SELECT last_seq AS base FROM livenotify.position() \gset

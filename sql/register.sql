@@ -2,6 +2,8 @@
 -- register: one call marks an existing table as a source and installs its triggers;
 -- unregister removes them.  Bad arguments raise a clear ERROR and leave nothing behind.
 --
+-- Errors show their message, DETAIL and HINT; not the CONTEXT (line numbers of internals).
+\set SHOW_CONTEXT never
 
 -- What registration creates, summed over the whole database: catalog rows, rules, and
 -- triggers whose function lives in schema livenotify.  Checked after every failure.
@@ -90,16 +92,20 @@ SELECT livenotify.register('no_such_table');
 SELECT * FROM registrations;
 
 -- Missing user column.
-SELECT livenotify.register('uuid_notification', user_column => 'owner_id', source => 'bad');
+SELECT livenotify.register('odd_notification', user_column => 'owner_id', type_column => 'category',
+                           id_column => 'n');
 SELECT * FROM registrations;
 -- Missing type column.
-SELECT livenotify.register('uuid_notification', type_column => 'category', source => 'bad');
+SELECT livenotify.register('odd_notification', user_column => 'label', type_column => 'kind',
+                           id_column => 'n');
 SELECT * FROM registrations;
 -- Missing id column.
-SELECT livenotify.register('uuid_notification', id_column => 'pk', source => 'bad');
+SELECT livenotify.register('odd_notification', user_column => 'label', type_column => 'category',
+                           id_column => 'id');
 SELECT * FROM registrations;
 -- Missing read column.
-SELECT livenotify.register('uuid_notification', read_column => 'is_read', source => 'bad');
+SELECT livenotify.register('odd_notification', user_column => 'label', type_column => 'category',
+                           id_column => 'n', read_column => 'seen');
 SELECT * FROM registrations;
 
 -- Wrong type: boolean user column.
@@ -127,16 +133,20 @@ SELECT * FROM registrations;
 SELECT livenotify.register(NULL);
 SELECT * FROM registrations;
 -- NULL user column.
-SELECT livenotify.register('uuid_notification', user_column => NULL, source => 'bad');
+SELECT livenotify.register('odd_notification', user_column => NULL, type_column => 'category',
+                           id_column => 'n');
 SELECT * FROM registrations;
 -- NULL type column.
-SELECT livenotify.register('uuid_notification', type_column => NULL, source => 'bad');
+SELECT livenotify.register('odd_notification', user_column => 'label', type_column => NULL,
+                           id_column => 'n');
 SELECT * FROM registrations;
 -- NULL id column.
-SELECT livenotify.register('uuid_notification', id_column => NULL, source => 'bad');
+SELECT livenotify.register('odd_notification', user_column => 'label', type_column => 'category',
+                           id_column => NULL);
 SELECT * FROM registrations;
 -- NULL skip list.
-SELECT livenotify.register('uuid_notification', skip_types => NULL, source => 'bad');
+SELECT livenotify.register('odd_notification', user_column => 'label', type_column => 'category',
+                           id_column => 'n', skip_types => NULL);
 SELECT * FROM registrations;
 
 -- Already registered: the same table again (under its default source name).

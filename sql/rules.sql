@@ -4,6 +4,8 @@
 -- transaction (the cross-session case is in test/isolation/specs/rules_reload.spec).
 -- A type without a rule is delivered; type '*' sets the source's default.
 --
+-- Errors show their message, DETAIL and HINT; not the CONTEXT (line numbers of internals).
+\set SHOW_CONTEXT never
 SELECT last_seq AS base FROM livenotify.position() \gset
 
 -- The rules setup left: the seed app's skipped types.

@@ -2,6 +2,8 @@
 -- send: ephemeral messages (the seed app's chat `new_message` popups) go through the same
 -- queue with the same transactional rules, and are never stored.
 --
+-- Errors show their message, DETAIL and HINT; not the CONTEXT (line numbers of internals).
+\set SHOW_CONTEXT never
 SELECT last_seq AS base FROM livenotify.position() \gset
 SELECT count(*) AS rows_before FROM api_notification \gset
 

@@ -4,6 +4,8 @@
 -- The table is shaped exactly like Django's api_notification: livenotify must register it
 -- with no change to the table.  This file runs first (see REGRESS in the Makefile).
 --
+-- Errors show their message, DETAIL and HINT; not the CONTEXT (line numbers of internals).
+\set SHOW_CONTEXT never
 CREATE EXTENSION livenotify;
 SELECT extname, extversion, extnamespace::regnamespace AS schema
   FROM pg_extension WHERE extname = 'livenotify';

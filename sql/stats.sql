@@ -2,6 +2,8 @@
 -- stats: the livenotify.stats view, one row: enqueued, filtered, lost, oversize, ring size
 -- and use, readers, waiting readers, epoch, last and oldest sequence numbers.
 --
+-- Errors show their message, DETAIL and HINT; not the CONTEXT (line numbers of internals).
+\set SHOW_CONTEXT never
 \d livenotify.stats
 SELECT count(*) AS rows FROM livenotify.stats;
 
@@ -10,7 +12,26 @@ SELECT ring_bytes, ring_used_bytes BETWEEN 0 AND ring_bytes AS used_ok,
        ring_entries >= 0 AS entries_ok
   FROM livenotify.stats;
 
--- No other session is reading: no readers, none waiting.
+-- Sessions of earlier tests may still be exiting: wait (at most 5 s) until no reader is left.
+DO $$
+BEGIN
+    FOR i IN 1 .. 500 LOOP
+        EXIT WHEN (SELECT readers FROM livenotify.stats) = 0;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END
+$$;
+-- No session is reading: no readers, none waiting.
+SELECT readers, waiting_readers FROM livenotify.stats;
+-- A session becomes a reader at its first read() and stays one; once read() has returned
+-- (here after its 10 ms timeout) it is no longer waiting.
+SELECT count(*) AS entries
+  FROM livenotify.read((SELECT last_seq FROM livenotify.position()), 10, 10);
+SELECT readers, waiting_readers FROM livenotify.stats;
+-- Nor after a read() cancelled by statement_timeout.
+SET statement_timeout = '100ms';
+SELECT count(*) FROM livenotify.read((SELECT last_seq FROM livenotify.position()), 10, 60000);
+RESET statement_timeout;
 SELECT readers, waiting_readers FROM livenotify.stats;
 
 -- Same epoch and last seq as position(); the oldest entry is not after the last.

@@ -2,6 +2,8 @@
 -- transactions: entries become visible to readers at COMMIT, in insertion order; rolled
 -- back (sub)transactions produce nothing.  Concurrent sessions: test/isolation/specs/.
 --
+-- Errors show their message, DETAIL and HINT; not the CONTEXT (line numbers of internals).
+\set SHOW_CONTEXT never
 
 -- Nothing is visible before COMMIT, everything after, in insertion order.
 SELECT last_seq AS base FROM livenotify.position() \gset

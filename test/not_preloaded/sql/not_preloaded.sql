@@ -3,6 +3,7 @@
 -- function raises an error that says how to fix it.  (test/run-all.sh starts a second
 -- cluster for this test.)
 --
+\set SHOW_CONTEXT never
 SHOW shared_preload_libraries;
 CREATE EXTENSION livenotify;
 SELECT * FROM livenotify.position();
