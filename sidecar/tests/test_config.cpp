@@ -21,8 +21,7 @@ EnvLookup
 env_of(std::map<std::string, std::string> vars)
 {
 	auto shared = std::make_shared<std::map<std::string, std::string>>(std::move(vars));
-	return [shared](const char *name) -> const char *
-	{
+	return [shared](const char *name) -> const char * {
 		auto it = shared->find(name);
 		return it == shared->end() ? nullptr : it->second.c_str();
 	};
@@ -92,7 +91,7 @@ TEST(Config, FileThenEnvThenFlags)
 		args({"--config", file.c_str(), "--max-sockets-per-user=5"}),
 		env_of({{"LIVENOTIFY_PORT", "9100"}, {"LIVENOTIFY_MAX_SOCKETS_PER_USER", "4"}}));
 	unlink(file.c_str());
-	EXPECT_EQ(c.port, 9100);              /* env over file */
+	EXPECT_EQ(c.port, 9100);			  /* env over file */
 	EXPECT_EQ(c.max_sockets_per_user, 5); /* flag over env */
 	EXPECT_EQ(c.log_level, LogLevel::Debug);
 	EXPECT_EQ(c.send_queue_bytes, 64u * 1024);

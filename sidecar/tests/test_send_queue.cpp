@@ -24,7 +24,7 @@ TEST(Backpressure, QueuesUpToTheBoundInPayloadBytes)
 	SendQueue q(1000);
 	EXPECT_EQ(q.push(frame_of(400)), SendQueue::Push::Queued);
 	EXPECT_EQ(q.push(frame_of(600)), SendQueue::Push::Queued); /* exactly at the bound */
-	EXPECT_EQ(q.bytes(), 1000u);                               /* headroom not counted */
+	EXPECT_EQ(q.bytes(), 1000u);							   /* headroom not counted */
 	EXPECT_EQ(q.push(frame_of(1)), SendQueue::Push::Overflow);
 	EXPECT_EQ(q.frames(), 2u); /* the refused frame was not queued */
 }

@@ -38,8 +38,14 @@ public:
 		return half + dist(rng_);
 	}
 
-	void reset() { attempt_ = 0; }
-	int attempts() const { return attempt_; }
+	void reset()
+	{
+		attempt_ = 0;
+	}
+	int attempts() const
+	{
+		return attempt_;
+	}
 
 private:
 	int64_t min_;

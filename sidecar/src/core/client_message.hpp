@@ -23,11 +23,11 @@ struct ClientMessage
 {
 	enum class Type
 	{
-		Auth,    /* {"type":"auth","token":"...","last_id":N} */
-		Resume,  /* {"type":"resume","last_id":N} (before auth completes only) */
-		Ping,    /* {"type":"ping"}: answered with {"type":"pong"} */
+		Auth,	 /* {"type":"auth","token":"...","last_id":N} */
+		Resume,	 /* {"type":"resume","last_id":N} (before auth completes only) */
+		Ping,	 /* {"type":"ping"}: answered with {"type":"pong"} */
 		Unknown, /* valid JSON object with another type: ignored */
-		Invalid  /* not a JSON object, or bad field types */
+		Invalid	 /* not a JSON object, or bad field types */
 	};
 	Type type = Type::Invalid;
 	std::optional<std::string> token;

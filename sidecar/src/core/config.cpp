@@ -58,8 +58,7 @@ parse_bytes(const std::string &key, const std::string &value)
 {
 	std::string v = trim(value);
 	long long mult = 1;
-	auto ends_with = [&](const char *suffix)
-	{
+	auto ends_with = [&](const char *suffix) {
 		size_t n = strlen(suffix);
 		if (v.size() > n && strcasecmp(v.c_str() + v.size() - n, suffix) == 0)
 		{
@@ -97,13 +96,15 @@ parse_list(const std::string &value)
 
 #define INT_KEY(NAME, LO, HI, HELP)                                                                \
 	{                                                                                              \
-#NAME, HELP,                                                                               \
-			[](Config & c, const std::string &v)                                                   \
-		{ c.NAME = static_cast<int>(parse_int(#NAME, v, LO, HI)); }                                \
+#NAME, HELP, [](Config & c, const std::string &v) {                                        \
+			c.NAME = static_cast<int>(parse_int(#NAME, v, LO, HI));                                \
+		}                                                                                          \
 	}
 #define STR_KEY(NAME, HELP)                                                                        \
 	{                                                                                              \
-#NAME, HELP, [](Config & c, const std::string &v) { c.NAME = v; }                          \
+#NAME, HELP, [](Config & c, const std::string &v) {                                        \
+			c.NAME = v;                                                                            \
+		}                                                                                          \
 	}
 
 const std::vector<KeyDef> &
@@ -113,14 +114,15 @@ key_table()
 		STR_KEY(listen_address, "address to bind (default 127.0.0.1)"),
 		INT_KEY(port, 1, 65535, "TCP port for WebSocket, /healthz and /metrics (default 8765)"),
 		{"ws_path", "path of the WebSocket endpoint (default /ws)",
-		 [](Config &c, const std::string &v)
-		 {
+		 [](Config &c, const std::string &v) {
 			 if (v.empty() || v[0] != '/')
 				 throw ConfigError("ws_path", "must start with '/'");
 			 c.ws_path = v;
 		 }},
 		{"allowed_origins", "comma-separated Origin allowlist; empty: no Origin check",
-		 [](Config &c, const std::string &v) { c.allowed_origins = parse_list(v); }},
+		 [](Config &c, const std::string &v) {
+			 c.allowed_origins = parse_list(v);
+		 }},
 		STR_KEY(database_url, "libpq connection string or URI (default: libpq defaults, PG* env)"),
 		STR_KEY(source, "source for resume and counts (default: the only registered source)"),
 		INT_KEY(db_workers, 1, 64, "database connections for auth and catch-up (default 2)"),
@@ -131,8 +133,7 @@ key_table()
 		INT_KEY(catchup_max_rows, 1, 1000000,
 				"max rows replayed on resume, then resync (default 1000)"),
 		{"auth", "jwt | sql | none (none only on a loopback listen_address; default jwt)",
-		 [](Config &c, const std::string &v)
-		 {
+		 [](Config &c, const std::string &v) {
 			 if (v == "jwt")
 				 c.auth = AuthMode::Jwt;
 			 else if (v == "sql")
@@ -143,8 +144,7 @@ key_table()
 				 throw ConfigError("auth", "\"" + v + "\" is not one of jwt, sql, none");
 		 }},
 		{"jwt_alg", "HS256 or RS256 (default HS256)",
-		 [](Config &c, const std::string &v)
-		 {
+		 [](Config &c, const std::string &v) {
 			 if (v != "HS256" && v != "RS256")
 				 throw ConfigError("jwt_alg", "\"" + v + "\" is not HS256 or RS256");
 			 c.jwt_alg = v;
@@ -161,16 +161,17 @@ key_table()
 		INT_KEY(max_sockets, 1, 10000000, "max WebSocket connections in total (default 20000)"),
 		INT_KEY(max_sockets_per_user, 1, 100000, "max WebSocket connections per user (default 16)"),
 		{"send_queue_bytes", "per-socket send queue bound; over it: close 1008 (default 1MB)",
-		 [](Config &c, const std::string &v)
-		 { c.send_queue_bytes = parse_bytes("send_queue_bytes", v); }},
+		 [](Config &c, const std::string &v) {
+			 c.send_queue_bytes = parse_bytes("send_queue_bytes", v);
+		 }},
 		{"max_message_bytes", "largest client message accepted; over it: close 1009 (default 8kB)",
-		 [](Config &c, const std::string &v)
-		 { c.max_message_bytes = parse_bytes("max_message_bytes", v); }},
+		 [](Config &c, const std::string &v) {
+			 c.max_message_bytes = parse_bytes("max_message_bytes", v);
+		 }},
 		INT_KEY(ping_interval_s, 5, 3600,
 				"WebSocket ping interval; dead peers dropped at 2x (default 30)"),
 		{"log_level", "error | warn | info | debug (default info)",
-		 [](Config &c, const std::string &v)
-		 {
+		 [](Config &c, const std::string &v) {
 			 if (!parse_log_level(v, &c.log_level))
 				 throw ConfigError("log_level", "\"" + v + "\" is not error, warn, info or debug");
 		 }},
@@ -205,12 +206,12 @@ auth_mode_name(AuthMode mode)
 {
 	switch (mode)
 	{
-	case AuthMode::Jwt:
-		return "jwt";
-	case AuthMode::Sql:
-		return "sql";
-	case AuthMode::None:
-		return "none";
+		case AuthMode::Jwt:
+			return "jwt";
+		case AuthMode::Sql:
+			return "sql";
+		case AuthMode::None:
+			return "none";
 	}
 	return "jwt";
 }

@@ -31,22 +31,42 @@ new_frame(FrameKind kind, size_t headroom, size_t reserve)
 class TopLevelIntFinder : public nlohmann::json_sax<nlohmann::json>
 {
 public:
-	explicit TopLevelIntFinder(std::string_view key) : key_(key) {}
+	explicit TopLevelIntFinder(std::string_view key) : key_(key)
+	{
+	}
 
 	std::optional<int64_t> result;
 
-	bool null() override { return value_seen(); }
-	bool boolean(bool) override { return value_seen(); }
-	bool number_integer(number_integer_t v) override { return int_seen(v); }
+	bool null() override
+	{
+		return value_seen();
+	}
+	bool boolean(bool) override
+	{
+		return value_seen();
+	}
+	bool number_integer(number_integer_t v) override
+	{
+		return int_seen(v);
+	}
 	bool number_unsigned(number_unsigned_t v) override
 	{
 		if (v > static_cast<number_unsigned_t>(INT64_MAX))
 			return value_seen();
 		return int_seen(static_cast<int64_t>(v));
 	}
-	bool number_float(number_float_t, const string_t &) override { return value_seen(); }
-	bool string(string_t &) override { return value_seen(); }
-	bool binary(binary_t &) override { return value_seen(); }
+	bool number_float(number_float_t, const string_t &) override
+	{
+		return value_seen();
+	}
+	bool string(string_t &) override
+	{
+		return value_seen();
+	}
+	bool binary(binary_t &) override
+	{
+		return value_seen();
+	}
 	bool start_object(std::size_t) override
 	{
 		if (depth_ == 0 && started_)

@@ -41,13 +41,22 @@ struct Frame
 	FrameKind kind = FrameKind::Ephemeral;
 	std::string buf; /* headroom bytes, then the JSON text */
 	size_t headroom = 0;
-	int64_t id = -1;    /* notification row id, -1 otherwise */
+	int64_t id = -1;	/* notification row id, -1 otherwise */
 	std::string source; /* notification source, empty otherwise */
 	std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
 
-	std::string_view payload() const { return std::string_view(buf).substr(headroom); }
-	size_t size() const { return buf.size() - headroom; }
-	char *writable_payload() { return &buf[headroom]; }
+	std::string_view payload() const
+	{
+		return std::string_view(buf).substr(headroom);
+	}
+	size_t size() const
+	{
+		return buf.size() - headroom;
+	}
+	char *writable_payload()
+	{
+		return &buf[headroom];
+	}
 };
 
 using FramePtr = std::shared_ptr<Frame>;

@@ -115,9 +115,18 @@ public:
 				fn(kv.first, h);
 	}
 
-	size_t sockets() const { return sockets_; }
-	size_t users() const { return groups_.size(); }
-	size_t reserved() const { return reserved_; }
+	size_t sockets() const
+	{
+		return sockets_;
+	}
+	size_t users() const
+	{
+		return groups_.size();
+	}
+	size_t reserved() const
+	{
+		return reserved_;
+	}
 
 private:
 	std::unordered_map<std::string, std::vector<Handle>> groups_;

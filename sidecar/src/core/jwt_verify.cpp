@@ -17,7 +17,10 @@ namespace
 
 struct JwtFree
 {
-	void operator()(jwt_t *j) const { jwt_free(j); }
+	void operator()(jwt_t *j) const
+	{
+		jwt_free(j);
+	}
 };
 
 /*
@@ -49,7 +52,9 @@ fail(const char *reason)
 
 } // namespace
 
-JwtVerifier::JwtVerifier(JwtSettings settings) : settings_(std::move(settings)) {}
+JwtVerifier::JwtVerifier(JwtSettings settings) : settings_(std::move(settings))
+{
+}
 
 JwtResult
 JwtVerifier::verify(std::string_view token_view, time_t now) const

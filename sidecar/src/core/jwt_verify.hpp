@@ -20,9 +20,9 @@ namespace livenotify
 
 struct JwtSettings
 {
-	std::string alg;      /* "HS256" or "RS256" */
-	std::string key;      /* HS256 secret or RS256 PEM public key */
-	std::string issuer;   /* empty: not checked */
+	std::string alg;	  /* "HS256" or "RS256" */
+	std::string key;	  /* HS256 secret or RS256 PEM public key */
+	std::string issuer;	  /* empty: not checked */
 	std::string audience; /* empty: not checked */
 	long leeway_s = 0;
 };
@@ -30,7 +30,7 @@ struct JwtSettings
 struct JwtResult
 {
 	bool ok = false;
-	std::string user;   /* the sub claim, when ok */
+	std::string user;	/* the sub claim, when ok */
 	std::string reason; /* short machine-friendly reason when !ok, e.g. "expired" */
 };
 
@@ -42,7 +42,10 @@ public:
 	/* now: seconds since the epoch (a parameter so tests control the clock). */
 	JwtResult verify(std::string_view token, time_t now) const;
 
-	const JwtSettings &settings() const { return settings_; }
+	const JwtSettings &settings() const
+	{
+		return settings_;
+	}
 
 private:
 	JwtSettings settings_;

@@ -54,14 +54,14 @@ log_level_name(LogLevel level)
 {
 	switch (level)
 	{
-	case LogLevel::Error:
-		return "error";
-	case LogLevel::Warn:
-		return "warn";
-	case LogLevel::Info:
-		return "info";
-	case LogLevel::Debug:
-		return "debug";
+		case LogLevel::Error:
+			return "error";
+		case LogLevel::Warn:
+			return "warn";
+		case LogLevel::Info:
+			return "info";
+		case LogLevel::Debug:
+			return "debug";
 	}
 	return "info";
 }

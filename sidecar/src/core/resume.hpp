@@ -43,8 +43,14 @@ public:
 		held_bytes_ = 0;
 	}
 
-	bool holding() const { return holding_; }
-	size_t held_bytes() const { return held_bytes_; }
+	bool holding() const
+	{
+		return holding_;
+	}
+	size_t held_bytes() const
+	{
+		return held_bytes_;
+	}
 
 	/* Would this frame duplicate one the client has or got from catch-up? */
 	bool is_duplicate(const Frame &f) const

@@ -23,7 +23,9 @@ namespace livenotify
 class SendQueue
 {
 public:
-	explicit SendQueue(size_t limit_bytes) : limit_(limit_bytes) {}
+	explicit SendQueue(size_t limit_bytes) : limit_(limit_bytes)
+	{
+	}
 
 	enum class Push
 	{
@@ -41,13 +43,31 @@ public:
 		return Push::Queued;
 	}
 
-	bool empty() const { return q_.empty(); }
-	size_t bytes() const { return bytes_; }
-	size_t frames() const { return q_.size(); }
-	size_t limit() const { return limit_; }
-	void set_limit(size_t limit) { limit_ = limit; }
+	bool empty() const
+	{
+		return q_.empty();
+	}
+	size_t bytes() const
+	{
+		return bytes_;
+	}
+	size_t frames() const
+	{
+		return q_.size();
+	}
+	size_t limit() const
+	{
+		return limit_;
+	}
+	void set_limit(size_t limit)
+	{
+		limit_ = limit;
+	}
 
-	const FramePtr &front() const { return q_.front(); }
+	const FramePtr &front() const
+	{
+		return q_.front();
+	}
 
 	void pop()
 	{

@@ -1,0 +1,202 @@
+/*
+ * db.cpp: see db.hpp.
+ */
+#include "db.hpp"
+
+#include <cerrno>
+#include <poll.h>
+
+namespace livenotify
+{
+
+std::string
+one_line(const char *msg)
+{
+	std::string s = msg ? msg : "";
+	while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+		s.pop_back();
+	for (char &c : s)
+		if (c == '\n' || c == '\t')
+			c = ' ';
+	return s;
+}
+
+bool
+PgConn::wait(bool for_write)
+{
+	struct pollfd fds[2];
+	fds[0].fd = PQsocket(conn_);
+	fds[0].events = for_write ? POLLOUT : POLLIN;
+	fds[0].revents = 0;
+	fds[1].fd = stop_fd_;
+	fds[1].events = POLLIN;
+	fds[1].revents = 0;
+	for (;;)
+	{
+		int n = poll(fds, 2, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return false;
+		if (fds[1].revents & POLLIN)
+			return false;
+		return true;
+	}
+}
+
+bool
+PgConn::connect(const std::string &conninfo, const std::string &application_name, std::string *err)
+{
+	close();
+	/*
+	 * The configured string may be a URI or key=value pairs; expand_dbname
+	 * lets "dbname" carry either, and application_name is added after it so
+	 * pg_stat_activity shows which thread a session belongs to.
+	 */
+	const char *keys[] = {"dbname", "application_name", nullptr};
+	const char *vals[] = {conninfo.c_str(), application_name.c_str(), nullptr};
+	conn_ = PQconnectStartParams(keys, vals, 1);
+	if (!conn_)
+	{
+		*err = "out of memory";
+		return false;
+	}
+	if (PQstatus(conn_) == CONNECTION_BAD)
+	{
+		*err = one_line(PQerrorMessage(conn_));
+		close();
+		return false;
+	}
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	for (;;)
+	{
+		if (st == PGRES_POLLING_OK)
+			break;
+		if (st == PGRES_POLLING_FAILED)
+		{
+			*err = one_line(PQerrorMessage(conn_));
+			close();
+			return false;
+		}
+		if (!wait(st == PGRES_POLLING_WRITING))
+		{
+			*err = "interrupted";
+			close();
+			return false;
+		}
+		st = PQconnectPoll(conn_);
+	}
+	if (PQsetnonblocking(conn_, 1) != 0)
+	{
+		*err = one_line(PQerrorMessage(conn_));
+		close();
+		return false;
+	}
+	return true;
+}
+
+void
+PgConn::close()
+{
+	if (conn_)
+	{
+		PQfinish(conn_);
+		conn_ = nullptr;
+	}
+}
+
+QueryResult
+PgConn::query(const char *sql, const std::vector<std::optional<std::string>> &params)
+{
+	QueryResult out;
+	if (!conn_)
+	{
+		out.status = DbStatus::ConnLost;
+		out.error = "not connected";
+		return out;
+	}
+	std::vector<const char *> values;
+	values.reserve(params.size());
+	for (const auto &p : params)
+		values.push_back(p ? p->c_str() : nullptr);
+
+	if (!PQsendQueryParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(),
+						   nullptr, nullptr, 0))
+	{
+		out.status = PQstatus(conn_) == CONNECTION_BAD ? DbStatus::ConnLost : DbStatus::Error;
+		out.error = one_line(PQerrorMessage(conn_));
+		return out;
+	}
+	/* Non-blocking mode: flush the query out before waiting for the answer. */
+	for (;;)
+	{
+		int f = PQflush(conn_);
+		if (f == 0)
+			break;
+		if (f < 0 || !wait(true))
+		{
+			out.status = f < 0 ? DbStatus::ConnLost : DbStatus::Interrupted;
+			out.error = f < 0 ? one_line(PQerrorMessage(conn_)) : "interrupted";
+			if (f >= 0)
+				close();
+			return out;
+		}
+	}
+
+	PgResult last;
+	for (;;)
+	{
+		while (PQisBusy(conn_))
+		{
+			if (!wait(false))
+			{
+				/*
+				 * Shutdown while the server works (typically read() waiting on
+				 * its latch): cancel so the backend stops promptly, then drop
+				 * the connection; nothing more is read from it.
+				 */
+				PGcancel *c = PQgetCancel(conn_);
+				if (c)
+				{
+					char buf[256];
+					PQcancel(c, buf, sizeof(buf));
+					PQfreeCancel(c);
+				}
+				close();
+				out.status = DbStatus::Interrupted;
+				out.error = "interrupted";
+				return out;
+			}
+			if (!PQconsumeInput(conn_))
+			{
+				out.status = DbStatus::ConnLost;
+				out.error = one_line(PQerrorMessage(conn_));
+				return out;
+			}
+		}
+		PGresult *r = PQgetResult(conn_);
+		if (!r)
+			break;
+		last.reset(r); /* keep the last result; a statement gives one, then NULL */
+	}
+
+	if (!last)
+	{
+		out.status = PQstatus(conn_) == CONNECTION_BAD ? DbStatus::ConnLost : DbStatus::Error;
+		out.error = one_line(PQerrorMessage(conn_));
+		return out;
+	}
+	ExecStatusType st = PQresultStatus(last.get());
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+	{
+		out.status = DbStatus::Ok;
+		out.res = std::move(last);
+		return out;
+	}
+	out.error = one_line(PQresultErrorMessage(last.get()));
+	out.status = PQstatus(conn_) == CONNECTION_BAD ? DbStatus::ConnLost : DbStatus::Error;
+	out.res = std::move(last);
+	return out;
+}
+
+} // namespace livenotify

@@ -1,0 +1,109 @@
+/*
+ * db.hpp: a libpq connection that never blocks past shutdown.
+ *
+ * Each database thread (the reader, every worker) owns one PgConn; a PGconn
+ * is never shared between threads.  Connecting and querying use libpq's
+ * asynchronous API and poll() on the socket together with the daemon's stop
+ * eventfd, so SIGTERM interrupts a read() waiting on its latch at once (the
+ * query is cancelled with PQcancel) instead of after read_timeout_ms.
+ *
+ * Thread: the owning database thread only.
+ */
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace livenotify
+{
+
+struct PgResultFree
+{
+	void operator()(PGresult *r) const
+	{
+		PQclear(r);
+	}
+};
+using PgResult = std::unique_ptr<PGresult, PgResultFree>;
+
+enum class DbStatus
+{
+	Ok,
+	Error,		/* the query failed; the connection is still usable */
+	ConnLost,	/* the connection is gone: reconnect */
+	Interrupted /* shutdown */
+};
+
+struct QueryResult
+{
+	DbStatus status = DbStatus::Error;
+	PgResult res;
+	std::string error;
+
+	bool ok() const
+	{
+		return status == DbStatus::Ok;
+	}
+	int rows() const
+	{
+		return res ? PQntuples(res.get()) : 0;
+	}
+	bool is_null(int row, int col) const
+	{
+		return PQgetisnull(res.get(), row, col);
+	}
+	std::string text(int row, int col) const
+	{
+		return PQgetvalue(res.get(), row, col);
+	}
+	std::string_view view(int row, int col) const
+	{
+		return std::string_view(PQgetvalue(res.get(), row, col), PQgetlength(res.get(), row, col));
+	}
+	long long integer(int row, int col) const
+	{
+		return strtoll(PQgetvalue(res.get(), row, col), nullptr, 10);
+	}
+};
+
+class PgConn
+{
+public:
+	explicit PgConn(int stop_fd) : stop_fd_(stop_fd)
+	{
+	}
+	~PgConn()
+	{
+		close();
+	}
+	PgConn(const PgConn &) = delete;
+	PgConn &operator=(const PgConn &) = delete;
+
+	/* Connect (non-blocking handshake); false with *err set on failure or shutdown. */
+	bool connect(const std::string &conninfo, const std::string &application_name,
+				 std::string *err);
+	void close();
+	bool connected() const
+	{
+		return conn_ != nullptr;
+	}
+
+	/* Run one parameterised statement (text parameters, text results). */
+	QueryResult query(const char *sql, const std::vector<std::optional<std::string>> &params);
+
+private:
+	/* Wait until the socket is readable/writable or stop; returns false on stop. */
+	bool wait(bool for_write);
+
+	PGconn *conn_ = nullptr;
+	int stop_fd_;
+};
+
+/* One line of a libpq error message, for a log line. */
+std::string one_line(const char *msg);
+
+} // namespace livenotify

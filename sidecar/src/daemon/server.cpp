@@ -1,0 +1,995 @@
+/*
+ * server.cpp: sockets, admission, delivery and the HTTP endpoints.
+ *
+ * Every function in this file runs on the lws service thread unless its
+ * comment says otherwise: lws is not thread-safe (LWS_MAX_SMP is 1 in
+ * Debian's build) and only this thread may touch a wsi.  Other threads reach
+ * us through Shared::inbox + lws_cancel_service() and ControlFlags.
+ */
+#include "server.hpp"
+
+#include "client_message.hpp"
+#include "jwt_verify.hpp"
+#include "log.hpp"
+#include "resume.hpp"
+#include "send_queue.hpp"
+
+#include <libwebsockets.h>
+#include <systemd/sd-daemon.h>
+
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <unordered_map>
+
+namespace livenotify
+{
+
+static const char *const kProtocolName = "livenotify.v1";
+
+namespace
+{
+
+/* One WebSocket connection's state; lives from admission to close. */
+struct Session
+{
+	uint64_t id = 0;
+	struct lws *wsi = nullptr;
+	std::string peer;
+	std::string user;
+	bool authed = false;
+	bool registered = false;   /* in the group registry (receiving live frames) */
+	bool reserved = false;	   /* holds a total-limit slot while authenticating */
+	bool auth_pending = false; /* SQL auth job in flight */
+	bool established = false;
+	std::string pending_token; /* token to check at ESTABLISHED (SQL mode) */
+	std::optional<int64_t> last_id;
+	SendQueue queue;
+	ResumeGate gate;
+	bool catchup_pending = false;
+	int close_code = 0;
+	std::string close_reason;
+	std::string rx;
+	bool rx_overflow = false;
+	lws_sorted_usec_list_t auth_sul;
+	Server *server = nullptr;
+
+	explicit Session(size_t limit) : queue(limit)
+	{
+		memset(&auth_sul, 0, sizeof(auth_sul));
+	}
+};
+
+/* lws's per-connection storage is raw memory (zeroed), so it only holds a pointer. */
+struct Pss
+{
+	Session *session;
+};
+
+} // namespace
+
+class Server
+{
+public:
+	Server(Shared *sh, const CommandLine &cmd, ControlFlags *flags)
+		: sh_(sh), cmd_(cmd), flags_(flags), cfg_(sh->cfg),
+		  groups_(static_cast<size_t>(cfg_.max_sockets),
+				  static_cast<size_t>(cfg_.max_sockets_per_user))
+	{
+		rebuild_verifier();
+	}
+
+	bool create();
+	void run();
+	void destroy();
+
+	int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+				 size_t len);
+
+private:
+	/* admission (FILTER_PROTOCOL_CONNECTION) and authentication */
+	int filter_upgrade(struct lws *wsi, Pss *pss, const char *protocols_header);
+	int reject(struct lws *wsi, int status, const char *reason, const std::string &peer,
+			   const std::string &detail = "");
+	void on_established(struct lws *wsi, Session *s);
+	void authenticated(Session *s, const std::string &user, const char *how);
+	void auth_failed(Session *s, const std::string &reason,
+					 int code = LWS_CLOSE_STATUS_POLICY_VIOLATION);
+	void on_message(Session *s);
+	static void auth_deadline(lws_sorted_usec_list_t *sul);
+
+	/* delivery */
+	void enqueue(Session *s, const FramePtr &f, bool bypass_gate = false);
+	void close_session(Session *s, int code, const std::string &reason);
+	int on_writeable(struct lws *wsi, Session *s);
+	void drain_inbox();
+	void on_catchup(Session *s, Event &e);
+	void cleanup(Pss *pss);
+
+	/* HTTP */
+	int http_reply(struct lws *wsi, unsigned int status, const char *ctype,
+				   const std::string &body);
+	int on_http(struct lws *wsi, const char *uri);
+	std::string metrics_text();
+
+	/* control */
+	void handle_flags();
+	void reload();
+	void begin_shutdown();
+	static void shutdown_tick(lws_sorted_usec_list_t *sul);
+	static void watchdog_tick(lws_sorted_usec_list_t *sul);
+	void rebuild_verifier();
+
+	Shared *sh_;
+	CommandLine cmd_;
+	ControlFlags *flags_;
+	Config cfg_; /* the service thread's copy: SIGHUP replaces the reloadable parts */
+	std::unique_ptr<JwtVerifier> verifier_;
+	GroupRegistry<Session *> groups_;
+	std::unordered_map<uint64_t, Session *> sessions_;
+	uint64_t next_id_ = 1;
+	struct lws_context *ctx_ = nullptr;
+	struct lws_protocols protocols_[2];
+	lws_retry_bo_t retry_;
+	bool shutting_down_ = false;
+	bool done_ = false;
+	std::chrono::steady_clock::time_point shutdown_deadline_;
+	lws_sorted_usec_list_t shutdown_sul_;
+	lws_sorted_usec_list_t watchdog_sul_;
+	uint64_t watchdog_usec_ = 0;
+};
+
+namespace
+{
+
+/* Service thread: the lws entry point for every event of our protocol. */
+int
+lws_entry(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	struct lws_context *ctx = lws_get_context(wsi);
+	Server *server = ctx ? static_cast<Server *>(lws_context_user(ctx)) : nullptr;
+	if (!server)
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	return server->callback(wsi, reason, user, in, len);
+}
+
+/* Any thread (lws logs from the service thread): lws's own warnings and errors as our log lines. */
+void
+lws_log_emit(int level, const char *line)
+{
+	std::string l = line ? line : "";
+	while (!l.empty() && (l.back() == '\n' || l.back() == '\r'))
+		l.pop_back();
+	log_event(level & LLL_ERR ? LogLevel::Error : LogLevel::Warn, "lws", "msg=%s",
+			  log_quote(l).c_str());
+}
+
+} // namespace
+
+void
+Server::rebuild_verifier()
+{
+	if (cfg_.auth == AuthMode::Jwt)
+		verifier_ = std::make_unique<JwtVerifier>(JwtSettings{
+			cfg_.jwt_alg, cfg_.jwt_key, cfg_.jwt_issuer, cfg_.jwt_audience, cfg_.jwt_leeway_s});
+	else
+		verifier_.reset();
+}
+
+/* Main thread (before the service loop exists). */
+bool
+Server::create()
+{
+	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+
+	memset(protocols_, 0, sizeof(protocols_));
+	protocols_[0].name = kProtocolName;
+	protocols_[0].callback = lws_entry;
+	protocols_[0].per_session_data_size = sizeof(Pss);
+	/* Client messages are small (auth, resume); bigger ones arrive in pieces and are capped. */
+	protocols_[0].rx_buffer_size = 2048;
+
+	/* lws pings idle sockets and drops those that stay silent (dead peers, half-open TCP). */
+	memset(&retry_, 0, sizeof(retry_));
+	retry_.secs_since_valid_ping = static_cast<uint16_t>(cfg_.ping_interval_s);
+	retry_.secs_since_valid_hangup = static_cast<uint16_t>(cfg_.ping_interval_s * 2 + 5);
+
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof(info));
+	info.port = cfg_.port;
+	info.iface = cfg_.listen_address.c_str();
+	info.protocols = protocols_;
+	info.user = this;
+	info.retry_and_idle_policy = &retry_;
+	info.max_http_header_data = 8192; /* a JWT in ?token= must fit */
+	info.timeout_secs = 10;
+	info.fd_limit_per_thread = static_cast<unsigned int>(cfg_.max_sockets) + 256;
+	/* Invalid UTF-8 in a text frame closes that socket inside lws; it never reaches us. */
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	if (cfg_.listen_address.find(':') == std::string::npos && cfg_.listen_address != "localhost")
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+
+	ctx_ = lws_create_context(&info);
+	if (!ctx_)
+	{
+		LOG_ERROR("listen_failed", "address=%s port=%d", log_quote(cfg_.listen_address).c_str(),
+				  cfg_.port);
+		return false;
+	}
+	sh_->ctx = ctx_;
+	LOG_INFO("listening", "address=%s port=%d path=%s auth=%s",
+			 log_quote(cfg_.listen_address).c_str(), cfg_.port, log_quote(cfg_.ws_path).c_str(),
+			 auth_mode_name(cfg_.auth));
+
+	memset(&shutdown_sul_, 0, sizeof(shutdown_sul_));
+	memset(&watchdog_sul_, 0, sizeof(watchdog_sul_));
+	if (sd_watchdog_enabled(0, &watchdog_usec_) > 0 && watchdog_usec_ > 0)
+		lws_sul_schedule(ctx_, 0, &watchdog_sul_, watchdog_tick,
+						 static_cast<lws_usec_t>(watchdog_usec_ / 2));
+	return true;
+}
+
+/* Main thread, which is the service thread from here on. */
+void
+Server::run()
+{
+	sd_notify(0, "READY=1\nSTATUS=serving");
+	while (!done_)
+	{
+		if (lws_service(ctx_, 0) < 0)
+			break;
+	}
+}
+
+void
+Server::destroy()
+{
+	if (ctx_)
+	{
+		lws_context_destroy(ctx_);
+		ctx_ = nullptr;
+		sh_->ctx = nullptr;
+	}
+}
+
+/* Service thread (lws timer): systemd's watchdog, proving the event loop still turns. */
+void
+Server::watchdog_tick(lws_sorted_usec_list_t *sul)
+{
+	Server *s = lws_container_of(sul, Server, watchdog_sul_);
+	sd_notify(0, "WATCHDOG=1");
+	lws_sul_schedule(s->ctx_, 0, &s->watchdog_sul_, watchdog_tick,
+					 static_cast<lws_usec_t>(s->watchdog_usec_ / 2));
+}
+
+int
+Server::callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+				 size_t len)
+{
+	Pss *pss = static_cast<Pss *>(user);
+	Session *s = pss ? pss->session : nullptr;
+
+	switch (reason)
+	{
+		case LWS_CALLBACK_HTTP:
+			return on_http(wsi, static_cast<const char *>(in));
+
+		case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+			return filter_upgrade(wsi, pss, static_cast<const char *>(in));
+
+		case LWS_CALLBACK_ESTABLISHED:
+			if (!s)
+				return -1;
+			on_established(wsi, s);
+			return 0;
+
+		case LWS_CALLBACK_RECEIVE:
+		{
+			if (!s || s->close_code)
+				return 0;
+			if (s->rx.size() + len > cfg_.max_message_bytes)
+			{
+				/* Too big for any message we accept: 1009, and the buffer never grows past the cap.
+				 */
+				s->rx.clear();
+				LOG_WARN("message_too_big", "session=%llu user=%s",
+						 static_cast<unsigned long long>(s->id), log_quote(s->user).c_str());
+				close_session(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
+				return 0;
+			}
+			s->rx.append(static_cast<const char *>(in), len);
+			if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi))
+			{
+				if (lws_frame_is_binary(wsi))
+				{
+					s->rx.clear();
+					if (!s->authed)
+						auth_failed(s, "binary_message", LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE);
+					return 0;
+				}
+				on_message(s);
+				s->rx.clear();
+			}
+			return 0;
+		}
+
+		case LWS_CALLBACK_SERVER_WRITEABLE:
+			if (!s)
+				return 0;
+			return on_writeable(wsi, s);
+
+		case LWS_CALLBACK_CLOSED:
+		case LWS_CALLBACK_WSI_DESTROY:
+			cleanup(pss);
+			return 0;
+
+		case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+			/* Another thread called lws_cancel_service(): frames, auth results or signals wait. */
+			handle_flags();
+			drain_inbox();
+			return 0;
+
+		default:
+			break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Admission                                                                                 */
+
+int
+Server::reject(struct lws *wsi, int status, const char *reason, const std::string &peer,
+			   const std::string &detail)
+{
+	if (status == HTTP_STATUS_UNAUTHORIZED)
+		sh_->counters.auth_failures.fetch_add(1, std::memory_order_relaxed);
+	else
+		sh_->counters.rejected_connections.fetch_add(1, std::memory_order_relaxed);
+	LOG_WARN("ws_rejected", "status=%d reason=%s peer=%s%s%s", status, reason,
+			 log_quote(peer).c_str(), detail.empty() ? "" : " ", detail.c_str());
+	/* The status goes out before the upgrade completes; non-zero makes lws drop the connection. */
+	lws_return_http_status(wsi, static_cast<unsigned int>(status), nullptr);
+	return -1;
+}
+
+/*
+ * LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: the upgrade request's headers are
+ * complete and no 101 has been sent, so every refusal here is an HTTP status
+ * (ttyd's model).  Checks that need the database (SQL auth) cannot run here
+ * without blocking the loop: such sockets are admitted "pending", hold a slot
+ * against the total limit, and are closed with 1008 if the token is refused.
+ */
+int
+Server::filter_upgrade(struct lws *wsi, Pss *pss, const char *protocols_header)
+{
+	char peer[64] = "";
+	lws_get_peer_simple(wsi, peer, sizeof(peer));
+	std::string peer_s = peer;
+
+	char uri[512] = "";
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || cfg_.ws_path != uri)
+		return reject(wsi, HTTP_STATUS_NOT_FOUND, "path", peer_s, "path=" + log_quote(uri));
+	if (shutting_down_)
+		return reject(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting_down", peer_s);
+	if (!pss)
+		return reject(wsi, HTTP_STATUS_INTERNAL_SERVER_ERROR, "no_session_storage", peer_s);
+
+	char origin[512] = "";
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) >= static_cast<int>(sizeof(origin)) ||
+		lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
+		return reject(wsi, HTTP_STATUS_FORBIDDEN, "origin", peer_s, "origin=too_long");
+	if (!origin_allowed(cfg_.allowed_origins, origin))
+		return reject(wsi, HTTP_STATUS_FORBIDDEN, "origin", peer_s, "origin=" + log_quote(origin));
+
+	/* Resume point: ?last_id=N */
+	static thread_local char arg[8400];
+	std::optional<int64_t> last_id;
+	if (const char *v = lws_get_urlarg_by_name(wsi, "last_id=", arg, sizeof(arg)))
+	{
+		last_id = parse_id(v);
+		if (!last_id)
+			return reject(wsi, HTTP_STATUS_BAD_REQUEST, "bad_last_id", peer_s);
+	}
+
+	/* Credentials: ?token=, else an extra Sec-WebSocket-Protocol entry, else a first message. */
+	std::string token;
+	if (const char *v = lws_get_urlarg_by_name(wsi, "token=", arg, sizeof(arg)))
+		token = v;
+	else if (protocols_header)
+		token = token_from_protocol_header(protocols_header, kProtocolName);
+	std::string none_user;
+	if (cfg_.auth == AuthMode::None)
+		if (const char *v = lws_get_urlarg_by_name(wsi, "user=", arg, sizeof(arg)))
+			none_user = v;
+
+	auto s = std::make_unique<Session>(cfg_.send_queue_bytes);
+	s->id = next_id_++;
+	s->peer = peer_s;
+	s->server = this;
+	s->last_id = last_id;
+
+	bool have_user = false;
+	if (cfg_.auth == AuthMode::Jwt && !token.empty())
+	{
+		JwtResult r = verifier_->verify(token, time(nullptr));
+		if (!r.ok)
+			return reject(wsi, HTTP_STATUS_UNAUTHORIZED, "jwt", peer_s, "detail=" + r.reason);
+		s->user = r.user;
+		have_user = true;
+	}
+	else if (cfg_.auth == AuthMode::None && !none_user.empty())
+	{
+		s->user = none_user;
+		have_user = true;
+	}
+	else if (cfg_.auth == AuthMode::Sql && !token.empty())
+		s->pending_token = token;
+
+	if (have_user)
+	{
+		switch (groups_.admit(s->user))
+		{
+			case Admission::UserLimit:
+				return reject(wsi, HTTP_STATUS_FORBIDDEN, "user_socket_limit", peer_s,
+							  "user=" + log_quote(s->user));
+			case Admission::TotalLimit:
+				return reject(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "socket_limit", peer_s);
+			case Admission::Ok:
+				break;
+		}
+	}
+	else
+	{
+		if (!groups_.reserve())
+			return reject(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "socket_limit", peer_s);
+		s->reserved = true;
+	}
+
+	pss->session = s.get();
+	sessions_[s->id] = s.get();
+	s.release();
+	return 0;
+}
+
+void
+Server::on_established(struct lws *wsi, Session *s)
+{
+	s->wsi = wsi;
+	s->established = true;
+	sh_->counters.connections_total.fetch_add(1, std::memory_order_relaxed);
+	LOG_DEBUG("ws_open", "session=%llu peer=%s", static_cast<unsigned long long>(s->id),
+			  log_quote(s->peer).c_str());
+	if (!s->user.empty())
+	{
+		authenticated(s, s->user, cfg_.auth == AuthMode::None ? "none" : "jwt");
+		return;
+	}
+	if (!s->pending_token.empty())
+	{
+		s->auth_pending = true;
+		Job j;
+		j.type = Job::Type::AuthSql;
+		j.session = s->id;
+		j.token = std::move(s->pending_token);
+		sh_->jobs.push(std::move(j));
+	}
+	/* Whether a token is pending in SQL or must come in a first message, auth has a deadline. */
+	lws_sul_schedule(ctx_, 0, &s->auth_sul, auth_deadline,
+					 static_cast<lws_usec_t>(cfg_.auth_timeout_ms) * 1000);
+}
+
+/* Service thread (lws timer). */
+void
+Server::auth_deadline(lws_sorted_usec_list_t *sul)
+{
+	Session *s = lws_container_of(sul, Session, auth_sul);
+	if (!s->authed && !s->close_code)
+		s->server->auth_failed(s, "auth_timeout");
+}
+
+void
+Server::auth_failed(Session *s, const std::string &reason, int code)
+{
+	sh_->counters.auth_failures.fetch_add(1, std::memory_order_relaxed);
+	LOG_WARN("ws_auth_failed", "session=%llu peer=%s reason=%s",
+			 static_cast<unsigned long long>(s->id), log_quote(s->peer).c_str(),
+			 log_quote(reason).c_str());
+	close_session(s, code, reason == "auth_timeout" ? "authentication timeout" : "unauthorized");
+}
+
+void
+Server::authenticated(Session *s, const std::string &user, const char *how)
+{
+	lws_sul_cancel(&s->auth_sul);
+	if (s->reserved)
+	{
+		groups_.unreserve();
+		s->reserved = false;
+	}
+	Admission a = groups_.admit(user);
+	if (a != Admission::Ok)
+	{
+		sh_->counters.rejected_connections.fetch_add(1, std::memory_order_relaxed);
+		LOG_WARN("ws_rejected", "reason=%s user=%s peer=%s",
+				 a == Admission::UserLimit ? "user_socket_limit" : "socket_limit",
+				 log_quote(user).c_str(), log_quote(s->peer).c_str());
+		close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many sockets");
+		return;
+	}
+	s->user = user;
+	s->authed = true;
+	s->registered = true;
+	if (groups_.add(user, s))
+		sh_->active.activate(user); /* before catch-up starts, so no row falls between the two */
+
+	enqueue(s, make_hello_frame(user, sh_->epoch.load(), LWS_PRE), true);
+
+	std::string resume_note;
+	if (s->last_id)
+	{
+		std::string source = sh_->resume_source();
+		if (source.empty())
+		{
+			/* No source to replay from: tell the client to refetch instead of pretending. */
+			enqueue(s, make_resync_frame("no_resume_source", LWS_PRE), true);
+		}
+		else
+		{
+			s->gate.begin(source, *s->last_id);
+			s->catchup_pending = true;
+			Job j;
+			j.type = Job::Type::Catchup;
+			j.session = s->id;
+			j.source = source;
+			j.user = user;
+			j.after_id = *s->last_id;
+			sh_->jobs.push(std::move(j));
+			resume_note = " last_id=" + std::to_string(*s->last_id);
+		}
+	}
+	LOG_INFO("ws_open", "session=%llu user=%s auth=%s peer=%s sockets=%zu%s",
+			 static_cast<unsigned long long>(s->id), log_quote(user).c_str(), how,
+			 log_quote(s->peer).c_str(), groups_.sockets(), resume_note.c_str());
+}
+
+/* A complete client message. */
+void
+Server::on_message(Session *s)
+{
+	ClientMessage m = parse_client_message(s->rx);
+	if (s->authed)
+	{
+		/* After auth only ping means anything; garbage is ignored, never fatal. */
+		if (m.type == ClientMessage::Type::Ping)
+		{
+			auto f = std::make_shared<Frame>();
+			f->headroom = LWS_PRE;
+			f->buf.assign(LWS_PRE, '\0');
+			f->buf += "{\"type\":\"pong\"}";
+			enqueue(s, f, true);
+		}
+		else
+			LOG_DEBUG("message_ignored", "session=%llu type=%d",
+					  static_cast<unsigned long long>(s->id), static_cast<int>(m.type));
+		return;
+	}
+	if (s->auth_pending)
+		return; /* SQL auth in flight: wait for its answer */
+	switch (m.type)
+	{
+		case ClientMessage::Type::Resume:
+			if (m.last_id)
+				s->last_id = m.last_id;
+			return;
+		case ClientMessage::Type::Auth:
+			break;
+		case ClientMessage::Type::Ping:
+		case ClientMessage::Type::Unknown:
+		case ClientMessage::Type::Invalid:
+			auth_failed(s, m.type == ClientMessage::Type::Invalid ? "bad_first_message: " + m.error
+																  : "expected_auth_message");
+			return;
+	}
+	if (m.last_id)
+		s->last_id = m.last_id;
+	if (cfg_.auth == AuthMode::None)
+	{
+		if (!m.user || m.user->empty())
+			return auth_failed(s, "missing_user");
+		authenticated(s, *m.user, "none");
+		return;
+	}
+	if (!m.token || m.token->empty())
+		return auth_failed(s, "missing_token");
+	if (cfg_.auth == AuthMode::Jwt)
+	{
+		JwtResult r = verifier_->verify(*m.token, time(nullptr));
+		if (!r.ok)
+			return auth_failed(s, "jwt: " + r.reason);
+		authenticated(s, r.user, "jwt");
+		return;
+	}
+	s->auth_pending = true;
+	Job j;
+	j.type = Job::Type::AuthSql;
+	j.session = s->id;
+	j.token = *m.token;
+	sh_->jobs.push(std::move(j));
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Delivery                                                                                  */
+
+void
+Server::close_session(Session *s, int code, const std::string &reason)
+{
+	if (s->close_code)
+		return;
+	s->close_code = code;
+	s->close_reason = reason.substr(0, 100);
+	s->queue.clear();
+	if (s->wsi && s->established)
+		lws_callback_on_writable(s->wsi);
+}
+
+/*
+ * Queue a frame on one socket.  Frames of a resuming socket go through its
+ * gate (held until catch-up ends, duplicates dropped); bypass_gate is for
+ * control frames (hello, resync, pong) that are not part of the row stream.
+ */
+void
+Server::enqueue(Session *s, const FramePtr &f, bool bypass_gate)
+{
+	if (s->close_code || !s->established)
+		return;
+	if (!bypass_gate)
+	{
+		switch (s->gate.on_live(f))
+		{
+			case ResumeGate::Live::Drop:
+				return;
+			case ResumeGate::Live::Held:
+				if (s->gate.held_bytes() + s->queue.bytes() > s->queue.limit())
+				{
+					sh_->counters.slow_client_closes.fetch_add(1, std::memory_order_relaxed);
+					LOG_WARN("slow_client", "session=%llu user=%s during=catchup held_bytes=%zu",
+							 static_cast<unsigned long long>(s->id), log_quote(s->user).c_str(),
+							 s->gate.held_bytes());
+					close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
+				}
+				return;
+			case ResumeGate::Live::Send:
+				break;
+		}
+	}
+	if (s->queue.push(f) == SendQueue::Push::Overflow)
+	{
+		/* Over its bound: close 1008 so the client resumes from its last id; others are unaffected.
+		 */
+		sh_->counters.slow_client_closes.fetch_add(1, std::memory_order_relaxed);
+		LOG_WARN("slow_client", "session=%llu user=%s queued_bytes=%zu limit=%zu",
+				 static_cast<unsigned long long>(s->id), log_quote(s->user).c_str(),
+				 s->queue.bytes(), s->queue.limit());
+		close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
+		return;
+	}
+	lws_callback_on_writable(s->wsi);
+}
+
+/*
+ * LWS_CALLBACK_SERVER_WRITEABLE: write queued frames while the kernel takes
+ * them (lws_send_pipe_choked), then ask to be called again.  Each frame's
+ * buffer has LWS_PRE bytes in front for lws's framing header.
+ */
+int
+Server::on_writeable(struct lws *wsi, Session *s)
+{
+	if (s->close_code)
+	{
+		lws_close_reason(wsi, static_cast<enum lws_close_status>(s->close_code),
+						 reinterpret_cast<unsigned char *>(&s->close_reason[0]),
+						 s->close_reason.size());
+		return -1;
+	}
+	while (!s->queue.empty())
+	{
+		const FramePtr &f = s->queue.front();
+		size_t n = f->size();
+		int m = lws_write(wsi, reinterpret_cast<unsigned char *>(f->writable_payload()), n,
+						  LWS_WRITE_TEXT);
+		if (m < static_cast<int>(n))
+		{
+			LOG_WARN("write_failed", "session=%llu user=%s", static_cast<unsigned long long>(s->id),
+					 log_quote(s->user).c_str());
+			return -1;
+		}
+		sh_->counters.frames_sent.fetch_add(1, std::memory_order_relaxed);
+		sh_->counters.bytes_sent.fetch_add(n, std::memory_order_relaxed);
+		s->queue.pop();
+		if (lws_send_pipe_choked(wsi))
+			break;
+	}
+	if (!s->queue.empty())
+		lws_callback_on_writable(wsi);
+	return 0;
+}
+
+void
+Server::on_catchup(Session *s, Event &e)
+{
+	s->catchup_pending = false;
+	for (auto &row : e.rows)
+		if (s->gate.on_catchup(row.first))
+			enqueue(s, row.second, true);
+	if (e.failed || e.truncated)
+	{
+		/* Could not replay everything: the client must refetch; live frames still follow. */
+		sh_->counters.resyncs.fetch_add(1, std::memory_order_relaxed);
+		enqueue(s, make_resync_frame(e.failed ? "catchup_failed" : "catchup_limit", LWS_PRE), true);
+	}
+	for (auto &f : s->gate.finish())
+		enqueue(s, f, true);
+	LOG_INFO("ws_resumed", "session=%llu user=%s rows=%zu truncated=%d failed=%d",
+			 static_cast<unsigned long long>(s->id), log_quote(s->user).c_str(), e.rows.size(),
+			 e.truncated, e.failed);
+}
+
+/* LWS_CALLBACK_EVENT_WAIT_CANCELLED: everything the database threads handed over. */
+void
+Server::drain_inbox()
+{
+	std::vector<Event> events = sh_->inbox.take();
+	for (auto &e : events)
+	{
+		switch (e.type)
+		{
+			case Event::Type::Deliver:
+			{
+				const std::vector<Session *> *g = groups_.find(e.user);
+				if (!g)
+					break;
+				/* Copy: enqueue may close a socket, but never removes it from the group here. */
+				for (Session *s : *g)
+					enqueue(s, e.frame);
+				break;
+			}
+			case Event::Type::Broadcast:
+				groups_.for_each(
+					[&](const std::string &, Session *s) { enqueue(s, e.frame, true); });
+				break;
+			case Event::Type::AuthResult:
+			{
+				auto it = sessions_.find(e.session);
+				if (it == sessions_.end())
+					break; /* closed meanwhile */
+				Session *s = it->second;
+				s->auth_pending = false;
+				if (s->close_code)
+					break;
+				if (e.ok)
+					authenticated(s, e.user, "sql");
+				else if (e.unavailable)
+				{
+					LOG_WARN("ws_auth_unavailable", "session=%llu peer=%s",
+							 static_cast<unsigned long long>(s->id), log_quote(s->peer).c_str());
+					close_session(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "database unavailable");
+				}
+				else
+					auth_failed(s, "sql: " + e.reason);
+				break;
+			}
+			case Event::Type::CatchupResult:
+			{
+				auto it = sessions_.find(e.session);
+				if (it != sessions_.end() && !it->second->close_code)
+					on_catchup(it->second, e);
+				break;
+			}
+		}
+	}
+}
+
+/* LWS_CALLBACK_CLOSED and LWS_CALLBACK_WSI_DESTROY (whichever comes first; the second is a no-op).
+ */
+void
+Server::cleanup(Pss *pss)
+{
+	if (!pss || !pss->session)
+		return;
+	Session *s = pss->session;
+	pss->session = nullptr;
+	lws_sul_cancel(&s->auth_sul);
+	if (s->registered && groups_.remove(s->user, s))
+		sh_->active.deactivate(s->user);
+	if (s->reserved)
+		groups_.unreserve();
+	sessions_.erase(s->id);
+	if (s->established)
+		LOG_INFO("ws_close", "session=%llu user=%s code=%d reason=%s sockets=%zu",
+				 static_cast<unsigned long long>(s->id), log_quote(s->user).c_str(), s->close_code,
+				 log_quote(s->close_code ? s->close_reason : "peer").c_str(), groups_.sockets());
+	delete s;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* HTTP endpoints                                                                            */
+
+int
+Server::http_reply(struct lws *wsi, unsigned int status, const char *ctype, const std::string &body)
+{
+	std::vector<unsigned char> buf(LWS_PRE + 1024 + body.size());
+	unsigned char *start = buf.data() + LWS_PRE, *p = start, *end = buf.data() + buf.size() - 1;
+	if (lws_add_http_common_headers(wsi, status, ctype, body.size(), &p, end) ||
+		lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+									 reinterpret_cast<const unsigned char *>("no-store"), 8, &p,
+									 end) ||
+		lws_finalize_write_http_header(wsi, start, &p, end))
+		return 1;
+	memcpy(start, body.data(), body.size());
+	if (lws_write(wsi, start, body.size(), LWS_WRITE_HTTP_FINAL) != static_cast<int>(body.size()))
+		return 1;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+std::string
+Server::metrics_text()
+{
+	Gauges g;
+	g.sockets = groups_.sockets();
+	g.users = groups_.users();
+	auto now = std::chrono::steady_clock::now();
+	std::chrono::steady_clock::duration oldest{};
+	for (const auto &kv : sessions_)
+	{
+		g.queued_bytes += kv.second->queue.bytes();
+		oldest = std::max(oldest, kv.second->queue.oldest_age(now));
+	}
+	g.queue_lag_seconds = std::chrono::duration<double>(oldest).count();
+	return render_metrics(sh_->counters, g);
+}
+
+/* LWS_CALLBACK_HTTP: a plain HTTP request (no upgrade); in is the path. */
+int
+Server::on_http(struct lws *wsi, const char *uri)
+{
+	std::string path = uri ? uri : "";
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
+		return http_reply(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
+	if (path == "/healthz")
+	{
+		if (shutting_down_)
+			return http_reply(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "text/plain", "stopping\n");
+		if (!sh_->counters.db_up.load())
+			return http_reply(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "text/plain",
+							  "database unreachable\n");
+		return http_reply(wsi, HTTP_STATUS_OK, "text/plain", "ok\n");
+	}
+	if (path == "/metrics")
+		return http_reply(wsi, HTTP_STATUS_OK, "text/plain; version=0.0.4", metrics_text());
+	if (path == cfg_.ws_path)
+		return http_reply(wsi, HTTP_STATUS_BAD_REQUEST, "text/plain",
+						  "WebSocket upgrade required\n");
+	return http_reply(wsi, HTTP_STATUS_NOT_FOUND, "text/plain", "not found\n");
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Signals: reload and shutdown                                                              */
+
+void
+Server::handle_flags()
+{
+	if (flags_->stop.load() && !shutting_down_)
+		begin_shutdown();
+	if (flags_->reload.exchange(false))
+		reload();
+}
+
+/*
+ * SIGHUP: re-read file + environment (+ the original flags, which still win)
+ * and apply what can change without re-binding or reconnecting: log level,
+ * JWT keys and claims, limits, origins, auth deadline.  A bad file keeps the
+ * running configuration.
+ */
+void
+Server::reload()
+{
+	Config next;
+	try
+	{
+		next = load_config(cmd_, [](const char *n) { return getenv(n); });
+	}
+	catch (const ConfigError &e)
+	{
+		LOG_ERROR("reload_failed", "key=%s error=%s", e.key.c_str(), log_quote(e.what()).c_str());
+		return;
+	}
+	if (next.auth != cfg_.auth || next.listen_address != cfg_.listen_address ||
+		next.port != cfg_.port || next.database_url != cfg_.database_url)
+		LOG_WARN("reload_partial",
+				 "hint=\"auth, listen_address, port and database_url need a restart\"");
+	set_log_level(next.log_level);
+	cfg_.log_level = next.log_level;
+	cfg_.jwt_alg = next.jwt_alg;
+	cfg_.jwt_key = next.jwt_key;
+	cfg_.jwt_issuer = next.jwt_issuer;
+	cfg_.jwt_audience = next.jwt_audience;
+	cfg_.jwt_leeway_s = next.jwt_leeway_s;
+	cfg_.allowed_origins = next.allowed_origins;
+	cfg_.auth_timeout_ms = next.auth_timeout_ms;
+	cfg_.max_sockets = next.max_sockets;
+	cfg_.max_sockets_per_user = next.max_sockets_per_user;
+	cfg_.send_queue_bytes = next.send_queue_bytes;
+	cfg_.max_message_bytes = next.max_message_bytes;
+	if (next.auth == cfg_.auth)
+		rebuild_verifier();
+	groups_.set_limits(static_cast<size_t>(cfg_.max_sockets),
+					   static_cast<size_t>(cfg_.max_sockets_per_user));
+	for (auto &kv : sessions_)
+		kv.second->queue.set_limit(cfg_.send_queue_bytes);
+	sd_notify(0, "READY=1\nSTATUS=serving (reloaded)");
+	LOG_INFO("reloaded", "log_level=%s max_sockets=%d max_sockets_per_user=%d send_queue_bytes=%zu",
+			 log_level_name(cfg_.log_level), cfg_.max_sockets, cfg_.max_sockets_per_user,
+			 cfg_.send_queue_bytes);
+}
+
+/* SIGTERM/SIGINT: close every socket with 1001, then leave the loop within ~1.5 s. */
+void
+Server::begin_shutdown()
+{
+	shutting_down_ = true;
+	sd_notify(0, "STOPPING=1");
+	LOG_INFO("shutdown", "sockets=%zu", sessions_.size());
+	for (auto &kv : sessions_)
+	{
+		Session *s = kv.second;
+		if (s->established)
+			close_session(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+	}
+	shutdown_deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+	lws_sul_schedule(ctx_, 0, &shutdown_sul_, shutdown_tick, 20 * LWS_US_PER_MS);
+}
+
+/* Service thread (lws timer): done when every socket is gone or the deadline passed. */
+void
+Server::shutdown_tick(lws_sorted_usec_list_t *sul)
+{
+	Server *s = lws_container_of(sul, Server, shutdown_sul_);
+	bool established = false;
+	for (auto &kv : s->sessions_)
+		established = established || kv.second->established;
+	if (!established || std::chrono::steady_clock::now() >= s->shutdown_deadline_)
+	{
+		s->done_ = true;
+		lws_cancel_service(s->ctx_);
+		return;
+	}
+	lws_sul_schedule(s->ctx_, 0, &s->shutdown_sul_, shutdown_tick, 20 * LWS_US_PER_MS);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+Server *
+server_create(Shared *shared, const CommandLine &cmd, ControlFlags *flags)
+{
+	shared->headroom = LWS_PRE;
+	auto s = std::make_unique<Server>(shared, cmd, flags);
+	if (!s->create())
+		return nullptr;
+	return s.release();
+}
+
+void
+server_run(Server *server)
+{
+	server->run();
+}
+
+void
+server_destroy(Server *server)
+{
+	server->destroy();
+	delete server;
+}
+
+} // namespace livenotify

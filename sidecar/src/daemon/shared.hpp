@@ -1,0 +1,139 @@
+/*
+ * shared.hpp: what the threads of livenotifyd share, and how they talk.
+ *
+ * Threads:
+ *   service thread  the lws event loop (server.cpp); the only one that touches a wsi
+ *   reader thread   the queue session: livenotify.read() in a loop (reader.cpp)
+ *   worker threads  SQL auth and catch-up for new sockets (worker.cpp)
+ *   signal thread   sigwait(); turns signals into flags (main.cpp)
+ *
+ * Database threads never call into lws except lws_cancel_service(), the one
+ * thread-safe lws call (lws READMEs/README.coding.md): they append events to
+ * the Inbox under its mutex and wake the service thread, which drains it in
+ * LWS_CALLBACK_EVENT_WAIT_CANCELLED (the minimal-ws-server-threads pattern).
+ */
+#pragma once
+
+#include "config.hpp"
+#include "frame.hpp"
+#include "groups.hpp"
+#include "metrics.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <vector>
+
+struct lws_context;
+
+namespace livenotify
+{
+
+struct Event
+{
+	enum class Type
+	{
+		Deliver,	   /* frame to every socket of user */
+		Broadcast,	   /* frame to every authenticated socket (resync) */
+		AuthResult,	   /* SQL auth finished for session */
+		CatchupResult, /* catch-up rows for session */
+	};
+	Type type = Type::Deliver;
+	std::string user;
+	FramePtr frame;
+	uint64_t session = 0;
+	/* AuthResult */
+	bool ok = false;
+	bool unavailable = false; /* database down: retry later, not the client's fault */
+	std::string reason;
+	/* CatchupResult: (id, frame) in id order; then a resync when truncated or failed */
+	std::vector<std::pair<int64_t, FramePtr>> rows;
+	bool truncated = false;
+	bool failed = false;
+};
+
+class Inbox
+{
+public:
+	/* Any database thread: append and wake the service thread. */
+	void post(std::vector<Event> events, lws_context *ctx);
+	void post(Event e, lws_context *ctx);
+	/* Service thread. */
+	std::vector<Event> take();
+
+private:
+	std::mutex mu_;
+	std::vector<Event> events_;
+};
+
+/* Work for the worker pool. */
+struct Job
+{
+	enum class Type
+	{
+		AuthSql,
+		Catchup
+	};
+	Type type = Type::AuthSql;
+	uint64_t session = 0;
+	std::string token;	/* AuthSql */
+	std::string source; /* Catchup */
+	std::string user;	/* Catchup */
+	int64_t after_id = 0;
+};
+
+class JobQueue
+{
+public:
+	void push(Job j);
+	/* Blocks; false when stopping. */
+	bool pop(Job *out, const std::atomic<bool> &stopping);
+	void wake_all();
+
+private:
+	std::mutex mu_;
+	std::condition_variable cv_;
+	std::deque<Job> jobs_;
+};
+
+struct Shared
+{
+	Config cfg; /* startup configuration; database threads read only what SIGHUP cannot change */
+	Counters counters;
+	ActiveUsers active;
+	Inbox inbox;
+	JobQueue jobs;
+	std::atomic<int64_t> epoch{0};
+	std::atomic<bool> stopping{false};
+	int stop_fd = -1; /* eventfd, readable once shutdown starts */
+	lws_context *ctx = nullptr;
+	size_t headroom = 0; /* LWS_PRE, passed to the lws-free frame builders */
+
+	/* The source used for resume: cfg.source, or the only registered source (set by the reader). */
+	std::string resume_source()
+	{
+		std::lock_guard<std::mutex> g(source_mu_);
+		return resume_source_;
+	}
+	void set_resume_source(const std::string &s)
+	{
+		std::lock_guard<std::mutex> g(source_mu_);
+		resume_source_ = s;
+	}
+
+private:
+	std::mutex source_mu_;
+	std::string resume_source_;
+};
+
+/* Per-thread cache of livenotify.sources (id and read columns). */
+struct SourceInfo
+{
+	std::string id_column = "id";
+	bool has_read_column = false;
+};
+
+} // namespace livenotify

@@ -1,0 +1,220 @@
+/*
+ * worker.cpp: see worker.hpp.
+ */
+#include "worker.hpp"
+
+#include "backoff.hpp"
+#include "db.hpp"
+#include "log.hpp"
+
+#include <poll.h>
+
+namespace livenotify
+{
+
+/* Any database thread, on its own connection. */
+bool
+load_sources(PgConn &conn, std::unordered_map<std::string, SourceInfo> *cache, std::string *err)
+{
+	QueryResult r =
+		conn.query("SELECT source, id_column::text, read_column::text FROM livenotify.sources", {});
+	if (!r.ok())
+	{
+		*err = r.error;
+		return false;
+	}
+	cache->clear();
+	for (int i = 0; i < r.rows(); i++)
+	{
+		SourceInfo si;
+		if (!r.is_null(i, 1))
+			si.id_column = r.text(i, 1);
+		si.has_read_column = !r.is_null(i, 2);
+		(*cache)[r.text(i, 0)] = si;
+	}
+	return true;
+}
+
+namespace
+{
+
+class Worker
+{
+public:
+	Worker(Shared *sh, int index)
+		: sh_(sh), index_(index), conn_(sh->stop_fd),
+		  backoff_(sh->cfg.reconnect_min_ms, sh->cfg.reconnect_max_ms)
+	{
+	}
+
+	void run()
+	{
+		Job job;
+		while (sh_->jobs.pop(&job, sh_->stopping))
+		{
+			if (job.type == Job::Type::AuthSql)
+				auth(job);
+			else
+				catchup(job);
+		}
+		conn_.close();
+	}
+
+private:
+	/*
+	 * Connect if needed.  A job never waits out a long backoff: when the
+	 * database is down the job fails at once (the client retries), and the
+	 * backoff only spaces out connection attempts between jobs.
+	 */
+	bool ensure_connected()
+	{
+		if (conn_.connected())
+			return true;
+		auto now = std::chrono::steady_clock::now();
+		if (now < next_attempt_)
+			return false;
+		std::string err;
+		std::string name = "livenotifyd worker " + std::to_string(index_);
+		if (!conn_.connect(sh_->cfg.database_url, name, &err))
+		{
+			int64_t delay = backoff_.next();
+			next_attempt_ = now + std::chrono::milliseconds(delay);
+			LOG_WARN("db_connect_failed", "thread=worker%d error=%s retry_ms=%lld", index_,
+					 log_quote(err).c_str(), static_cast<long long>(delay));
+			return false;
+		}
+		if (ever_connected_)
+			sh_->counters.db_reconnects.fetch_add(1, std::memory_order_relaxed);
+		ever_connected_ = true;
+		backoff_.reset();
+		if (!load_sources(conn_, &sources_, &err))
+			LOG_WARN("sources_failed", "thread=worker%d error=%s", index_, log_quote(err).c_str());
+		LOG_INFO("db_connected", "thread=worker%d", index_);
+		return true;
+	}
+
+	/* Run a query, reconnecting once if the connection turned out to be dead. */
+	QueryResult query(const char *sql, const std::vector<std::optional<std::string>> &params)
+	{
+		for (int attempt = 0; attempt < 2; attempt++)
+		{
+			if (!ensure_connected())
+				break;
+			QueryResult r = conn_.query(sql, params);
+			if (r.status != DbStatus::ConnLost)
+				return r;
+			conn_.close();
+		}
+		QueryResult r;
+		r.status = DbStatus::ConnLost;
+		r.error = "database unavailable";
+		return r;
+	}
+
+	void auth(const Job &job)
+	{
+		Event e;
+		e.type = Event::Type::AuthResult;
+		e.session = job.session;
+		/* The configured query is parameterised: the token is only ever $1, never spliced into SQL.
+		 */
+		QueryResult r = query(sh_->cfg.auth_query.c_str(), {job.token});
+		if (!r.ok())
+		{
+			sh_->counters.db_errors.fetch_add(1, std::memory_order_relaxed);
+			e.unavailable = r.status != DbStatus::Error;
+			e.reason = e.unavailable ? "database_unavailable" : "auth_query_failed";
+			if (r.status == DbStatus::Error)
+				LOG_ERROR("auth_query_failed", "error=%s", log_quote(r.error).c_str());
+		}
+		else if (r.rows() < 1 || r.is_null(0, 0) || r.view(0, 0).empty())
+			e.reason = "unknown_token";
+		else
+		{
+			e.ok = true;
+			e.user = r.text(0, 0);
+		}
+		sh_->inbox.post(std::move(e), sh_->ctx);
+	}
+
+	void catchup(const Job &job)
+	{
+		Event e;
+		e.type = Event::Type::CatchupResult;
+		e.session = job.session;
+		e.user = job.user;
+
+		auto si = sources_.find(job.source);
+		if (si == sources_.end() && ensure_connected())
+		{
+			std::string err;
+			load_sources(conn_, &sources_, &err);
+			si = sources_.find(job.source);
+		}
+		bool has_read = si != sources_.end() && si->second.has_read_column;
+
+		/* One row more than the limit tells us the client is too far behind to replay. */
+		int limit = sh_->cfg.catchup_max_rows;
+		QueryResult r =
+			query("SELECT id, payload FROM livenotify.catchup($1, $2, $3, $4)",
+				  {job.source, job.user, std::to_string(job.after_id), std::to_string(limit + 1)});
+		if (!r.ok())
+		{
+			sh_->counters.db_errors.fetch_add(1, std::memory_order_relaxed);
+			LOG_WARN("catchup_failed", "user=%s error=%s", log_quote(job.user).c_str(),
+					 log_quote(r.error).c_str());
+			e.failed = true;
+			sh_->inbox.post(std::move(e), sh_->ctx);
+			return;
+		}
+
+		std::optional<int64_t> count;
+		if (has_read && r.rows() > 0)
+		{
+			/* The count as of now, spliced into every replayed frame (the client shows the latest).
+			 */
+			QueryResult c = query("SELECT unread FROM livenotify.unread_counts($1, ARRAY[$2])",
+								  {job.source, job.user});
+			if (c.ok() && c.rows() > 0 && !c.is_null(0, 0))
+				count = c.integer(0, 0);
+		}
+
+		int n = r.rows();
+		if (n > limit)
+		{
+			e.truncated = true;
+			n = limit;
+		}
+		e.rows.reserve(static_cast<size_t>(n));
+		for (int i = 0; i < n; i++)
+		{
+			int64_t id = r.integer(i, 0);
+			std::string_view row = r.is_null(i, 1) ? std::string_view("null") : r.view(i, 1);
+			e.rows.emplace_back(id,
+								make_notification_frame(job.source, id, row, count, sh_->headroom));
+		}
+		sh_->counters.catchup_rows.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+		sh_->inbox.post(std::move(e), sh_->ctx);
+	}
+
+	Shared *sh_;
+	int index_;
+	PgConn conn_;
+	Backoff backoff_;
+	std::chrono::steady_clock::time_point next_attempt_{};
+	bool ever_connected_ = false;
+	std::unordered_map<std::string, SourceInfo> sources_;
+};
+
+} // namespace
+
+/* Worker thread entry point. */
+void
+run_worker(Shared *shared, int index)
+{
+	Worker w(shared, index);
+	w.run();
+	LOG_INFO("thread_stopped", "thread=worker%d", index);
+}
+
+} // namespace livenotify
