@@ -167,12 +167,19 @@ cluster_stop() {
 	fi
 }
 
-# cluster_log DIR [N]: print the last N (default 40) lines of the cluster's server log.
+# cluster_log DIR: after a failure, show whether the server crashed: the log lines that tell
+# (a backend killed by a signal, PANIC, FATAL, failed assertion), or say there are none.
+# The full log is DIR/log/postgresql.log (kept with LIVENOTIFY_KEEP_CLUSTER=1).
 cluster_log() {
-	local f="$1/log/postgresql.log"
+	local f="$1/log/postgresql.log" lines
 	[ -f "$f" ] || return 0
-	printf -- '--- last lines of %s ---\n' "$f" >&2
-	tail -n "${2:-40}" "$f" >&2
+	lines=$(grep -E 'PANIC|FATAL|TRAP|terminated by signal|was terminated|server process' "$f" |
+		tail -n 30)
+	if [ -n "$lines" ]; then
+		printf -- '--- server log %s: ---\n%s\n' "$f" "$lines" >&2
+	else
+		printf -- '--- server log %s: no crash, PANIC or FATAL ---\n' "$f" >&2
+	fi
 }
 
 # Stop every cluster still running when the shell exits, whatever the reason.

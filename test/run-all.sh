@@ -22,17 +22,35 @@ PORT=${LIVENOTIFY_TEST_PORT:-54329}
 PORT_UNPRELOADED=$((PORT + 1))
 CLUSTER=""
 
-# The suites, in order.  Each is a function suite_<name> returning 0 (pass), 1 (fail) or
-# 2 (skipped: nothing to test yet).  Integration and browser suites are added here as the
-# sidecar and the product work land.
-SUITES=(build regress isolation not_preloaded sidecar_unit integration browser)
+# The suites, in order.  Each is a function suite_<name> returning 0 (pass), SKIP (nothing
+# to test yet) or anything else (fail).  Integration and browser suites are added here as
+# the sidecar and the product work land.
+SUITES=(build regress isolation not_preloaded sidecar_build sidecar_unit integration browser)
+SKIP=77
+# Suites that need another suite to have passed.  (sidecar_unit does not need the whole
+# sidecar build: CTest reports the tests whose executable failed to build as not run.)
+declare -A NEEDS=(
+	[regress]=build [isolation]=build [not_preloaded]=build
+	[integration]="build sidecar_build" [browser]="build sidecar_build"
+)
+# Suites with nothing to run yet are skipped, whatever happened before them.
+present_isolation() { ls test/isolation/specs/*.spec >/dev/null 2>&1; }
+present_sidecar_build() { [ -f sidecar/CMakeLists.txt ]; }
+present_sidecar_unit() { [ -f sidecar/CMakeLists.txt ]; }
+present_integration() { [ -x test/integration/run.sh ]; }
+present_browser() { [ -x test/browser/run.sh ]; }
+declare -A RESULT=()
 
-make_pg() {
-	make PG_CONFIG="$PG_CONFIG" "$@"
+# The extension alone: `-o sidecar` keeps the Makefile's `all: sidecar` prerequisite from
+# running, so that a broken sidecar does not hide the extension's results (and vice versa).
+suite_build() {
+	make PG_CONFIG="$PG_CONFIG" -o sidecar -j2 &&
+		make PG_CONFIG="$PG_CONFIG" -o sidecar install
 }
 
-suite_build() {
-	make_pg -j2 && make_pg install
+suite_sidecar_build() {
+	[ -f sidecar/CMakeLists.txt ] || return $SKIP
+	make PG_CONFIG="$PG_CONFIG" sidecar
 }
 
 # Start the shared private cluster once, for the suites that need it.
@@ -65,7 +83,7 @@ suite_regress() {
 suite_isolation() {
 	need_cluster || return 1
 	if [ -z "$(ls test/isolation/specs/*.spec 2>/dev/null)" ]; then
-		return 2
+		return $SKIP
 	fi
 	rm -rf output_iso
 	if pg_env make PG_CONFIG="$PG_CONFIG" installcheck REGRESS= \
@@ -99,25 +117,25 @@ suite_not_preloaded() {
 
 # Sidecar unit tests (GoogleTest through CTest), once the sidecar builds.
 suite_sidecar_unit() {
-	[ -d build/sidecar ] || return 2
+	[ -d build/sidecar ] || { echo "build/sidecar is missing: the sidecar did not configure"; return 1; }
 	ctest --test-dir build/sidecar --output-on-failure
 }
 
 # End-to-end suites: real cluster, real sidecar, WebSocket clients / headless Chromium.
 suite_integration() {
-	[ -x test/integration/run.sh ] || return 2
+	[ -x test/integration/run.sh ] || return $SKIP
 	need_cluster || return 1
 	pg_env test/integration/run.sh
 }
 
 suite_browser() {
-	[ -x test/browser/run.sh ] || return 2
+	[ -x test/browser/run.sh ] || return $SKIP
 	need_cluster || return 1
 	pg_env test/browser/run.sh
 }
 
 main() {
-	local selected=("$@") name rc passed=0 failed=0 skipped=0 results=() built=1
+	local selected=("$@") name rc dep missing passed=0 failed=0 results=()
 	[ ${#selected[@]} -gt 0 ] || selected=("${SUITES[@]}")
 	[ "$(id -u)" -eq 0 ] || die "run as root (packages, make install, runuser postgres)"
 
@@ -126,19 +144,29 @@ main() {
 	for name in "${selected[@]}"; do
 		declare -F "suite_$name" >/dev/null || die "no such suite: $name"
 		printf '\n===== suite %s =====\n' "$name"
-		if [ $built -eq 0 ]; then
+		if declare -F "present_$name" >/dev/null && ! "present_$name"; then
+			RESULT[$name]=skipped
+			results+=("skipped  $name (nothing to run yet)")
+			echo "skipped: nothing to run yet"
+			continue
+		fi
+		missing=""
+		for dep in ${NEEDS[$name]:-}; do
+			# A prerequisite that failed (not one that was skipped or not selected).
+			[ "${RESULT[$dep]:-}" = failed ] && missing="$missing $dep"
+		done
+		if [ -n "$missing" ]; then
+			echo "not run: failed before it:$missing"
 			rc=1
-			echo "not run: the build failed"
 		else
 			"suite_$name"
 			rc=$?
 		fi
 		case $rc in
-			0) passed=$((passed + 1)); results+=("ok       $name") ;;
-			2) skipped=$((skipped + 1)); results+=("skipped  $name (nothing to run yet)") ;;
-			*) failed=$((failed + 1)); results+=("FAILED   $name") ;;
+			0) RESULT[$name]=passed; passed=$((passed + 1)); results+=("ok       $name") ;;
+			"$SKIP") RESULT[$name]=skipped; results+=("skipped  $name (nothing to run yet)") ;;
+			*) RESULT[$name]=failed; failed=$((failed + 1)); results+=("FAILED   $name") ;;
 		esac
-		[ "$name" = build ] && [ "$rc" -ne 0 ] && built=0
 	done
 
 	if [ -n "$CLUSTER" ]; then
