@@ -89,6 +89,7 @@ public:
 private:
 	/* admission (FILTER_PROTOCOL_CONNECTION) and authentication */
 	int filter_upgrade(struct lws *wsi, Pss *pss, const char *protocols_header);
+	void send_status(struct lws *wsi, int status, const char *reason);
 	int reject(struct lws *wsi, int status, const char *reason, const std::string &peer,
 			   const std::string &detail = "");
 	void on_established(struct lws *wsi, Session *s);
@@ -180,7 +181,9 @@ Server::rebuild_verifier()
 bool
 Server::create()
 {
-	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+	/* Only lws errors: its warnings repeat what our own log lines already say (e.g. each
+	 * rejection). */
+	lws_set_log_level(LLL_ERR, lws_log_emit);
 
 	memset(protocols_, 0, sizeof(protocols_));
 	protocols_[0].name = kProtocolName;
@@ -338,6 +341,58 @@ Server::callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 /* ---------------------------------------------------------------------------------------- */
 /* Admission                                                                                 */
 
+/*
+ * An HTTP status on a connection that asked for an upgrade.  lws 4.1's
+ * lws_return_http_status() answers such requests with "HTTP/1.0" (the request
+ * version is only recorded on the plain-HTTP path), which strict WebSocket
+ * clients refuse to read, so the status line is given explicitly; the headers
+ * are still built by lws.
+ */
+void
+Server::send_status(struct lws *wsi, int status, const char *reason)
+{
+	const char *phrase = "Error";
+	switch (status)
+	{
+		case HTTP_STATUS_BAD_REQUEST:
+			phrase = "Bad Request";
+			break;
+		case HTTP_STATUS_UNAUTHORIZED:
+			phrase = "Unauthorized";
+			break;
+		case HTTP_STATUS_FORBIDDEN:
+			phrase = "Forbidden";
+			break;
+		case HTTP_STATUS_NOT_FOUND:
+			phrase = "Not Found";
+			break;
+		case HTTP_STATUS_SERVICE_UNAVAILABLE:
+			phrase = "Service Unavailable";
+			break;
+		default:
+			break;
+	}
+	std::string body = std::string(reason) + "\n";
+	unsigned char buf[LWS_PRE + 1024];
+	unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
+	char line[80];
+	int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s", status, phrase);
+	if (lws_add_http_header_by_name(wsi, nullptr, reinterpret_cast<unsigned char *>(line), n, &p,
+									end) ||
+		lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+									 reinterpret_cast<const unsigned char *>("text/plain"), 10, &p,
+									 end) ||
+		lws_add_http_header_content_length(wsi, body.size(), &p, end) ||
+		lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+									 reinterpret_cast<const unsigned char *>("close"), 5, &p,
+									 end) ||
+		lws_finalize_http_header(wsi, &p, end) || static_cast<size_t>(end - p) < body.size())
+		return;
+	memcpy(p, body.data(), body.size());
+	p += body.size();
+	lws_write(wsi, start, static_cast<size_t>(p - start), LWS_WRITE_HTTP_HEADERS);
+}
+
 int
 Server::reject(struct lws *wsi, int status, const char *reason, const std::string &peer,
 			   const std::string &detail)
@@ -348,8 +403,8 @@ Server::reject(struct lws *wsi, int status, const char *reason, const std::strin
 		sh_->counters.rejected_connections.fetch_add(1, std::memory_order_relaxed);
 	LOG_WARN("ws_rejected", "status=%d reason=%s peer=%s%s%s", status, reason,
 			 log_quote(peer).c_str(), detail.empty() ? "" : " ", detail.c_str());
-	/* The status goes out before the upgrade completes; non-zero makes lws drop the connection. */
-	lws_return_http_status(wsi, static_cast<unsigned int>(status), nullptr);
+	send_status(wsi, status, reason);
+	/* Non-zero makes lws drop the connection after the status went out. */
 	return -1;
 }
 
