@@ -167,6 +167,15 @@ cluster_stop() {
 	fi
 }
 
+# cluster_restart DIR: restart the cluster in DIR (fast shutdown) and wait until it is ready.
+cluster_restart() {
+	local dir=$1
+	log "cluster: restart $dir"
+	_as_postgres "$LIVENOTIFY_PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/log/postgresql.log" \
+		-m fast -w -t 60 restart >/dev/null ||
+		{ log "ERROR: cluster in $dir did not restart"; return 1; }
+}
+
 # cluster_log DIR: after a failure, show whether the server crashed: the log lines that tell
 # (a backend killed by a signal, PANIC, FATAL, failed assertion), or say there are none.
 # The full log is DIR/log/postgresql.log (kept with LIVENOTIFY_KEEP_CLUSTER=1).

@@ -25,12 +25,12 @@ CLUSTER=""
 # The suites, in order.  Each is a function suite_<name> returning 0 (pass), SKIP (nothing
 # to test yet) or anything else (fail).  Integration and browser suites are added here as
 # the sidecar and the product work land.
-SUITES=(build regress isolation not_preloaded sidecar_build sidecar_unit integration browser)
+SUITES=(build regress isolation not_preloaded restart sidecar_build sidecar_unit integration browser)
 SKIP=77
 # Suites that need another suite to have passed.  (sidecar_unit does not need the whole
 # sidecar build: CTest reports the tests whose executable failed to build as not run.)
 declare -A NEEDS=(
-	[regress]=build [isolation]=build [not_preloaded]=build
+	[regress]=build [isolation]=build [not_preloaded]=build [restart]=build
 	[integration]="build sidecar_build" [browser]="build sidecar_build"
 )
 # Suites with nothing to run yet are skipped, whatever happened before them.
@@ -112,6 +112,51 @@ suite_not_preloaded() {
 		cluster_log "$dir"
 	fi
 	cluster_stop "$dir"
+	return $rc
+}
+
+# Behaviour 8 of issue 2 across a server restart (pg_regress cannot restart the server):
+# the epoch changes, and a position from before the restart is refused with an ERROR.
+suite_restart() {
+	local db=livenotify_restart e1 l1 e2 out rc=0
+	need_cluster || return 1
+	q() { pg_env psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "$1"; }
+	PGOPTIONS="-c client_min_messages=warning" pg_env psql -X -q -d postgres \
+		-c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" ||
+		return 1
+	q "CREATE EXTENSION livenotify" || return 1
+	q "SELECT livenotify.send('1', 'ping')" >/dev/null || return 1
+	e1=$(q "SELECT epoch FROM livenotify.position()") &&
+		l1=$(q "SELECT last_seq FROM livenotify.position()") || return 1
+	cluster_restart "$CLUSTER" || return 1
+	e2=$(q "SELECT epoch FROM livenotify.position()") || return 1
+	if [ "$e1" = "$e2" ]; then
+		echo "FAIL: the epoch did not change across the restart ($e1)"
+		rc=1
+	else
+		echo "ok: new epoch after restart"
+	fi
+	if out=$(q "SELECT count(*) FROM livenotify.read($l1, 10, 0)" 2>&1); then
+		echo "FAIL: read() after a position from before the restart returned: $out"
+		rc=1
+	elif printf '%s' "$out" | grep -q 'past the end of the livenotify queue'; then
+		echo "ok: read() from an old position is refused: $out"
+	else
+		echo "FAIL: unexpected error from read() at an old position: $out"
+		rc=1
+	fi
+	# After the restart the queue works: a new entry is read back from position().
+	out=$(q "SELECT last_seq FROM livenotify.position()") &&
+		q "SELECT livenotify.send('1', 'ping')" >/dev/null &&
+		out=$(q "SELECT kind FROM livenotify.read($out, 10, 1000)") || rc=1
+	if [ "$out" = ping ]; then
+		echo "ok: entries flow after the restart"
+	else
+		echo "FAIL: no entry read back after the restart: $out"
+		rc=1
+	fi
+	pg_env psql -X -q -d postgres -c "DROP DATABASE $db" || rc=1
+	[ $rc -eq 0 ] || cluster_log "$CLUSTER"
 	return $rc
 }
 
