@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <unordered_map>
 
@@ -128,6 +129,7 @@ private:
 	std::unique_ptr<JwtVerifier> verifier_;
 	GroupRegistry<Session *> groups_;
 	std::unordered_map<uint64_t, Session *> sessions_;
+	std::deque<Event> backlog_; /* inbox events not handled yet (drain_inbox works in slices) */
 	uint64_t next_id_ = 1;
 	struct lws_context *ctx_ = nullptr;
 	struct lws_protocols protocols_[2];
@@ -794,9 +796,24 @@ Server::on_catchup(Session *s, Event &e)
 void
 Server::drain_inbox()
 {
-	std::vector<Event> events = sh_->inbox.take();
-	for (auto &e : events)
+	for (auto &e : sh_->inbox.take())
+		backlog_.push_back(std::move(e));
+	/*
+	 * Work in slices: a burst (1000 rows of a few kB for one user) queued all
+	 * at once would overflow the send queues of perfectly healthy clients
+	 * before lws had a chance to write anything.  After a slice we wake
+	 * ourselves again, so lws services writeable sockets between slices.
+	 */
+	size_t budget = 64;
+	size_t byte_budget = cfg_.send_queue_bytes / 4; /* one slice never fills a queue on its own */
+	while (!backlog_.empty() && budget-- > 0)
 	{
+		Event e = std::move(backlog_.front());
+		backlog_.pop_front();
+		size_t bytes = e.frame ? e.frame->size() : 0;
+		byte_budget = bytes >= byte_budget ? 0 : byte_budget - bytes;
+		if (byte_budget == 0)
+			budget = 0;
 		switch (e.type)
 		{
 			case Event::Type::Deliver:
@@ -843,6 +860,8 @@ Server::drain_inbox()
 			}
 		}
 	}
+	if (!backlog_.empty())
+		lws_cancel_service(ctx_);
 }
 
 /* LWS_CALLBACK_CLOSED and LWS_CALLBACK_WSI_DESTROY (whichever comes first; the second is a no-op).
