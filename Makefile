@@ -1,0 +1,66 @@
+# livenotify: PostgreSQL extension (PGXS) + the livenotifyd sidecar.
+#
+#   make            build the extension and the sidecar
+#   make install    install the extension into the server found by PG_CONFIG
+#   make test       install what is missing, build, and run every test suite
+#   make demo       run the demo (cluster + sidecar + page)
+
+EXTENSION = livenotify
+MODULE_big = livenotify
+OBJS = \
+	extension/livenotify.o \
+	extension/guc.o \
+	extension/ring.o \
+	extension/pending.o \
+	extension/rules.o \
+	extension/trigger.o \
+	extension/functions.o
+DATA = extension/livenotify--0.1.sql
+PGFILEDESC = "livenotify - commit-time notifications in shared memory"
+
+REGRESS_OPTS = --inputdir=. --temp-config=test/livenotify.conf
+# setup (CREATE EXTENSION, the shared Django-shaped table) runs first, then the rest by name.
+REGRESS = setup $(filter-out setup,$(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql))))
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso
+ISOLATION = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
+
+# Debian's /usr/bin/pg_config is a wrapper that may pick another major version.
+PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
+
+PG_CXXFLAGS = -std=c++17 -fno-strict-aliasing -Wall -Wextra -Wno-unused-parameter -Wno-register -Wno-missing-field-initializers
+# PGXS compiles C++ to LLVM bitcode with clang using these flags, not PG_CXXFLAGS.
+BITCODE_CXXFLAGS = -std=c++17 -Wno-register
+# PGXS links with the C compiler: without libstdc++ the module only loads by accident.
+SHLIB_LINK = -lstdc++
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# Every object depends on the headers (PGXS tracks no header dependencies).
+$(OBJS): $(wildcard extension/*.hpp)
+
+.PHONY: sidecar test demo format check-format bench
+
+all: sidecar
+
+# SKIP_SIDECAR=1 builds the extension alone (e.g. onto a server host).
+sidecar:
+	@if [ -z "$(SKIP_SIDECAR)" ] && [ -f sidecar/CMakeLists.txt ]; then \
+		cmake -S sidecar -B build/sidecar -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null && \
+		cmake --build build/sidecar -j2; \
+	fi
+
+test:
+	bash test/run-all.sh
+
+demo:
+	bash test/demo.sh
+
+bench:
+	bash bench/write-path.sh
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp' '*.h' '*.cc')
+
+check-format:
+	clang-format --dry-run --Werror $$(git ls-files '*.cpp' '*.hpp' '*.h' '*.cc')

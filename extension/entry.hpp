@@ -1,0 +1,89 @@
+/*-------------------------------------------------------------------------
+ *
+ * entry.hpp
+ *	  The layout of one queue entry, shared by the pending list (backend
+ *	  memory) and the ring (shared memory).
+ *
+ * An entry is built once, in its final layout, when the trigger fires or
+ * send() is called; the commit callback then only copies bytes into the
+ * ring and stamps the sequence number.  Nothing on the commit path formats,
+ * allocates or can fail.
+ *
+ *	  [EntryHeader][source][kind][user key][payload][padding to 8]
+ *
+ * Strings are stored without terminators; lengths are in the header.
+ *
+ *-------------------------------------------------------------------------
+ */
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace livenotify
+{
+
+enum EntryFlags : uint16_t
+{
+	ENTRY_SOURCE_NULL = 1 << 0,
+	ENTRY_PAYLOAD_NULL = 1 << 1,
+};
+
+struct EntryHeader
+{
+	uint64_t	seq;			/* stamped at commit; 0 while pending */
+	uint32_t	len;			/* whole entry, header and padding included */
+	uint32_t	dbid;			/* database Oid of the writer */
+	uint32_t	user_len;
+	uint32_t	payload_len;
+	uint16_t	source_len;
+	uint16_t	kind_len;
+	uint16_t	flags;
+	uint16_t	reserved;
+};
+
+static_assert(sizeof(EntryHeader) == 32, "entry header layout");
+
+constexpr size_t ENTRY_ALIGN = 8;
+
+constexpr size_t
+EntryAlign(size_t n)
+{
+	return (n + ENTRY_ALIGN - 1) & ~(ENTRY_ALIGN - 1);
+}
+
+constexpr size_t
+EntrySize(size_t source_len, size_t kind_len, size_t user_len, size_t payload_len)
+{
+	return EntryAlign(sizeof(EntryHeader) + source_len + kind_len + user_len + payload_len);
+}
+
+inline const char *
+EntrySource(const EntryHeader *e)
+{
+	return reinterpret_cast<const char *>(e + 1);
+}
+
+inline const char *
+EntryKind(const EntryHeader *e)
+{
+	return EntrySource(e) + e->source_len;
+}
+
+inline const char *
+EntryUser(const EntryHeader *e)
+{
+	return EntryKind(e) + e->kind_len;
+}
+
+inline const char *
+EntryPayload(const EntryHeader *e)
+{
+	return EntryUser(e) + e->user_len;
+}
+
+/* Kinds made by the triggers; send() kinds are caller-chosen. */
+constexpr const char KIND_NOTIFICATION[] = "notification";
+constexpr const char KIND_UNREAD_COUNT[] = "unread_count";
+
+}							/* namespace livenotify */

@@ -1,0 +1,258 @@
+/*-------------------------------------------------------------------------
+ *
+ * functions.cpp
+ *	  SQL-callable functions: send(), read(), position(), stats,
+ *	  check_loaded().  Registration and catch-up are SQL/PL/pgSQL in the
+ *	  install script; they call check_loaded() first.
+ *
+ *-------------------------------------------------------------------------
+ */
+extern "C"
+{
+#include "postgres.h"
+
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/tuplestore.h"
+}
+
+#include "guard.hpp"
+#include "pending.hpp"
+#include "ring.hpp"
+
+#include <cstring>
+
+using namespace livenotify;
+
+namespace
+{
+
+/* Kinds the sidecar's protocol uses for itself. */
+const char *const reserved_kinds[] = {"notification", "unread_count", "hello", "resync", "lost"};
+
+constexpr size_t MAX_KIND_LEN = 63;
+
+void
+ArgNotNull(FunctionCallInfo fcinfo, int argno, const char *name, const char *func)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s of livenotify.%s() must not be NULL", name, func)));
+}
+
+void
+CheckKind(const char *kind)
+{
+	size_t		len = strlen(kind);
+
+	if (len == 0 || len > MAX_KIND_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid livenotify message kind \"%s\"", kind),
+				 errdetail("A kind has 1 to %zu characters.", MAX_KIND_LEN)));
+	for (size_t i = 0; i < len; i++)
+	{
+		char		c = kind[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+			  c == '-'))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid livenotify message kind \"%s\"", kind),
+					 errdetail("A kind uses only a-z, 0-9, '_', '.' and '-'.")));
+	}
+	for (const char *r : reserved_kinds)
+		if (strcmp(kind, r) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("livenotify message kind \"%s\" is reserved", kind),
+					 errdetail("send() cannot use the kinds notification, unread_count, hello, "
+							   "resync and lost.")));
+}
+
+/*
+ * send(user_key text, kind text, payload jsonb): an ephemeral message,
+ * delivered at commit like a row, never stored.
+ */
+Datum
+send_cpp(PG_FUNCTION_ARGS)
+{
+	char	   *user;
+	char	   *kind;
+	char	   *payload;
+	size_t		payload_len;
+
+	RequireRing();
+	ArgNotNull(fcinfo, 0, "user_key", "send");
+	ArgNotNull(fcinfo, 1, "kind", "send");
+	ArgNotNull(fcinfo, 2, "payload", "send");
+
+	user = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	kind = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	CheckKind(kind);
+	if (user[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("user_key of livenotify.send() must not be empty")));
+
+	{
+		Jsonb	   *jb = PG_GETARG_JSONB_P(2);
+
+		payload = JsonbToCString(nullptr, &jb->root, VARSIZE(jb));
+	}
+	payload_len = strlen(payload);
+	if (payload_len + strlen(user) > RingMaxPayload())
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("livenotify message of %zu bytes exceeds livenotify.max_payload (%zu bytes)",
+						payload_len + strlen(user), RingMaxPayload()),
+				 errhint("Send a smaller payload, e.g. an id the client fetches.")));
+
+	PendingAdd(PendingMakeEntry(nullptr, 0, kind, strlen(kind), user, strlen(user), payload,
+								payload_len));
+	PG_RETURN_VOID();
+}
+
+/*
+ * read(after bigint, max_entries int, timeout_ms int)
+ *	 RETURNS TABLE(epoch, seq, lost, source, user_key, kind, payload)
+ */
+Datum
+read_cpp(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+	int64		after;
+	int32		max_entries;
+	int32		timeout_ms;
+	RingReadResult res;
+
+	RequireRing();
+	ArgNotNull(fcinfo, 0, "after", "read");
+	ArgNotNull(fcinfo, 1, "max_entries", "read");
+	ArgNotNull(fcinfo, 2, "timeout_ms", "read");
+	after = PG_GETARG_INT64(0);
+	max_entries = PG_GETARG_INT32(1);
+	timeout_ms = PG_GETARG_INT32(2);
+	if (after < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("after must be >= 0, got " INT64_FORMAT, after),
+				 errhint("Start from livenotify.position().")));
+	if (max_entries < 1 || max_entries > 100000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_entries must be between 1 and 100000, got %d", max_entries)));
+	if (timeout_ms < 0 || timeout_ms > 3600 * 1000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout_ms must be between 0 and 3600000, got %d", timeout_ms)));
+
+	InitMaterializedSRF(fcinfo, 0);
+	res = RingRead(static_cast<uint64>(after), max_entries, timeout_ms);
+
+	if (res.lost > 0)
+	{
+		Datum		values[7] = {0};
+		bool		nulls[7] = {false, false, false, true, true, false, true};
+
+		values[0] = Int64GetDatum(static_cast<int64>(res.epoch));
+		values[1] = Int64GetDatum(static_cast<int64>(res.lost_last_seq));
+		values[2] = Int64GetDatum(static_cast<int64>(res.lost));
+		values[5] = CStringGetTextDatum("lost");
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	for (int i = 0; i < res.nentries; i++)
+	{
+		const EntryHeader *e = res.entries[i];
+		Datum		values[7];
+		bool		nulls[7] = {false};
+
+		values[0] = Int64GetDatum(static_cast<int64>(res.epoch));
+		values[1] = Int64GetDatum(static_cast<int64>(e->seq));
+		values[2] = Int64GetDatum(0);
+		if (e->flags & ENTRY_SOURCE_NULL)
+			nulls[3] = true, values[3] = 0;
+		else
+			values[3] = PointerGetDatum(cstring_to_text_with_len(EntrySource(e), e->source_len));
+		values[4] = PointerGetDatum(cstring_to_text_with_len(EntryUser(e), e->user_len));
+		values[5] = PointerGetDatum(cstring_to_text_with_len(EntryKind(e), e->kind_len));
+		if (e->flags & ENTRY_PAYLOAD_NULL)
+			nulls[6] = true, values[6] = 0;
+		else
+			values[6] = PointerGetDatum(cstring_to_text_with_len(EntryPayload(e), e->payload_len));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* position(OUT epoch bigint, OUT last_seq bigint) */
+Datum
+position_cpp(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	RingPosition p = RingGetPosition();
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "livenotify.position() must return a composite type");
+	desc = BlessTupleDesc(desc);
+	values[0] = Int64GetDatum(static_cast<int64>(p.epoch));
+	values[1] = Int64GetDatum(static_cast<int64>(p.last_seq));
+	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+}
+
+/* stats_raw(): one row, the livenotify.stats view's source. */
+Datum
+stats_raw_cpp(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	RingStats	s = RingGetStats();
+	Datum		values[12];
+	bool		nulls[12] = {false};
+
+	if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "livenotify.stats_raw() must return a composite type");
+	desc = BlessTupleDesc(desc);
+	values[0] = Int64GetDatum(static_cast<int64>(s.enqueued));
+	values[1] = Int64GetDatum(static_cast<int64>(s.filtered));
+	values[2] = Int64GetDatum(static_cast<int64>(s.lost));
+	values[3] = Int64GetDatum(static_cast<int64>(s.oversize));
+	values[4] = Int64GetDatum(static_cast<int64>(s.ring_bytes));
+	values[5] = Int64GetDatum(static_cast<int64>(s.ring_used_bytes));
+	values[6] = Int64GetDatum(static_cast<int64>(s.ring_entries));
+	values[7] = Int32GetDatum(s.readers);
+	values[8] = Int32GetDatum(s.waiting_readers);
+	values[9] = Int64GetDatum(static_cast<int64>(s.epoch));
+	values[10] = Int64GetDatum(static_cast<int64>(s.last_seq));
+	values[11] = Int64GetDatum(static_cast<int64>(s.oldest_seq));
+	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+}
+
+/* check_loaded(): the install script's functions call this first. */
+Datum
+check_loaded_cpp(PG_FUNCTION_ARGS)
+{
+	RequireRing();
+	PG_RETURN_VOID();
+}
+
+/* max_payload(): the effective limit, for catchup()'s stub. */
+Datum
+max_payload_cpp(PG_FUNCTION_ARGS)
+{
+	RequireRing();
+	PG_RETURN_INT32(static_cast<int32>(RingMaxPayload()));
+}
+
+}							/* namespace */
+
+LIVENOTIFY_FUNCTION(send)
+LIVENOTIFY_FUNCTION(read)
+LIVENOTIFY_FUNCTION(position)
+LIVENOTIFY_FUNCTION(stats_raw)
+LIVENOTIFY_FUNCTION(check_loaded)
+LIVENOTIFY_FUNCTION(max_payload)

@@ -1,0 +1,348 @@
+/* livenotify--0.1.sql */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION livenotify" to load this file. \quit
+
+-- The triggers read livenotify.rules as the inserting role.
+GRANT USAGE ON SCHEMA livenotify TO PUBLIC;
+
+CREATE FUNCTION livenotify.check_loaded() RETURNS void
+	AS 'MODULE_PATHNAME', 'livenotify_check_loaded' LANGUAGE C;
+
+CREATE FUNCTION livenotify.max_payload() RETURNS integer
+	AS 'MODULE_PATHNAME', 'livenotify_max_payload' LANGUAGE C STABLE;
+COMMENT ON FUNCTION livenotify.max_payload() IS
+	'Effective largest queued payload in bytes (livenotify.max_payload capped by the ring)';
+
+------------------------------------------------------------------------------
+-- Catalog
+------------------------------------------------------------------------------
+
+CREATE TABLE livenotify.sources (
+	source		text PRIMARY KEY
+				CHECK (source ~ '^[A-Za-z_][A-Za-z0-9_.-]{0,62}$'),
+	relid		regclass NOT NULL UNIQUE,
+	user_column	name NOT NULL,
+	type_column	name NOT NULL,
+	id_column	name NOT NULL,
+	read_column	name
+);
+COMMENT ON TABLE livenotify.sources IS 'Tables registered with livenotify.register()';
+
+CREATE TABLE livenotify.rules (
+	source		text NOT NULL REFERENCES livenotify.sources ON DELETE CASCADE ON UPDATE CASCADE,
+	type		text NOT NULL,
+	action		text NOT NULL CHECK (action IN ('skip', 'deliver')),
+	PRIMARY KEY (source, type)
+);
+COMMENT ON TABLE livenotify.rules IS
+	'Per-type delivery rules; type ''*'' is the source''s default; no rule means deliver';
+
+GRANT SELECT ON livenotify.sources, livenotify.rules TO PUBLIC;
+
+SELECT pg_catalog.pg_extension_config_dump('livenotify.sources', '');
+SELECT pg_catalog.pg_extension_config_dump('livenotify.rules', '');
+
+-- Plain DML does not invalidate caches: this trigger makes every backend
+-- reload its rules from its next transaction.
+CREATE FUNCTION livenotify.rules_changed() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'livenotify_rules_changed' LANGUAGE C;
+CREATE TRIGGER rules_changed
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON livenotify.rules
+	FOR EACH STATEMENT EXECUTE FUNCTION livenotify.rules_changed();
+
+------------------------------------------------------------------------------
+-- Capture triggers (installed by register())
+------------------------------------------------------------------------------
+
+CREATE FUNCTION livenotify.capture_insert() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'livenotify_capture_insert' LANGUAGE C;
+CREATE FUNCTION livenotify.capture_read() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'livenotify_capture_read' LANGUAGE C;
+
+------------------------------------------------------------------------------
+-- Registration
+------------------------------------------------------------------------------
+
+-- The type of column col of tbl, or an ERROR naming the argument.
+CREATE FUNCTION livenotify._column_type(tbl regclass, col name, argname text, allowed regtype[])
+RETURNS regtype LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	typ regtype;
+BEGIN
+	IF col IS NULL THEN
+		RAISE EXCEPTION '% must not be NULL', argname USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT a.atttypid::regtype INTO typ
+	  FROM pg_attribute a
+	 WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'column "%" of table % does not exist', col, tbl
+			USING ERRCODE = 'undefined_column',
+			      HINT = format('Pass the name of an existing column as %s.', argname);
+	END IF;
+	IF NOT typ = ANY (allowed) THEN
+		RAISE EXCEPTION '% "%" of table % has type %, expected one of %',
+			argname, col, tbl, typ, array_to_string(allowed::text[], ', ')
+			USING ERRCODE = 'datatype_mismatch';
+	END IF;
+	RETURN typ;
+END
+$$;
+
+CREATE FUNCTION livenotify.register(
+	tbl			regclass,
+	user_column	name DEFAULT 'user_id',
+	type_column	name DEFAULT 'type',
+	id_column	name DEFAULT 'id',
+	read_column	name DEFAULT NULL,
+	skip_types	text[] DEFAULT '{event,message}',
+	source		text DEFAULT NULL)
+RETURNS text LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	kind	"char";
+	src		text;
+	other	text;
+BEGIN
+	PERFORM livenotify.check_loaded();
+	IF tbl IS NULL THEN
+		RAISE EXCEPTION 'tbl must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF skip_types IS NULL THEN
+		RAISE EXCEPTION 'skip_types must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass ''{}'' to deliver every type.';
+	END IF;
+	IF array_position(skip_types, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION 'skip_types must not contain NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+
+	SELECT c.relkind INTO kind FROM pg_class c WHERE c.oid = tbl;
+	IF kind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION '% is not a table', tbl
+			USING ERRCODE = 'wrong_object_type',
+			      DETAIL = format('It is a %s; livenotify captures rows inserted into tables.',
+			                      CASE kind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
+			                                WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table'
+			                                WHEN 'i' THEN 'index' WHEN 'I' THEN 'index'
+			                                WHEN 'c' THEN 'composite type' ELSE 'relation' END);
+	END IF;
+
+	src := coalesce(source, (SELECT c.relname FROM pg_class c WHERE c.oid = tbl));
+	IF src !~ '^[A-Za-z_][A-Za-z0-9_.-]{0,62}$' THEN
+		RAISE EXCEPTION 'invalid livenotify source name "%"', src
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'A source name has 1 to 63 characters: letters, digits, _ . - (not first).';
+	END IF;
+	IF EXISTS (SELECT 1 FROM livenotify.sources s WHERE s.source = src) THEN
+		RAISE EXCEPTION 'livenotify source "%" is already registered', src
+			USING ERRCODE = 'duplicate_object',
+			      HINT = 'Pass another name as source, or livenotify.unregister() it first.';
+	END IF;
+	SELECT s.source INTO other FROM livenotify.sources s WHERE s.relid = tbl;
+	IF FOUND THEN
+		RAISE EXCEPTION 'table % is already registered as livenotify source "%"', tbl, other
+			USING ERRCODE = 'duplicate_object';
+	END IF;
+
+	PERFORM livenotify._column_type(tbl, user_column, 'user_column',
+		'{smallint,integer,bigint,text,character varying,character,uuid}');
+	PERFORM livenotify._column_type(tbl, type_column, 'type_column',
+		'{text,character varying,character}');
+	PERFORM livenotify._column_type(tbl, id_column, 'id_column', '{smallint,integer,bigint}');
+	IF read_column IS NOT NULL THEN
+		PERFORM livenotify._column_type(tbl, read_column, 'read_column', '{boolean}');
+	END IF;
+
+	INSERT INTO livenotify.sources (source, relid, user_column, type_column, id_column, read_column)
+	VALUES (src, tbl, user_column, type_column, id_column, read_column);
+	INSERT INTO livenotify.rules (source, type, action)
+	SELECT DISTINCT src, t, 'skip' FROM unnest(skip_types) AS t;
+
+	EXECUTE format('CREATE TRIGGER livenotify_capture AFTER INSERT ON %s FOR EACH ROW '
+	               'EXECUTE FUNCTION livenotify.capture_insert(%L, %L, %L, %L)',
+	               tbl, src, user_column, type_column, id_column);
+	IF read_column IS NOT NULL THEN
+		EXECUTE format('CREATE TRIGGER livenotify_read AFTER UPDATE OF %I ON %s FOR EACH ROW '
+		               'WHEN (OLD.%I IS DISTINCT FROM NEW.%I) '
+		               'EXECUTE FUNCTION livenotify.capture_read(%L, %L)',
+		               read_column, tbl, read_column, read_column, src, user_column);
+	END IF;
+	RETURN src;
+END
+$$;
+COMMENT ON FUNCTION livenotify.register(regclass, name, name, name, name, text[], text) IS
+	'Capture rows inserted into tbl (and read-flag changes) as livenotify entries';
+
+CREATE FUNCTION livenotify.unregister(source text) RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s livenotify.sources;
+BEGIN
+	PERFORM livenotify.check_loaded();
+	IF source IS NULL THEN
+		RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT * INTO s FROM livenotify.sources x WHERE x.source = unregister.source;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'livenotify source "%" is not registered', source
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = s.relid) THEN
+		EXECUTE format('DROP TRIGGER IF EXISTS livenotify_capture ON %s', s.relid);
+		EXECUTE format('DROP TRIGGER IF EXISTS livenotify_read ON %s', s.relid);
+	END IF;
+	DELETE FROM livenotify.sources x WHERE x.source = unregister.source;
+END
+$$;
+
+-- A dropped source table takes its registration with it.
+CREATE FUNCTION livenotify.on_sql_drop() RETURNS event_trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	DELETE FROM livenotify.sources s
+	 USING pg_event_trigger_dropped_objects() d
+	 WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND s.relid::oid = d.objid;
+END
+$$;
+CREATE EVENT TRIGGER livenotify_sql_drop ON sql_drop
+	EXECUTE FUNCTION livenotify.on_sql_drop();
+
+------------------------------------------------------------------------------
+-- Ephemeral messages
+------------------------------------------------------------------------------
+
+CREATE FUNCTION livenotify.send(user_key text, kind text, payload jsonb DEFAULT '{}')
+RETURNS void AS 'MODULE_PATHNAME', 'livenotify_send' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION livenotify.send(text, text, jsonb) IS
+	'Deliver an ephemeral message to a user''s sockets at commit; never stored';
+
+------------------------------------------------------------------------------
+-- Reader (the sidecar)
+------------------------------------------------------------------------------
+
+CREATE FUNCTION livenotify.position(OUT epoch bigint, OUT last_seq bigint)
+RETURNS record AS 'MODULE_PATHNAME', 'livenotify_position' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION livenotify.read(after bigint, max_entries integer DEFAULT 1000,
+                                timeout_ms integer DEFAULT 10000)
+RETURNS TABLE (epoch bigint, seq bigint, lost bigint, source text, user_key text,
+               kind text, payload text)
+AS 'MODULE_PATHNAME', 'livenotify_read' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION livenotify.read(bigint, integer, integer) IS
+	'Committed entries of this database after seq "after"; waits up to timeout_ms for one';
+
+-- Reading sees every user's notifications; sending reaches any user.
+REVOKE ALL ON FUNCTION livenotify.read(bigint, integer, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION livenotify.send(text, text, jsonb) FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- Catch-up from the table (the durable log)
+------------------------------------------------------------------------------
+
+CREATE FUNCTION livenotify._source(source text) RETURNS livenotify.sources
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s livenotify.sources;
+BEGIN
+	IF source IS NULL THEN
+		RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT * INTO s FROM livenotify.sources x WHERE x.source = _source.source;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'livenotify source "%" is not registered', source
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	RETURN s;
+END
+$$;
+
+CREATE FUNCTION livenotify.catchup(source text, user_key text, after_id bigint,
+                                   max_rows integer DEFAULT 100)
+RETURNS TABLE (id bigint, payload text) LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s livenotify.sources;
+	utype regtype;
+BEGIN
+	PERFORM livenotify.check_loaded();
+	s := livenotify._source(source);
+	IF user_key IS NULL OR after_id IS NULL OR max_rows IS NULL THEN
+		RAISE EXCEPTION 'user_key, after_id and max_rows of livenotify.catchup() must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF max_rows < 1 OR max_rows > 10000 THEN
+		RAISE EXCEPTION 'max_rows must be between 1 and 10000, got %', max_rows
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	SELECT a.atttypid::regtype INTO utype FROM pg_attribute a
+	 WHERE a.attrelid = s.relid AND a.attname = s.user_column;
+
+	-- Same JSON, same rules and same stub as the live stream (trigger.cpp).
+	RETURN QUERY EXECUTE format(
+		'SELECT t.%1$I::bigint,
+		        CASE WHEN octet_length(j.j) > $4
+		             THEN ''{"id":'' || t.%1$I || '',"truncated":true}''
+		             ELSE j.j END
+		   FROM %2$s t CROSS JOIN LATERAL (SELECT row_to_json(t)::text) AS j(j)
+		  WHERE t.%3$I = $1::%4$s AND t.%1$I > $2
+		    AND coalesce((SELECT r.action = ''deliver'' FROM livenotify.rules r
+		                   WHERE r.source = $5 AND r.type = coalesce(t.%5$I::text, '''')),
+		                 (SELECT r.action = ''deliver'' FROM livenotify.rules r
+		                   WHERE r.source = $5 AND r.type = ''*''),
+		                 true)
+		  ORDER BY t.%1$I
+		  LIMIT $3',
+		s.id_column, s.relid, s.user_column, utype, s.type_column)
+	USING user_key, after_id, max_rows, livenotify.max_payload(), s.source;
+END
+$$;
+COMMENT ON FUNCTION livenotify.catchup(text, text, bigint, integer) IS
+	'A user''s rows after after_id as the live stream would have sent them; index (user, id)';
+
+CREATE FUNCTION livenotify.unread_counts(source text, user_keys text[])
+RETURNS TABLE (user_key text, unread bigint) LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s livenotify.sources;
+	utype regtype;
+BEGIN
+	PERFORM livenotify.check_loaded();
+	s := livenotify._source(source);
+	IF user_keys IS NULL OR array_position(user_keys, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION 'user_keys of livenotify.unread_counts() must not be or contain NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF s.read_column IS NULL THEN
+		RAISE EXCEPTION 'livenotify source "%" has no read column', s.source
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			      HINT = 'Register the table with read_column to count unread rows.';
+	END IF;
+	SELECT a.atttypid::regtype INTO utype FROM pg_attribute a
+	 WHERE a.attrelid = s.relid AND a.attname = s.user_column;
+
+	RETURN QUERY EXECUTE format(
+		'SELECT u.k, (SELECT count(*) FROM %1$s t WHERE t.%2$I = u.k::%3$s AND NOT t.%4$I)
+		   FROM unnest($1) WITH ORDINALITY AS u(k, n)
+		  ORDER BY u.n',
+		s.relid, s.user_column, utype, s.read_column)
+	USING user_keys;
+END
+$$;
+COMMENT ON FUNCTION livenotify.unread_counts(text, text[]) IS
+	'Unread rows per user key, one row per key given; index (user) WHERE NOT read';
+
+------------------------------------------------------------------------------
+-- Observability
+------------------------------------------------------------------------------
+
+CREATE FUNCTION livenotify.stats_raw(
+	OUT enqueued bigint, OUT filtered bigint, OUT lost bigint, OUT oversize bigint,
+	OUT ring_bytes bigint, OUT ring_used_bytes bigint, OUT ring_entries bigint,
+	OUT readers integer, OUT waiting_readers integer, OUT epoch bigint,
+	OUT last_seq bigint, OUT oldest_seq bigint)
+RETURNS record AS 'MODULE_PATHNAME', 'livenotify_stats_raw' LANGUAGE C VOLATILE;
+
+CREATE VIEW livenotify.stats AS SELECT * FROM livenotify.stats_raw();
+GRANT SELECT ON livenotify.stats TO PUBLIC;

@@ -1,0 +1,513 @@
+/*-------------------------------------------------------------------------
+ *
+ * ring.cpp
+ *	  The shared-memory ring of committed entries.
+ *
+ * Layout (allocated once at server start, sized by livenotify.ring_size):
+ *
+ *	  RingControl | reader slots | index[nslots] | data[data_size]
+ *
+ * Entries are appended to 'data' as a byte ring addressed by a monotonic
+ * 64-bit byte position (position mod data_size is the offset, as in
+ * shm_mq.c); an entry never straddles the end: the writer skips to the next
+ * lap instead.  'index' maps seq mod nslots to the byte position of that
+ * entry, so a reader finds "the first entry after seq N" in O(1).
+ *
+ * Entries [oldest_seq, next_seq) are intact.  To make room a writer advances
+ * oldest_seq past the entries its bytes (or its index slot) would overwrite.
+ * An overwritten entry that some registered reader had not yet read is
+ * counted as lost; the reader itself learns of the gap from its next read().
+ *
+ * Locking protocol: one LWLock.
+ *	- Writers (the COMMIT callback) hold it exclusively while copying their
+ *	  batch and advancing next_seq/oldest_seq/head_pos, then release it and
+ *	  set the latches of the waiting readers of their database (as async.c
+ *	  signals listeners after releasing its lock).
+ *	- Readers hold it shared while copying entries out, and update only their
+ *	  own slot (pos, waiting) while holding it; writers read slots only under
+ *	  the exclusive lock, so the lock orders every access and no separate
+ *	  memory barrier is needed.
+ *	- A reader resets its latch *before* looking for entries and sleeps only
+ *	  if it found none, so a commit that lands between the look and the sleep
+ *	  still wakes it (the latch stays set).
+ *	- 'filtered' and 'oversize' are atomics, bumped from the trigger without
+ *	  the lock.
+ *
+ *-------------------------------------------------------------------------
+ */
+extern "C"
+{
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/timestamp.h"
+}
+
+#include "guc.hpp"
+#include "ring.hpp"
+
+#include <cstring>
+
+namespace livenotify
+{
+
+namespace
+{
+
+struct ReaderSlot
+{
+	bool		in_use;
+	bool		waiting;		/* sleeping in read(): wake on commit */
+	int			procno;
+	Oid			dbid;
+	uint64		pos;			/* entries <= pos have been read */
+};
+
+struct RingControl
+{
+	LWLock	   *lock;
+	uint64		epoch;
+	uint64		data_size;
+	uint64		nslots;
+	int			max_readers;
+
+	/* protected by lock */
+	uint64		next_seq;		/* seq of the next entry; first is 1 */
+	uint64		oldest_seq;		/* oldest intact entry; == next_seq if empty */
+	uint64		head_pos;		/* byte position of the next entry */
+	uint64		enqueued;
+	uint64		lost;
+
+	pg_atomic_uint64 filtered;
+	pg_atomic_uint64 oversize;
+
+	ReaderSlot	readers[FLEXIBLE_ARRAY_MEMBER];
+};
+
+/*
+ * The smallest entry (header + "unread_count" + a short key) is about 48
+ * bytes; one index slot per 64 data bytes means the index almost never
+ * limits the ring before the bytes do.
+ */
+constexpr uint64 BYTES_PER_SLOT = 64;
+
+RingControl *ring = nullptr;
+uint64	   *ring_index = nullptr;
+char	   *ring_data = nullptr;
+
+/* This backend's reader slot, or -1. */
+int			my_reader_slot = -1;
+
+shmem_request_hook_type prev_shmem_request_hook = nullptr;
+shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
+
+uint64
+DataSize()
+{
+	return static_cast<uint64>(guc_ring_size_kb) * 1024;
+}
+
+uint64
+SlotCount()
+{
+	return DataSize() / BYTES_PER_SLOT;
+}
+
+Size
+ControlSize()
+{
+	return MAXALIGN(add_size(offsetof(RingControl, readers),
+							 mul_size(sizeof(ReaderSlot), guc_max_readers)));
+}
+
+Size
+RingShmemSize()
+{
+	Size		size = ControlSize();
+
+	size = add_size(size, MAXALIGN(mul_size(sizeof(uint64), SlotCount())));
+	size = add_size(size, DataSize());
+	return size;
+}
+
+void
+RingShmemRequest()
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(RingShmemSize());
+	RequestNamedLWLockTranche("livenotify", 1);
+}
+
+void
+RingShmemStartup()
+{
+	bool		found;
+	char	   *base;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	base = static_cast<char *>(ShmemInitStruct("livenotify ring", RingShmemSize(), &found));
+	ring = reinterpret_cast<RingControl *>(base);
+	ring_index = reinterpret_cast<uint64 *>(base + ControlSize());
+	ring_data = base + ControlSize() + MAXALIGN(sizeof(uint64) * SlotCount());
+	if (!found)
+	{
+		ring->lock = &(GetNamedLWLockTranche("livenotify"))->lock;
+		/* A new epoch at every start, including a crash restart. */
+		ring->epoch = static_cast<uint64>(GetCurrentTimestamp());
+		ring->data_size = DataSize();
+		ring->nslots = SlotCount();
+		ring->max_readers = guc_max_readers;
+		ring->next_seq = 1;
+		ring->oldest_seq = 1;
+		ring->head_pos = 0;
+		ring->enqueued = 0;
+		ring->lost = 0;
+		pg_atomic_init_u64(&ring->filtered, 0);
+		pg_atomic_init_u64(&ring->oversize, 0);
+		for (int i = 0; i < ring->max_readers; i++)
+		{
+			ring->readers[i].in_use = false;
+			ring->readers[i].waiting = false;
+			ring->readers[i].procno = -1;
+			ring->readers[i].dbid = InvalidOid;
+			ring->readers[i].pos = 0;
+		}
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+inline EntryHeader *
+EntryAt(uint64 pos)
+{
+	return reinterpret_cast<EntryHeader *>(ring_data + pos % ring->data_size);
+}
+
+/* Lowest position any registered reader has read up to.  Lock held. */
+uint64
+SlowestReaderPos()
+{
+	uint64		min = PG_UINT64_MAX;
+
+	for (int i = 0; i < ring->max_readers; i++)
+	{
+		if (ring->readers[i].in_use && ring->readers[i].pos < min)
+			min = ring->readers[i].pos;
+	}
+	return min;
+}
+
+/* Drop the oldest entry.  Exclusive lock held. */
+inline void
+EvictOldest(uint64 slowest_reader)
+{
+	if (ring->oldest_seq > slowest_reader)
+		ring->lost++;
+	ring->oldest_seq++;
+}
+
+/* Copy one entry in.  Exclusive lock held; cannot fail. */
+void
+AppendOne(const EntryHeader *e, uint64 slowest_reader)
+{
+	uint64		pos = ring->head_pos;
+	uint64		end;
+
+	/* Never straddle the end of the data area: skip to the next lap. */
+	if (pos % ring->data_size + e->len > ring->data_size)
+		pos += ring->data_size - pos % ring->data_size;
+	end = pos + e->len;
+
+	/* Make room: bytes first, then the index slot this seq will take. */
+	while (ring->oldest_seq < ring->next_seq &&
+		   ring_index[ring->oldest_seq % ring->nslots] + ring->data_size < end)
+		EvictOldest(slowest_reader);
+	if (ring->next_seq - ring->oldest_seq >= ring->nslots)
+		EvictOldest(slowest_reader);
+
+	memcpy(ring_data + pos % ring->data_size, e, e->len);
+	EntryAt(pos)->seq = ring->next_seq;
+	ring_index[ring->next_seq % ring->nslots] = pos;
+	ring->next_seq++;
+	ring->head_pos = end;
+	ring->enqueued++;
+}
+
+void
+ReleaseReaderSlot(int code, Datum arg)
+{
+	if (my_reader_slot < 0 || ring == nullptr)
+		return;
+	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
+	ring->readers[my_reader_slot].in_use = false;
+	ring->readers[my_reader_slot].waiting = false;
+	ring->readers[my_reader_slot].procno = -1;
+	LWLockRelease(ring->lock);
+	my_reader_slot = -1;
+}
+
+/*
+ * Claim a reader slot for this backend on its first read().  The slot makes
+ * overwritten-but-unread entries count as lost, and lets writers wake us.
+ */
+void
+RegisterReader(uint64 after)
+{
+	static bool exit_callback_registered = false;
+
+	if (my_reader_slot >= 0)
+		return;
+
+	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < ring->max_readers; i++)
+	{
+		if (!ring->readers[i].in_use)
+		{
+			ring->readers[i].in_use = true;
+			ring->readers[i].waiting = false;
+			ring->readers[i].procno = MyProc->pgprocno;
+			ring->readers[i].dbid = MyDatabaseId;
+			ring->readers[i].pos = after;
+			my_reader_slot = i;
+			break;
+		}
+	}
+	LWLockRelease(ring->lock);
+
+	if (my_reader_slot < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many livenotify readers"),
+				 errdetail("All %d reader slots are in use.", guc_max_readers),
+				 errhint("Increase livenotify.max_readers and restart the server.")));
+
+	if (!exit_callback_registered)
+	{
+		before_shmem_exit(ReleaseReaderSlot, 0);
+		exit_callback_registered = true;
+	}
+}
+
+}							/* namespace */
+
+void
+InitRing()
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = RingShmemRequest;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = RingShmemStartup;
+}
+
+bool
+RingAvailable()
+{
+	return ring != nullptr;
+}
+
+void
+RequireRing()
+{
+	if (ring == nullptr)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("livenotify must be loaded via shared_preload_libraries"),
+				 errhint("Add 'livenotify' to shared_preload_libraries in postgresql.conf "
+						 "and restart the server.")));
+}
+
+size_t
+RingMaxPayload()
+{
+	size_t		cap = ring->data_size / 4;
+
+	return Min(static_cast<size_t>(guc_max_payload), cap);
+}
+
+void
+RingCountFiltered()
+{
+	pg_atomic_fetch_add_u64(&ring->filtered, 1);
+}
+
+void
+RingCountOversize()
+{
+	pg_atomic_fetch_add_u64(&ring->oversize, 1);
+}
+
+void
+RingAppendCommitted(EntryHeader *const *entries, int nentries) noexcept
+{
+	int			wake[1024];
+	int			nwake = 0;
+	uint64		slowest;
+
+	if (nentries == 0 || ring == nullptr)
+		return;
+
+	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
+	slowest = SlowestReaderPos();
+	for (int i = 0; i < nentries; i++)
+		AppendOne(entries[i], slowest);
+	for (int i = 0; i < ring->max_readers && nwake < 1024; i++)
+	{
+		ReaderSlot *r = &ring->readers[i];
+
+		if (r->in_use && r->waiting && r->dbid == MyDatabaseId)
+			wake[nwake++] = r->procno;
+	}
+	LWLockRelease(ring->lock);
+
+	/* Signal after releasing the lock, so the woken reader need not wait. */
+	for (int i = 0; i < nwake; i++)
+		SetLatch(&ProcGlobal->allProcs[wake[i]].procLatch);
+}
+
+RingPosition
+RingGetPosition()
+{
+	RingPosition p;
+
+	RequireRing();
+	LWLockAcquire(ring->lock, LW_SHARED);
+	p.epoch = ring->epoch;
+	p.last_seq = ring->next_seq - 1;
+	LWLockRelease(ring->lock);
+	return p;
+}
+
+RingReadResult
+RingRead(uint64 after, int max_entries, int timeout_ms)
+{
+	RingReadResult res;
+	TimestampTz start = GetCurrentTimestamp();
+	uint64		cursor = after;
+
+	RequireRing();
+	RegisterReader(after);
+
+	res.epoch = ring->epoch;
+	res.lost = 0;
+	res.lost_last_seq = 0;
+	res.nentries = 0;
+	res.entries = static_cast<EntryHeader **>(palloc(sizeof(EntryHeader *) * max_entries));
+
+	for (;;)
+	{
+		ReaderSlot *me = &ring->readers[my_reader_slot];
+		uint64		last_seq;
+
+		ResetLatch(MyLatch);
+
+		LWLockAcquire(ring->lock, LW_SHARED);
+		last_seq = ring->next_seq - 1;
+		if (cursor > last_seq)
+		{
+			LWLockRelease(ring->lock);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("position %llu is past the end of the livenotify queue (last is %llu)",
+							static_cast<unsigned long long>(cursor),
+							static_cast<unsigned long long>(last_seq)),
+					 errhint("The server restarted since this position was read (epoch is now "
+							 "%llu): resync, then read from livenotify.position().",
+							 static_cast<unsigned long long>(ring->epoch))));
+		}
+		if (cursor + 1 < ring->oldest_seq)
+		{
+			res.lost = ring->oldest_seq - 1 - cursor;
+			res.lost_last_seq = ring->oldest_seq - 1;
+			cursor = ring->oldest_seq - 1;
+		}
+		while (cursor < last_seq && res.nentries < max_entries)
+		{
+			uint64		seq = cursor + 1;
+			const EntryHeader *e = EntryAt(ring_index[seq % ring->nslots]);
+
+			Assert(e->seq == seq);
+			if (e->dbid == MyDatabaseId)
+			{
+				/* palloc cannot fail softly: release first if it throws. */
+				EntryHeader *copy = static_cast<EntryHeader *>(
+					MemoryContextAllocExtended(CurrentMemoryContext, e->len, MCXT_ALLOC_NO_OOM));
+
+				if (copy == nullptr)
+					break;
+				memcpy(copy, e, e->len);
+				res.entries[res.nentries++] = copy;
+			}
+			cursor = seq;
+		}
+		me->pos = cursor;
+		me->waiting = (res.nentries == 0 && res.lost == 0);
+		LWLockRelease(ring->lock);
+
+		if (!me->waiting)
+			break;
+
+		{
+			long		elapsed = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
+
+			if (elapsed >= timeout_ms)
+				break;
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 timeout_ms - elapsed,
+							 PG_WAIT_EXTENSION);
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	/* Not sleeping any more: writers need not set our latch. */
+	LWLockAcquire(ring->lock, LW_SHARED);
+	ring->readers[my_reader_slot].waiting = false;
+	LWLockRelease(ring->lock);
+	return res;
+}
+
+RingStats
+RingGetStats()
+{
+	RingStats	s;
+
+	RequireRing();
+	LWLockAcquire(ring->lock, LW_SHARED);
+	s.enqueued = ring->enqueued;
+	s.lost = ring->lost;
+	s.ring_bytes = ring->data_size;
+	s.ring_entries = ring->next_seq - ring->oldest_seq;
+	s.ring_used_bytes = s.ring_entries == 0
+		? 0
+		: ring->head_pos - ring_index[ring->oldest_seq % ring->nslots];
+	s.readers = 0;
+	s.waiting_readers = 0;
+	for (int i = 0; i < ring->max_readers; i++)
+	{
+		if (ring->readers[i].in_use)
+		{
+			s.readers++;
+			if (ring->readers[i].waiting)
+				s.waiting_readers++;
+		}
+	}
+	s.epoch = ring->epoch;
+	s.last_seq = ring->next_seq - 1;
+	s.oldest_seq = ring->oldest_seq;
+	LWLockRelease(ring->lock);
+	s.filtered = pg_atomic_read_u64(&ring->filtered);
+	s.oversize = pg_atomic_read_u64(&ring->oversize);
+	return s;
+}
+
+}							/* namespace livenotify */

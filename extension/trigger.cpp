@@ -1,0 +1,242 @@
+/*-------------------------------------------------------------------------
+ *
+ * trigger.cpp
+ *	  The row triggers that livenotify.register() installs on a source table.
+ *
+ *	  livenotify.capture_insert(source, user_col, type_col, id_col)
+ *		AFTER INSERT FOR EACH ROW: apply the type rules, serialise the row
+ *		with row_to_json (JSON columns stay JSON), queue a 'notification'.
+ *
+ *	  livenotify.capture_read(source, user_col)
+ *		AFTER UPDATE OF <read column> FOR EACH ROW WHEN (changed): queue one
+ *		'unread_count' per user per transaction.
+ *
+ *	  livenotify.rules_changed()
+ *		AFTER ... FOR EACH STATEMENT on livenotify.rules: invalidate every
+ *		backend's rules cache (see rules.cpp).
+ *
+ * Column names travel as trigger arguments, validated by register(); a
+ * column renamed or dropped later is reported here with a clear ERROR
+ * rather than guessed at.
+ *
+ *-------------------------------------------------------------------------
+ */
+extern "C"
+{
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+}
+
+#include "guard.hpp"
+#include "guc.hpp"
+#include "pending.hpp"
+#include "ring.hpp"
+#include "rules.hpp"
+
+#include <cstring>
+
+using namespace livenotify;
+
+namespace
+{
+
+TriggerData *
+CheckTrigger(FunctionCallInfo fcinfo, const char *funcname, int nargs, bool want_update)
+{
+	TriggerData *trig;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s() can only be called as a trigger", funcname)));
+	trig = reinterpret_cast<TriggerData *>(fcinfo->context);
+	if (!TRIGGER_FIRED_AFTER(trig->tg_event) || !TRIGGER_FIRED_FOR_ROW(trig->tg_event) ||
+		(want_update ? !TRIGGER_FIRED_BY_UPDATE(trig->tg_event)
+		 : !TRIGGER_FIRED_BY_INSERT(trig->tg_event)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s() must be fired AFTER %s FOR EACH ROW", funcname,
+						want_update ? "UPDATE" : "INSERT"),
+				 errhint("Install it with livenotify.register().")));
+	if (trig->tg_trigger->tgnargs != nargs)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s() expects %d trigger arguments, got %d", funcname, nargs,
+						trig->tg_trigger->tgnargs),
+				 errhint("Install it with livenotify.register().")));
+	return trig;
+}
+
+int
+ColumnNumber(Relation rel, const char *column, const char *source)
+{
+	int			attnum = SPI_fnumber(RelationGetDescr(rel), column);
+
+	if (attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of livenotify source \"%s\" no longer exists in table \"%s\"",
+						column, source, RelationGetRelationName(rel)),
+				 errhint("Unregister and register the table again with the new column names.")));
+	return attnum;
+}
+
+/* The text form of a column, or NULL. */
+char *
+ColumnText(HeapTuple tuple, TupleDesc desc, int attnum)
+{
+	bool		isnull;
+	Datum		value = heap_getattr(tuple, attnum, desc, &isnull);
+	Oid			typoutput;
+	bool		typvarlena;
+
+	if (isnull)
+		return nullptr;
+	getTypeOutputInfo(TupleDescAttr(desc, attnum - 1)->atttypid, &typoutput, &typvarlena);
+	return OidOutputFunctionCall(typoutput, value);
+}
+
+/* Does the row's type pass the rules?  Counts it as filtered if not. */
+bool
+TypeDelivered(const char *source, HeapTuple tuple, TupleDesc desc, int attnum)
+{
+	bool		isnull;
+	Datum		value = heap_getattr(tuple, attnum, desc, &isnull);
+	const char *type = "";
+	size_t		type_len = 0;
+
+	if (!isnull)
+	{
+		text	   *t = DatumGetTextPP(value);
+
+		type = VARDATA_ANY(t);
+		type_len = VARSIZE_ANY_EXHDR(t);
+		/* char(n) pads with blanks; rules name the type without them. */
+		if (TupleDescAttr(desc, attnum - 1)->atttypid == BPCHAROID)
+			while (type_len > 0 && type[type_len - 1] == ' ')
+				type_len--;
+	}
+	if (RulesDeliver(source, type, type_len))
+		return true;
+	RingCountFiltered();
+	return false;
+}
+
+/*
+ * Queue a committed-at-commit 'notification' for an inserted row.
+ */
+Datum
+capture_insert_cpp(PG_FUNCTION_ARGS)
+{
+	TriggerData *trig = CheckTrigger(fcinfo, "livenotify.capture_insert", 4, false);
+	char	  **args = trig->tg_trigger->tgargs;
+	const char *source = args[0];
+	Relation	rel = trig->tg_relation;
+	TupleDesc	desc = RelationGetDescr(rel);
+	HeapTuple	tuple = trig->tg_trigtuple;
+	char	   *user;
+	text	   *json;
+	const char *payload;
+	size_t		payload_len;
+
+	RequireRing();
+	if (!guc_enabled)
+		return PointerGetDatum(nullptr);
+
+	if (!TypeDelivered(source, tuple, desc, ColumnNumber(rel, args[2], source)))
+		return PointerGetDatum(nullptr);
+
+	user = ColumnText(tuple, desc, ColumnNumber(rel, args[1], source));
+	if (user == nullptr)
+	{
+		/* Nobody to deliver to. */
+		RingCountFiltered();
+		return PointerGetDatum(nullptr);
+	}
+
+	json = DatumGetTextPP(
+		DirectFunctionCall1(row_to_json, heap_copy_tuple_as_datum(tuple, desc)));
+	payload = VARDATA_ANY(json);
+	payload_len = VARSIZE_ANY_EXHDR(json);
+
+	/*
+	 * Too big for the queue: send a stub the client can fetch by id.  The
+	 * INSERT itself never fails because of livenotify.
+	 */
+	if (payload_len > RingMaxPayload())
+	{
+		char	   *id = ColumnText(tuple, desc, ColumnNumber(rel, args[3], source));
+
+		payload = psprintf("{\"id\":%s,\"truncated\":true}", id ? id : "null");
+		payload_len = strlen(payload);
+		RingCountOversize();
+	}
+	if (strlen(user) > RingMaxPayload())
+	{
+		ereport(WARNING,
+				(errmsg("livenotify: user key of %zu bytes in \"%s\" is too long to queue; "
+						"row not delivered",
+						strlen(user), source)));
+		RingCountOversize();
+		return PointerGetDatum(nullptr);
+	}
+
+	PendingAdd(PendingMakeEntry(source, strlen(source), KIND_NOTIFICATION,
+								sizeof(KIND_NOTIFICATION) - 1, user, strlen(user), payload,
+								payload_len));
+	return PointerGetDatum(nullptr);
+}
+
+/*
+ * The read column changed: the user's unread count changed on every tab.
+ */
+Datum
+capture_read_cpp(PG_FUNCTION_ARGS)
+{
+	TriggerData *trig = CheckTrigger(fcinfo, "livenotify.capture_read", 2, true);
+	char	  **args = trig->tg_trigger->tgargs;
+	const char *source = args[0];
+	Relation	rel = trig->tg_relation;
+	char	   *user;
+
+	RequireRing();
+	if (!guc_enabled)
+		return PointerGetDatum(nullptr);
+
+	user = ColumnText(trig->tg_newtuple, RelationGetDescr(rel), ColumnNumber(rel, args[1], source));
+	if (user == nullptr || strlen(user) > RingMaxPayload())
+		return PointerGetDatum(nullptr);
+	PendingAddUnreadCount(source, strlen(source), user, strlen(user));
+	return PointerGetDatum(nullptr);
+}
+
+Datum
+rules_changed_cpp(PG_FUNCTION_ARGS)
+{
+	TriggerData *trig;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("livenotify.rules_changed() can only be called as a trigger")));
+	trig = reinterpret_cast<TriggerData *>(fcinfo->context);
+	RequireRing();
+	/* Sent to every backend at commit; this one sees it at the next command. */
+	CacheInvalidateRelcache(trig->tg_relation);
+	return PointerGetDatum(nullptr);
+}
+
+}							/* namespace */
+
+LIVENOTIFY_FUNCTION(capture_insert)
+LIVENOTIFY_FUNCTION(capture_read)
+LIVENOTIFY_FUNCTION(rules_changed)
