@@ -111,6 +111,15 @@ private:
 		if (ever_connected_)
 			sh_->counters.db_reconnects.fetch_add(1, std::memory_order_relaxed);
 
+		/*
+		 * read() waits on its latch up to read_timeout_ms by design; a
+		 * database-wide statement_timeout shorter than that would turn every
+		 * quiet period into an error, so this session opts out.
+		 */
+		QueryResult st = conn_.query("SELECT set_config('statement_timeout', '0', false)", {});
+		if (!st.ok())
+			return fail_setup("statement_timeout", st.error);
+
 		if (!load_sources(conn_, &sources_, &err))
 			return fail_setup("sources", err);
 		resolve_resume_source(sh_, sources_);
@@ -125,6 +134,12 @@ private:
 		{
 			/* First connection: deliver what commits from now on; older rows come from catch-up. */
 			after_ = last;
+			/*
+			 * Sockets accepted while the database was unreachable at startup
+			 * (hello with epoch 0) may have missed rows committed meanwhile.
+			 */
+			if (sh_->active.size() > 0)
+				broadcast_resync(sh_, "epoch");
 		}
 		else if (epoch != epoch_)
 		{

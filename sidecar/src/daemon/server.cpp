@@ -515,7 +515,7 @@ Server::on_established(struct lws *wsi, Session *s)
 	s->wsi = wsi;
 	s->established = true;
 	sh_->counters.connections_total.fetch_add(1, std::memory_order_relaxed);
-	LOG_DEBUG("ws_open", "session=%llu peer=%s", static_cast<unsigned long long>(s->id),
+	LOG_DEBUG("ws_established", "session=%llu peer=%s", static_cast<unsigned long long>(s->id),
 			  log_quote(s->peer).c_str());
 	if (!s->user.empty())
 	{
