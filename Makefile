@@ -29,7 +29,7 @@ PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_con
 
 PG_CXXFLAGS = -std=c++17 -fno-strict-aliasing -Wall -Wextra -Wno-unused-parameter -Wno-register -Wno-missing-field-initializers
 # PGXS compiles C++ to LLVM bitcode with clang using these flags, not PG_CXXFLAGS.
-BITCODE_CXXFLAGS = -std=c++17 -Wno-register
+BITCODE_CXXFLAGS = -std=c++17 -Wno-register -Wno-deprecated-register
 # PGXS links with the C compiler: without libstdc++ the module only loads by accident.
 SHLIB_LINK = -lstdc++
 

@@ -31,15 +31,15 @@ enum EntryFlags : uint16_t
 
 struct EntryHeader
 {
-	uint64_t	seq;			/* stamped at commit; 0 while pending */
-	uint32_t	len;			/* whole entry, header and padding included */
-	uint32_t	dbid;			/* database Oid of the writer */
-	uint32_t	user_len;
-	uint32_t	payload_len;
-	uint16_t	source_len;
-	uint16_t	kind_len;
-	uint16_t	flags;
-	uint16_t	reserved;
+	uint64_t seq;  /* stamped at commit; 0 while pending */
+	uint32_t len;  /* whole entry, header and padding included */
+	uint32_t dbid; /* database Oid of the writer */
+	uint32_t user_len;
+	uint32_t payload_len;
+	uint16_t source_len;
+	uint16_t kind_len;
+	uint16_t flags;
+	uint16_t reserved;
 };
 
 static_assert(sizeof(EntryHeader) == 32, "entry header layout");
@@ -86,4 +86,4 @@ EntryPayload(const EntryHeader *e)
 constexpr const char KIND_NOTIFICATION[] = "notification";
 constexpr const char KIND_UNREAD_COUNT[] = "unread_count";
 
-}							/* namespace livenotify */
+} /* namespace livenotify */

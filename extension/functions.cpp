@@ -38,31 +38,27 @@ void
 ArgNotNull(FunctionCallInfo fcinfo, int argno, const char *name, const char *func)
 {
 	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s of livenotify.%s() must not be NULL", name, func)));
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("%s of livenotify.%s() must not be NULL", name, func)));
 }
 
 void
 CheckKind(const char *kind)
 {
-	size_t		len = strlen(kind);
+	size_t len = strlen(kind);
 
 	if (len == 0 || len > MAX_KIND_LEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid livenotify message kind \"%s\"", kind),
-				 errdetail("A kind has 1 to %zu characters.", MAX_KIND_LEN)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("invalid livenotify message kind \"%s\"", kind),
+						errdetail("A kind has 1 to %zu characters.", MAX_KIND_LEN)));
 	for (size_t i = 0; i < len; i++)
 	{
-		char		c = kind[i];
+		char c = kind[i];
 
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-			  c == '-'))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid livenotify message kind \"%s\"", kind),
-					 errdetail("A kind uses only a-z, 0-9, '_', '.' and '-'.")));
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("invalid livenotify message kind \"%s\"", kind),
+							errdetail("A kind uses only a-z, 0-9, '_', '.' and '-'.")));
 	}
 	for (const char *r : reserved_kinds)
 		if (strcmp(kind, r) == 0)
@@ -80,10 +76,10 @@ CheckKind(const char *kind)
 Datum
 send_cpp(PG_FUNCTION_ARGS)
 {
-	char	   *user;
-	char	   *kind;
-	char	   *payload;
-	size_t		payload_len;
+	char *user;
+	char *kind;
+	char *payload;
+	size_t payload_len;
 
 	RequireRing();
 	ArgNotNull(fcinfo, 0, "user_key", "send");
@@ -94,25 +90,25 @@ send_cpp(PG_FUNCTION_ARGS)
 	kind = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	CheckKind(kind);
 	if (user[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("user_key of livenotify.send() must not be empty")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("user_key of livenotify.send() must not be empty")));
 
 	{
-		Jsonb	   *jb = PG_GETARG_JSONB_P(2);
+		Jsonb *jb = PG_GETARG_JSONB_P(2);
 
 		payload = JsonbToCString(nullptr, &jb->root, VARSIZE(jb));
 	}
 	payload_len = strlen(payload);
 	if (payload_len + strlen(user) > RingMaxPayload())
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("livenotify message of %zu bytes exceeds livenotify.max_payload (%zu bytes)",
-						payload_len + strlen(user), RingMaxPayload()),
-				 errhint("Send a smaller payload, e.g. an id the client fetches.")));
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						errmsg("livenotify message of %zu bytes exceeds the limit of %zu bytes",
+							   payload_len + strlen(user), RingMaxPayload()),
+						errdetail("The limit is livenotify.max_payload, capped at a quarter of "
+								  "livenotify.ring_size."),
+						errhint("Send a smaller payload, e.g. an id the client fetches.")));
 
-	PendingAdd(PendingMakeEntry(nullptr, 0, kind, strlen(kind), user, strlen(user), payload,
-								payload_len));
+	PendingAdd(
+		PendingMakeEntry(nullptr, 0, kind, strlen(kind), user, strlen(user), payload, payload_len));
 	PG_RETURN_VOID();
 }
 
@@ -124,9 +120,9 @@ Datum
 read_cpp(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
-	int64		after;
-	int32		max_entries;
-	int32		timeout_ms;
+	int64 after;
+	int32 max_entries;
+	int32 timeout_ms;
 	RingReadResult res;
 
 	RequireRing();
@@ -137,26 +133,23 @@ read_cpp(PG_FUNCTION_ARGS)
 	max_entries = PG_GETARG_INT32(1);
 	timeout_ms = PG_GETARG_INT32(2);
 	if (after < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("after must be >= 0, got " INT64_FORMAT, after),
-				 errhint("Start from livenotify.position().")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("after must be >= 0, got " INT64_FORMAT, after),
+						errhint("Start from livenotify.position().")));
 	if (max_entries < 1 || max_entries > 100000)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_entries must be between 1 and 100000, got %d", max_entries)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("max_entries must be between 1 and 100000, got %d", max_entries)));
 	if (timeout_ms < 0 || timeout_ms > 3600 * 1000)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("timeout_ms must be between 0 and 3600000, got %d", timeout_ms)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("timeout_ms must be between 0 and 3600000, got %d", timeout_ms)));
 
 	InitMaterializedSRF(fcinfo, 0);
 	res = RingRead(static_cast<uint64>(after), max_entries, timeout_ms);
 
 	if (res.lost > 0)
 	{
-		Datum		values[7] = {0};
-		bool		nulls[7] = {false, false, false, true, true, false, true};
+		Datum values[7] = {0};
+		bool nulls[7] = {false, false, false, true, true, false, true};
 
 		values[0] = Int64GetDatum(static_cast<int64>(res.epoch));
 		values[1] = Int64GetDatum(static_cast<int64>(res.lost_last_seq));
@@ -167,8 +160,8 @@ read_cpp(PG_FUNCTION_ARGS)
 	for (int i = 0; i < res.nentries; i++)
 	{
 		const EntryHeader *e = res.entries[i];
-		Datum		values[7];
-		bool		nulls[7] = {false};
+		Datum values[7];
+		bool nulls[7] = {false};
 
 		values[0] = Int64GetDatum(static_cast<int64>(res.epoch));
 		values[1] = Int64GetDatum(static_cast<int64>(e->seq));
@@ -192,10 +185,10 @@ read_cpp(PG_FUNCTION_ARGS)
 Datum
 position_cpp(PG_FUNCTION_ARGS)
 {
-	TupleDesc	desc;
+	TupleDesc desc;
 	RingPosition p = RingGetPosition();
-	Datum		values[2];
-	bool		nulls[2] = {false, false};
+	Datum values[2];
+	bool nulls[2] = {false, false};
 
 	if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "livenotify.position() must return a composite type");
@@ -209,10 +202,10 @@ position_cpp(PG_FUNCTION_ARGS)
 Datum
 stats_raw_cpp(PG_FUNCTION_ARGS)
 {
-	TupleDesc	desc;
-	RingStats	s = RingGetStats();
-	Datum		values[12];
-	bool		nulls[12] = {false};
+	TupleDesc desc;
+	RingStats s = RingGetStats();
+	Datum values[12];
+	bool nulls[12] = {false};
 
 	if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "livenotify.stats_raw() must return a composite type");
@@ -248,7 +241,7 @@ max_payload_cpp(PG_FUNCTION_ARGS)
 	PG_RETURN_INT32(static_cast<int32>(RingMaxPayload()));
 }
 
-}							/* namespace */
+} /* namespace */
 
 LIVENOTIFY_FUNCTION(send)
 LIVENOTIFY_FUNCTION(read)

@@ -43,7 +43,7 @@ template <typename Body>
 inline Datum
 InvokeGuarded(Body body, FunctionCallInfo fcinfo, const char *funcname)
 {
-	char		message[256];
+	char message[256];
 
 	message[0] = '\0';
 	try
@@ -62,26 +62,25 @@ InvokeGuarded(Body body, FunctionCallInfo fcinfo, const char *funcname)
 	{
 		strlcpy(message, "unknown C++ exception", sizeof(message));
 	}
-	ereport(ERROR,
-			(errcode(ERRCODE_INTERNAL_ERROR),
-			 errmsg("livenotify: %s failed: %s", funcname, message)));
+	ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+					errmsg("livenotify: %s failed: %s", funcname, message)));
 	pg_unreachable();
 }
 
-}							/* namespace livenotify */
+} /* namespace livenotify */
 
 /*
  * Declare the SQL-callable function livenotify_NAME, whose body, NAME_cpp,
  * is defined above the macro.  The prefix keeps the exported C symbols
  * (what CREATE FUNCTION ... LANGUAGE C finds) clear of libc's read/send.
  */
-#define LIVENOTIFY_FUNCTION(name) \
-	extern "C" \
-	{ \
-	PG_FUNCTION_INFO_V1(livenotify_##name); \
-	PGDLLEXPORT Datum livenotify_##name(PG_FUNCTION_ARGS); \
-	} \
-	Datum livenotify_##name(PG_FUNCTION_ARGS) \
-	{ \
-		return livenotify::InvokeGuarded(name##_cpp, fcinfo, "livenotify." #name); \
+#define LIVENOTIFY_FUNCTION(name)                                                                  \
+	extern "C"                                                                                     \
+	{                                                                                              \
+	PG_FUNCTION_INFO_V1(livenotify_##name);                                                        \
+	PGDLLEXPORT Datum livenotify_##name(PG_FUNCTION_ARGS);                                         \
+	}                                                                                              \
+	Datum livenotify_##name(PG_FUNCTION_ARGS)                                                      \
+	{                                                                                              \
+		return livenotify::InvokeGuarded(name##_cpp, fcinfo, "livenotify." #name);                 \
 	}

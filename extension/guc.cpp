@@ -19,10 +19,10 @@ extern "C"
 namespace livenotify
 {
 
-int			guc_ring_size_kb = 64 * 1024;
-int			guc_max_readers = 16;
-int			guc_max_payload = 8192;
-bool		guc_enabled = true;
+int guc_ring_size_kb = 64 * 1024;
+int guc_max_readers = 16;
+int guc_max_payload = 8192;
+bool guc_enabled = true;
 
 void
 DefineGucs()
@@ -31,52 +31,30 @@ DefineGucs()
 							"Size of the shared-memory ring that holds committed entries.",
 							"When the ring is full the oldest entries are overwritten and "
 							"counted as lost; readers then resync from the table.",
-							&guc_ring_size_kb,
-							64 * 1024,
-							64,
-							16 * 1024 * 1024,
-							PGC_POSTMASTER,
-							GUC_UNIT_KB,
-							NULL, NULL, NULL);
+							&guc_ring_size_kb, 64 * 1024, 64, 16 * 1024 * 1024, PGC_POSTMASTER,
+							GUC_UNIT_KB, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("livenotify.max_readers",
-							"Maximum number of sessions reading the queue at once.",
-							NULL,
-							&guc_max_readers,
-							16,
-							1,
-							1024,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
+							"Maximum number of sessions reading the queue at once.", NULL,
+							&guc_max_readers, 16, 1, 1024, PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
 	/*
 	 * Superuser-only: a larger value lets one session put bigger entries in
 	 * the ring that every database shares.
 	 */
-	DefineCustomIntVariable("livenotify.max_payload",
-							"Largest row JSON or send() payload queued, in bytes.",
-							"Larger inserted rows are queued as {\"id\":..,\"truncated\":true}; "
-							"larger send() payloads raise an error.  Capped at a quarter of "
-							"livenotify.ring_size.",
-							&guc_max_payload,
-							8192,
-							64,
-							64 * 1024 * 1024,
-							PGC_SUSET,
-							GUC_UNIT_BYTE,
-							NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"livenotify.max_payload", "Largest row JSON or send() payload queued, in bytes.",
+		"Larger inserted rows are queued as {\"id\":..,\"truncated\":true}; "
+		"larger send() payloads raise an error.  Capped at a quarter of "
+		"livenotify.ring_size.",
+		&guc_max_payload, 8192, 64, 64 * 1024 * 1024, PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("livenotify.enabled",
 							 "Queue rows inserted into registered tables by this session.",
 							 "Turn off for bulk backfills that should not reach browsers.",
-							 &guc_enabled,
-							 true,
-							 PGC_USERSET,
-							 0,
-							 NULL, NULL, NULL);
+							 &guc_enabled, true, PGC_USERSET, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("livenotify");
 }
 
-}							/* namespace livenotify */
+} /* namespace livenotify */

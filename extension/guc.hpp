@@ -11,17 +11,17 @@ namespace livenotify
 {
 
 /* livenotify.ring_size, in kB (postmaster: the ring is sized at startup) */
-extern int	guc_ring_size_kb;
+extern int guc_ring_size_kb;
 
 /* livenotify.max_readers: concurrent read() sessions (postmaster) */
-extern int	guc_max_readers;
+extern int guc_max_readers;
 
 /* livenotify.max_payload, in bytes: larger rows become a stub */
-extern int	guc_max_payload;
+extern int guc_max_payload;
 
 /* livenotify.enabled: capture switch for the session */
 extern bool guc_enabled;
 
-void		DefineGucs();
+void DefineGucs();
 
-}							/* namespace livenotify */
+} /* namespace livenotify */

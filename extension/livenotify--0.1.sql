@@ -18,19 +18,36 @@ COMMENT ON FUNCTION livenotify.max_payload() IS
 -- Catalog
 ------------------------------------------------------------------------------
 
-CREATE TABLE livenotify.sources (
+-- Columns are kept by number, as the triggers keep them: renaming a column of
+-- the app's table (a migration) changes nothing for livenotify.
+CREATE TABLE livenotify.source_tables (
 	source		text PRIMARY KEY
 				CHECK (source ~ '^[A-Za-z_][A-Za-z0-9_.-]{0,62}$'),
 	relid		regclass NOT NULL UNIQUE,
-	user_column	name NOT NULL,
-	type_column	name NOT NULL,
-	id_column	name NOT NULL,
-	read_column	name
+	user_attnum	smallint NOT NULL,
+	type_attnum	smallint NOT NULL,
+	id_attnum	smallint NOT NULL,
+	read_attnum	smallint
 );
-COMMENT ON TABLE livenotify.sources IS 'Tables registered with livenotify.register()';
+COMMENT ON TABLE livenotify.source_tables IS 'Tables registered with livenotify.register()';
+
+-- The same with today's column names (NULL for a column dropped since).
+CREATE VIEW livenotify.sources AS
+SELECT s.source, s.relid,
+       u.attname AS user_column, t.attname AS type_column,
+       i.attname AS id_column, r.attname AS read_column
+  FROM livenotify.source_tables s
+  LEFT JOIN pg_catalog.pg_attribute u
+         ON u.attrelid = s.relid AND u.attnum = s.user_attnum AND NOT u.attisdropped
+  LEFT JOIN pg_catalog.pg_attribute t
+         ON t.attrelid = s.relid AND t.attnum = s.type_attnum AND NOT t.attisdropped
+  LEFT JOIN pg_catalog.pg_attribute i
+         ON i.attrelid = s.relid AND i.attnum = s.id_attnum AND NOT i.attisdropped
+  LEFT JOIN pg_catalog.pg_attribute r
+         ON r.attrelid = s.relid AND r.attnum = s.read_attnum AND NOT r.attisdropped;
 
 CREATE TABLE livenotify.rules (
-	source		text NOT NULL REFERENCES livenotify.sources ON DELETE CASCADE ON UPDATE CASCADE,
+	source		text NOT NULL REFERENCES livenotify.source_tables ON DELETE CASCADE ON UPDATE CASCADE,
 	type		text NOT NULL,
 	action		text NOT NULL CHECK (action IN ('skip', 'deliver')),
 	PRIMARY KEY (source, type)
@@ -38,9 +55,9 @@ CREATE TABLE livenotify.rules (
 COMMENT ON TABLE livenotify.rules IS
 	'Per-type delivery rules; type ''*'' is the source''s default; no rule means deliver';
 
-GRANT SELECT ON livenotify.sources, livenotify.rules TO PUBLIC;
+GRANT SELECT ON livenotify.source_tables, livenotify.sources, livenotify.rules TO PUBLIC;
 
-SELECT pg_catalog.pg_extension_config_dump('livenotify.sources', '');
+SELECT pg_catalog.pg_extension_config_dump('livenotify.source_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('livenotify.rules', '');
 
 -- Plain DML does not invalidate caches: this trigger makes every backend
@@ -64,17 +81,18 @@ CREATE FUNCTION livenotify.capture_read() RETURNS trigger
 -- Registration
 ------------------------------------------------------------------------------
 
--- The type of column col of tbl, or an ERROR naming the argument.
-CREATE FUNCTION livenotify._column_type(tbl regclass, col name, argname text, allowed regtype[])
-RETURNS regtype LANGUAGE plpgsql STABLE
+-- The number of column col of tbl, or an ERROR naming the argument.
+CREATE FUNCTION livenotify._column(tbl regclass, col name, argname text, allowed regtype[])
+RETURNS smallint LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	typ regtype;
+	num smallint;
 BEGIN
 	IF col IS NULL THEN
 		RAISE EXCEPTION '% must not be NULL', argname USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	SELECT a.atttypid::regtype INTO typ
+	SELECT a.atttypid::regtype, a.attnum INTO typ, num
 	  FROM pg_attribute a
 	 WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
 	IF NOT FOUND THEN
@@ -83,11 +101,13 @@ BEGIN
 			      HINT = format('Pass the name of an existing column as %s.', argname);
 	END IF;
 	IF NOT typ = ANY (allowed) THEN
-		RAISE EXCEPTION '% "%" of table % has type %, expected one of %',
-			argname, col, tbl, typ, array_to_string(allowed::text[], ', ')
+		RAISE EXCEPTION '% "%" of table % has type %, expected %',
+			argname, col, tbl, typ,
+			CASE WHEN cardinality(allowed) = 1 THEN allowed[1]::text
+			     ELSE 'one of ' || array_to_string(allowed::text[], ', ') END
 			USING ERRCODE = 'datatype_mismatch';
 	END IF;
-	RETURN typ;
+	RETURN num;
 END
 $$;
 
@@ -105,6 +125,10 @@ DECLARE
 	kind	"char";
 	src		text;
 	other	text;
+	u		smallint;
+	t		smallint;
+	i		smallint;
+	r		smallint;
 BEGIN
 	PERFORM livenotify.check_loaded();
 	IF tbl IS NULL THEN
@@ -122,11 +146,11 @@ BEGIN
 	IF kind NOT IN ('r', 'p') THEN
 		RAISE EXCEPTION '% is not a table', tbl
 			USING ERRCODE = 'wrong_object_type',
-			      DETAIL = format('It is a %s; livenotify captures rows inserted into tables.',
-			                      CASE kind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
-			                                WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table'
-			                                WHEN 'i' THEN 'index' WHEN 'I' THEN 'index'
-			                                WHEN 'c' THEN 'composite type' ELSE 'relation' END);
+			      DETAIL = format('It is a%s; livenotify captures rows inserted into tables.',
+			                      CASE kind WHEN 'v' THEN ' view' WHEN 'm' THEN ' materialized view'
+			                                WHEN 'S' THEN ' sequence' WHEN 'f' THEN ' foreign table'
+			                                WHEN 'i' THEN 'n index' WHEN 'I' THEN 'n index'
+			                                WHEN 'c' THEN ' composite type' ELSE ' relation' END);
 	END IF;
 
 	src := coalesce(source, (SELECT c.relname FROM pg_class c WHERE c.oid = tbl));
@@ -135,39 +159,40 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 			      HINT = 'A source name has 1 to 63 characters: letters, digits, _ . - (not first).';
 	END IF;
-	IF EXISTS (SELECT 1 FROM livenotify.sources s WHERE s.source = src) THEN
+	IF EXISTS (SELECT 1 FROM livenotify.source_tables s WHERE s.source = src) THEN
 		RAISE EXCEPTION 'livenotify source "%" is already registered', src
 			USING ERRCODE = 'duplicate_object',
 			      HINT = 'Pass another name as source, or livenotify.unregister() it first.';
 	END IF;
-	SELECT s.source INTO other FROM livenotify.sources s WHERE s.relid = tbl;
+	SELECT s.source INTO other FROM livenotify.source_tables s WHERE s.relid = tbl;
 	IF FOUND THEN
 		RAISE EXCEPTION 'table % is already registered as livenotify source "%"', tbl, other
 			USING ERRCODE = 'duplicate_object';
 	END IF;
 
-	PERFORM livenotify._column_type(tbl, user_column, 'user_column',
+	u := livenotify._column(tbl, user_column, 'user_column',
 		'{smallint,integer,bigint,text,character varying,character,uuid}');
-	PERFORM livenotify._column_type(tbl, type_column, 'type_column',
-		'{text,character varying,character}');
-	PERFORM livenotify._column_type(tbl, id_column, 'id_column', '{smallint,integer,bigint}');
+	t := livenotify._column(tbl, type_column, 'type_column', '{text,character varying,character}');
+	i := livenotify._column(tbl, id_column, 'id_column', '{smallint,integer,bigint}');
 	IF read_column IS NOT NULL THEN
-		PERFORM livenotify._column_type(tbl, read_column, 'read_column', '{boolean}');
+		r := livenotify._column(tbl, read_column, 'read_column', '{boolean}');
 	END IF;
 
-	INSERT INTO livenotify.sources (source, relid, user_column, type_column, id_column, read_column)
-	VALUES (src, tbl, user_column, type_column, id_column, read_column);
+	INSERT INTO livenotify.source_tables (source, relid, user_attnum, type_attnum, id_attnum,
+	                                      read_attnum)
+	VALUES (src, tbl, u, t, i, r);
 	INSERT INTO livenotify.rules (source, type, action)
-	SELECT DISTINCT src, t, 'skip' FROM unnest(skip_types) AS t;
+	SELECT DISTINCT src, x, 'skip' FROM unnest(skip_types) AS x;
 
+	-- Trigger arguments: the source and column numbers (see trigger.cpp).
 	EXECUTE format('CREATE TRIGGER livenotify_capture AFTER INSERT ON %s FOR EACH ROW '
 	               'EXECUTE FUNCTION livenotify.capture_insert(%L, %L, %L, %L)',
-	               tbl, src, user_column, type_column, id_column);
+	               tbl, src, u, t, i);
 	IF read_column IS NOT NULL THEN
 		EXECUTE format('CREATE TRIGGER livenotify_read AFTER UPDATE OF %I ON %s FOR EACH ROW '
 		               'WHEN (OLD.%I IS DISTINCT FROM NEW.%I) '
 		               'EXECUTE FUNCTION livenotify.capture_read(%L, %L)',
-		               read_column, tbl, read_column, read_column, src, user_column);
+		               read_column, tbl, read_column, read_column, src, u);
 	END IF;
 	RETURN src;
 END
@@ -178,22 +203,25 @@ COMMENT ON FUNCTION livenotify.register(regclass, name, name, name, name, text[]
 CREATE FUNCTION livenotify.unregister(source text) RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	s livenotify.sources;
+	s livenotify.source_tables;
+	trg name;
 BEGIN
 	PERFORM livenotify.check_loaded();
 	IF source IS NULL THEN
 		RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	SELECT * INTO s FROM livenotify.sources x WHERE x.source = unregister.source;
+	SELECT * INTO s FROM livenotify.source_tables x WHERE x.source = unregister.source;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'livenotify source "%" is not registered', source
 			USING ERRCODE = 'undefined_object';
 	END IF;
-	IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = s.relid) THEN
-		EXECUTE format('DROP TRIGGER IF EXISTS livenotify_capture ON %s', s.relid);
-		EXECUTE format('DROP TRIGGER IF EXISTS livenotify_read ON %s', s.relid);
-	END IF;
-	DELETE FROM livenotify.sources x WHERE x.source = unregister.source;
+	FOR trg IN
+		SELECT t.tgname FROM pg_trigger t
+		 WHERE t.tgrelid = s.relid AND t.tgname IN ('livenotify_capture', 'livenotify_read')
+	LOOP
+		EXECUTE format('DROP TRIGGER %I ON %s', trg, s.relid);
+	END LOOP;
+	DELETE FROM livenotify.source_tables x WHERE x.source = unregister.source;
 END
 $$;
 
@@ -201,7 +229,7 @@ $$;
 CREATE FUNCTION livenotify.on_sql_drop() RETURNS event_trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	DELETE FROM livenotify.sources s
+	DELETE FROM livenotify.source_tables s
 	 USING pg_event_trigger_dropped_objects() d
 	 WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND s.relid::oid = d.objid;
 END
@@ -241,6 +269,7 @@ REVOKE ALL ON FUNCTION livenotify.send(text, text, jsonb) FROM PUBLIC;
 -- Catch-up from the table (the durable log)
 ------------------------------------------------------------------------------
 
+-- A registered source with today's column names, or a clear ERROR.
 CREATE FUNCTION livenotify._source(source text) RETURNS livenotify.sources
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -254,7 +283,43 @@ BEGIN
 		RAISE EXCEPTION 'livenotify source "%" is not registered', source
 			USING ERRCODE = 'undefined_object';
 	END IF;
+	IF s.user_column IS NULL OR s.type_column IS NULL OR s.id_column IS NULL THEN
+		RAISE EXCEPTION 'a column of livenotify source "%" was dropped from table %',
+			s.source, s.relid
+			USING ERRCODE = 'undefined_column',
+			      HINT = 'Unregister the source and register it again with existing columns.';
+	END IF;
 	RETURN s;
+END
+$$;
+
+-- The type of the user column, after checking that every key casts to it.
+CREATE FUNCTION livenotify._check_user_keys(s livenotify.sources, user_keys text[])
+RETURNS regtype LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	utype regtype;
+	bad text;
+BEGIN
+	SELECT a.atttypid::regtype INTO utype FROM pg_attribute a
+	 WHERE a.attrelid = s.relid AND a.attname = s.user_column;
+	BEGIN
+		EXECUTE format('SELECT $1::%s[]', utype) USING user_keys;
+	EXCEPTION WHEN data_exception THEN
+		-- Name the first bad key (the array cast's message does not).
+		FOR i IN 1 .. cardinality(user_keys) LOOP
+			BEGIN
+				EXECUTE format('SELECT $1::%s', utype) USING user_keys[i];
+			EXCEPTION WHEN data_exception THEN
+				bad := user_keys[i];
+				EXIT;
+			END;
+		END LOOP;
+		RAISE EXCEPTION 'user key "%" is not a valid % for livenotify source "%"',
+			bad, utype, s.source
+			USING ERRCODE = 'invalid_text_representation',
+			      DETAIL = format('Column %I of %s has type %s.', s.user_column, s.relid, utype);
+	END;
+	RETURN utype;
 END
 $$;
 
@@ -276,8 +341,7 @@ BEGIN
 		RAISE EXCEPTION 'max_rows must be between 1 and 10000, got %', max_rows
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	SELECT a.atttypid::regtype INTO utype FROM pg_attribute a
-	 WHERE a.attrelid = s.relid AND a.attname = s.user_column;
+	utype := livenotify._check_user_keys(s, ARRAY[user_key]);
 
 	-- Same JSON, same rules and same stub as the live stream (trigger.cpp).
 	RETURN QUERY EXECUTE format(
@@ -319,8 +383,7 @@ BEGIN
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 			      HINT = 'Register the table with read_column to count unread rows.';
 	END IF;
-	SELECT a.atttypid::regtype INTO utype FROM pg_attribute a
-	 WHERE a.attrelid = s.relid AND a.attname = s.user_column;
+	utype := livenotify._check_user_keys(s, user_keys);
 
 	RETURN QUERY EXECUTE format(
 		'SELECT u.k, (SELECT count(*) FROM %1$s t WHERE t.%2$I = u.k::%3$s AND NOT t.%4$I)

@@ -47,26 +47,26 @@ namespace
 
 struct Mark
 {
-	int			level;			/* transaction nesting level */
-	int			start;			/* first entry index queued at that level */
+	int level; /* transaction nesting level */
+	int start; /* first entry index queued at that level */
 };
 
 /* Dedup of unread_count entries: hash of (source, user) -> entry index. */
 struct UnreadKey
 {
-	uint64		hash;
-	int			index;
+	uint64 hash;
+	int index;
 };
 
 struct PendingState
 {
 	EntryHeader **entries;
-	int			nentries;
-	int			capacity;
-	Mark	   *marks;
-	int			nmarks;
-	int			marks_capacity;
-	HTAB	   *unread;
+	int nentries;
+	int capacity;
+	Mark *marks;
+	int nmarks;
+	int marks_capacity;
+	HTAB *unread;
 };
 
 /* NULL outside a transaction that queued something. */
@@ -92,7 +92,7 @@ GetPending()
 void
 PushMarkIfNeeded(PendingState *p)
 {
-	int			level = GetCurrentTransactionNestLevel();
+	int level = GetCurrentTransactionNestLevel();
 
 	/* Top-level entries need no mark: only a whole abort drops them. */
 	if (level <= 1)
@@ -124,7 +124,7 @@ AtSubAbort(int level)
 void
 AtSubCommit(int level)
 {
-	Mark	   *top;
+	Mark *top;
 
 	if (pending == nullptr || pending->nmarks == 0)
 		return;
@@ -149,9 +149,11 @@ XactCallback(XactEvent event, void *arg)
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("cannot PREPARE a transaction that has queued livenotify entries"),
-						 errdetail("%d entries are pending; they are published at COMMIT and "
-								   "cannot survive a prepared transaction.",
-								   pending->nentries),
+						 errdetail_plural("%d entry is pending; entries are published at "
+										  "COMMIT and cannot survive a prepared transaction.",
+										  "%d entries are pending; entries are published at "
+										  "COMMIT and cannot survive a prepared transaction.",
+										  pending->nentries, pending->nentries),
 						 errhint("Commit the inserts in an ordinary transaction, or set "
 								 "livenotify.enabled = off before inserting.")));
 			break;
@@ -204,12 +206,12 @@ SameUnread(const EntryHeader *e, const char *source, size_t source_len, const ch
 		   size_t user_len)
 {
 	return e->kind_len == sizeof(KIND_UNREAD_COUNT) - 1 &&
-		memcmp(EntryKind(e), KIND_UNREAD_COUNT, e->kind_len) == 0 &&
-		e->source_len == source_len && memcmp(EntrySource(e), source, source_len) == 0 &&
-		e->user_len == user_len && memcmp(EntryUser(e), user, user_len) == 0;
+		   memcmp(EntryKind(e), KIND_UNREAD_COUNT, e->kind_len) == 0 &&
+		   e->source_len == source_len && memcmp(EntrySource(e), source, source_len) == 0 &&
+		   e->user_len == user_len && memcmp(EntryUser(e), user, user_len) == 0;
 }
 
-}							/* namespace */
+} /* namespace */
 
 void
 InitPending()
@@ -222,9 +224,9 @@ EntryHeader *
 PendingMakeEntry(const char *source, size_t source_len, const char *kind, size_t kind_len,
 				 const char *user, size_t user_len, const char *payload, size_t payload_len)
 {
-	size_t		size = EntrySize(source_len, kind_len, user_len, payload ? payload_len : 0);
+	size_t size = EntrySize(source_len, kind_len, user_len, payload ? payload_len : 0);
 	EntryHeader *e = static_cast<EntryHeader *>(MemoryContextAlloc(CurTransactionContext, size));
-	char	   *p = reinterpret_cast<char *>(e + 1);
+	char *p = reinterpret_cast<char *>(e + 1);
 
 	Assert(source_len <= PG_UINT16_MAX && kind_len <= PG_UINT16_MAX);
 	memset(e, 0, sizeof(EntryHeader));
@@ -265,13 +267,13 @@ void
 PendingAddUnreadCount(const char *source, size_t source_len, const char *user, size_t user_len)
 {
 	PendingState *p = GetPending();
-	uint64		h;
-	UnreadKey  *slot;
-	bool		found;
+	uint64 h;
+	UnreadKey *slot;
+	bool found;
 
 	if (p->unread == nullptr)
 	{
-		HASHCTL		ctl;
+		HASHCTL ctl;
 
 		ctl.keysize = sizeof(uint64);
 		ctl.entrysize = sizeof(UnreadKey);
@@ -298,4 +300,4 @@ PendingAddUnreadCount(const char *source, size_t source_len, const char *user, s
 								sizeof(KIND_UNREAD_COUNT) - 1, user, user_len, nullptr, 0));
 }
 
-}							/* namespace livenotify */
+} /* namespace livenotify */

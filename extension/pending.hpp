@@ -19,27 +19,26 @@ namespace livenotify
 {
 
 /* Called from _PG_init. */
-void		InitPending();
+void InitPending();
 
 /*
  * Allocate an entry in the current (sub)transaction's memory, laid out and
  * filled in; the caller then passes it to PendingAdd.  payload may be NULL
  * (no payload); source may be NULL (send()).
  */
-EntryHeader *PendingMakeEntry(const char *source, size_t source_len,
-							  const char *kind, size_t kind_len,
-							  const char *user, size_t user_len,
+EntryHeader *PendingMakeEntry(const char *source, size_t source_len, const char *kind,
+							  size_t kind_len, const char *user, size_t user_len,
 							  const char *payload, size_t payload_len);
 
 /* Queue an entry made by PendingMakeEntry for this transaction's commit. */
-void		PendingAdd(EntryHeader *entry);
+void PendingAdd(EntryHeader *entry);
 
 /*
  * Queue an unread_count entry for (source, user) unless one is already
  * pending in this transaction: a "mark all as read" UPDATE of a thousand
  * rows sends the user's tabs one fresh count, not a thousand.
  */
-void		PendingAddUnreadCount(const char *source, size_t source_len,
-								  const char *user, size_t user_len);
+void PendingAddUnreadCount(const char *source, size_t source_len, const char *user,
+						   size_t user_len);
 
-}							/* namespace livenotify */
+} /* namespace livenotify */

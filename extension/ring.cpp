@@ -63,32 +63,32 @@ namespace
 
 struct ReaderSlot
 {
-	bool		in_use;
-	bool		waiting;		/* sleeping in read(): wake on commit */
-	int			procno;
-	Oid			dbid;
-	uint64		pos;			/* entries <= pos have been read */
+	bool in_use;
+	bool waiting; /* sleeping in read(): wake on commit */
+	int procno;
+	Oid dbid;
+	uint64 pos; /* entries <= pos have been read */
 };
 
 struct RingControl
 {
-	LWLock	   *lock;
-	uint64		epoch;
-	uint64		data_size;
-	uint64		nslots;
-	int			max_readers;
+	LWLock *lock;
+	uint64 epoch;
+	uint64 data_size;
+	uint64 nslots;
+	int max_readers;
 
 	/* protected by lock */
-	uint64		next_seq;		/* seq of the next entry; first is 1 */
-	uint64		oldest_seq;		/* oldest intact entry; == next_seq if empty */
-	uint64		head_pos;		/* byte position of the next entry */
-	uint64		enqueued;
-	uint64		lost;
+	uint64 next_seq;   /* seq of the next entry; first is 1 */
+	uint64 oldest_seq; /* oldest intact entry; == next_seq if empty */
+	uint64 head_pos;   /* byte position of the next entry */
+	uint64 enqueued;
+	uint64 lost;
 
 	pg_atomic_uint64 filtered;
 	pg_atomic_uint64 oversize;
 
-	ReaderSlot	readers[FLEXIBLE_ARRAY_MEMBER];
+	ReaderSlot readers[FLEXIBLE_ARRAY_MEMBER];
 };
 
 /*
@@ -99,11 +99,11 @@ struct RingControl
 constexpr uint64 BYTES_PER_SLOT = 64;
 
 RingControl *ring = nullptr;
-uint64	   *ring_index = nullptr;
-char	   *ring_data = nullptr;
+uint64 *ring_index = nullptr;
+char *ring_data = nullptr;
 
 /* This backend's reader slot, or -1. */
-int			my_reader_slot = -1;
+int my_reader_slot = -1;
 
 shmem_request_hook_type prev_shmem_request_hook = nullptr;
 shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
@@ -123,14 +123,14 @@ SlotCount()
 Size
 ControlSize()
 {
-	return MAXALIGN(add_size(offsetof(RingControl, readers),
-							 mul_size(sizeof(ReaderSlot), guc_max_readers)));
+	return MAXALIGN(
+		add_size(offsetof(RingControl, readers), mul_size(sizeof(ReaderSlot), guc_max_readers)));
 }
 
 Size
 RingShmemSize()
 {
-	Size		size = ControlSize();
+	Size size = ControlSize();
 
 	size = add_size(size, MAXALIGN(mul_size(sizeof(uint64), SlotCount())));
 	size = add_size(size, DataSize());
@@ -149,8 +149,8 @@ RingShmemRequest()
 void
 RingShmemStartup()
 {
-	bool		found;
-	char	   *base;
+	bool found;
+	char *base;
 
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
@@ -197,7 +197,7 @@ EntryAt(uint64 pos)
 uint64
 SlowestReaderPos()
 {
-	uint64		min = PG_UINT64_MAX;
+	uint64 min = PG_UINT64_MAX;
 
 	for (int i = 0; i < ring->max_readers; i++)
 	{
@@ -220,8 +220,8 @@ EvictOldest(uint64 slowest_reader)
 void
 AppendOne(const EntryHeader *e, uint64 slowest_reader)
 {
-	uint64		pos = ring->head_pos;
-	uint64		end;
+	uint64 pos = ring->head_pos;
+	uint64 end;
 
 	/* Never straddle the end of the data area: skip to the next lap. */
 	if (pos % ring->data_size + e->len > ring->data_size)
@@ -285,11 +285,10 @@ RegisterReader(uint64 after)
 	LWLockRelease(ring->lock);
 
 	if (my_reader_slot < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("too many livenotify readers"),
-				 errdetail("All %d reader slots are in use.", guc_max_readers),
-				 errhint("Increase livenotify.max_readers and restart the server.")));
+		ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+						errmsg("too many livenotify readers"),
+						errdetail("All %d reader slots are in use.", guc_max_readers),
+						errhint("Increase livenotify.max_readers and restart the server.")));
 
 	if (!exit_callback_registered)
 	{
@@ -298,7 +297,7 @@ RegisterReader(uint64 after)
 	}
 }
 
-}							/* namespace */
+} /* namespace */
 
 void
 InitRing()
@@ -319,17 +318,16 @@ void
 RequireRing()
 {
 	if (ring == nullptr)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("livenotify must be loaded via shared_preload_libraries"),
-				 errhint("Add 'livenotify' to shared_preload_libraries in postgresql.conf "
-						 "and restart the server.")));
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("livenotify must be loaded via shared_preload_libraries"),
+						errhint("Add 'livenotify' to shared_preload_libraries in postgresql.conf "
+								"and restart the server.")));
 }
 
 size_t
 RingMaxPayload()
 {
-	size_t		cap = ring->data_size / 4;
+	size_t cap = ring->data_size / 4;
 
 	return Min(static_cast<size_t>(guc_max_payload), cap);
 }
@@ -349,9 +347,9 @@ RingCountOversize()
 void
 RingAppendCommitted(EntryHeader *const *entries, int nentries) noexcept
 {
-	int			wake[1024];
-	int			nwake = 0;
-	uint64		slowest;
+	int wake[1024];
+	int nwake = 0;
+	uint64 slowest;
 
 	if (nentries == 0 || ring == nullptr)
 		return;
@@ -392,7 +390,7 @@ RingRead(uint64 after, int max_entries, int timeout_ms)
 {
 	RingReadResult res;
 	TimestampTz start = GetCurrentTimestamp();
-	uint64		cursor = after;
+	uint64 cursor = after;
 
 	RequireRing();
 	RegisterReader(after);
@@ -406,7 +404,7 @@ RingRead(uint64 after, int max_entries, int timeout_ms)
 	for (;;)
 	{
 		ReaderSlot *me = &ring->readers[my_reader_slot];
-		uint64		last_seq;
+		uint64 last_seq;
 
 		ResetLatch(MyLatch);
 
@@ -432,7 +430,7 @@ RingRead(uint64 after, int max_entries, int timeout_ms)
 		}
 		while (cursor < last_seq && res.nentries < max_entries)
 		{
-			uint64		seq = cursor + 1;
+			uint64 seq = cursor + 1;
 			const EntryHeader *e = EntryAt(ring_index[seq % ring->nslots]);
 
 			Assert(e->seq == seq);
@@ -457,19 +455,25 @@ RingRead(uint64 after, int max_entries, int timeout_ms)
 			break;
 
 		{
-			long		elapsed = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
+			long elapsed = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
 
 			if (elapsed >= timeout_ms)
 				break;
-			(void) WaitLatch(MyLatch,
-							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 timeout_ms - elapsed,
-							 PG_WAIT_EXTENSION);
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 timeout_ms - elapsed, PG_WAIT_EXTENSION);
 		}
+
+		/*
+		 * Not waiting while we handle interrupts: a cancel leaves no stale
+		 * "waiting" behind.  A commit from now until the next look is found
+		 * by that look (the latch is reset before it).
+		 */
+		LWLockAcquire(ring->lock, LW_SHARED);
+		me->waiting = false;
+		LWLockRelease(ring->lock);
 		CHECK_FOR_INTERRUPTS();
 	}
 
-	/* Not sleeping any more: writers need not set our latch. */
 	LWLockAcquire(ring->lock, LW_SHARED);
 	ring->readers[my_reader_slot].waiting = false;
 	LWLockRelease(ring->lock);
@@ -479,7 +483,7 @@ RingRead(uint64 after, int max_entries, int timeout_ms)
 RingStats
 RingGetStats()
 {
-	RingStats	s;
+	RingStats s;
 
 	RequireRing();
 	LWLockAcquire(ring->lock, LW_SHARED);
@@ -487,9 +491,8 @@ RingGetStats()
 	s.lost = ring->lost;
 	s.ring_bytes = ring->data_size;
 	s.ring_entries = ring->next_seq - ring->oldest_seq;
-	s.ring_used_bytes = s.ring_entries == 0
-		? 0
-		: ring->head_pos - ring_index[ring->oldest_seq % ring->nslots];
+	s.ring_used_bytes =
+		s.ring_entries == 0 ? 0 : ring->head_pos - ring_index[ring->oldest_seq % ring->nslots];
 	s.readers = 0;
 	s.waiting_readers = 0;
 	for (int i = 0; i < ring->max_readers; i++)
@@ -510,4 +513,4 @@ RingGetStats()
 	return s;
 }
 
-}							/* namespace livenotify */
+} /* namespace livenotify */

@@ -18,43 +18,43 @@ namespace livenotify
 {
 
 /* Called from _PG_init while shared_preload_libraries is processed. */
-void		InitRing();
+void InitRing();
 
 /* True when the ring exists (the library was preloaded). */
-bool		RingAvailable();
+bool RingAvailable();
 
 /* ERROR with a hint unless the library was preloaded. */
-void		RequireRing();
+void RequireRing();
 
 /*
  * Append committed entries and wake the readers of this database.  Called
  * from the COMMIT callback, after the commit record: it never raises an
  * ERROR and never waits for a reader (a full ring overwrites).
  */
-void		RingAppendCommitted(EntryHeader *const *entries, int nentries) noexcept;
+void RingAppendCommitted(EntryHeader *const *entries, int nentries) noexcept;
 
 /* Counters kept outside the lock. */
-void		RingCountFiltered();
-void		RingCountOversize();
+void RingCountFiltered();
+void RingCountOversize();
 
 /* Largest payload a single entry may carry (max_payload capped by ring). */
-size_t		RingMaxPayload();
+size_t RingMaxPayload();
 
 struct RingPosition
 {
-	uint64		epoch;
-	uint64		last_seq;
+	uint64 epoch;
+	uint64 last_seq;
 };
 
 RingPosition RingGetPosition();
 
 struct RingReadResult
 {
-	uint64		epoch;
-	uint64		lost;			/* entries overwritten after 'after' */
-	uint64		lost_last_seq;	/* seq of the last of them */
-	int			nentries;
-	EntryHeader **entries;		/* palloc'd copies, seq order */
+	uint64 epoch;
+	uint64 lost;		  /* entries overwritten after 'after' */
+	uint64 lost_last_seq; /* seq of the last of them */
+	int nentries;
+	EntryHeader **entries; /* palloc'd copies, seq order */
 };
 
 /*
@@ -66,20 +66,20 @@ RingReadResult RingRead(uint64 after, int max_entries, int timeout_ms);
 
 struct RingStats
 {
-	uint64		enqueued;
-	uint64		filtered;
-	uint64		lost;
-	uint64		oversize;
-	uint64		ring_bytes;
-	uint64		ring_used_bytes;
-	uint64		ring_entries;
-	int			readers;
-	int			waiting_readers;
-	uint64		epoch;
-	uint64		last_seq;
-	uint64		oldest_seq;
+	uint64 enqueued;
+	uint64 filtered;
+	uint64 lost;
+	uint64 oversize;
+	uint64 ring_bytes;
+	uint64 ring_used_bytes;
+	uint64 ring_entries;
+	int readers;
+	int waiting_readers;
+	uint64 epoch;
+	uint64 last_seq;
+	uint64 oldest_seq;
 };
 
-RingStats	RingGetStats();
+RingStats RingGetStats();
 
-}							/* namespace livenotify */
+} /* namespace livenotify */

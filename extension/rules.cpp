@@ -43,21 +43,21 @@ struct Rule
 {
 	const char *source;
 	const char *type;
-	size_t		type_len;
-	bool		deliver;
+	size_t type_len;
+	bool deliver;
 };
 
 MemoryContext rules_context = nullptr;
-Rule	   *rules = nullptr;
-int			nrules = 0;
-bool		rules_valid = false;
-Oid			rules_relid = InvalidOid;
+Rule *rules = nullptr;
+int nrules = 0;
+bool rules_valid = false;
+Oid rules_relid = InvalidOid;
 
 int
 CompareRule(const char *source, const char *type, size_t type_len, const Rule *r)
 {
-	int			c = strcmp(source, r->source);
-	size_t		n;
+	int c = strcmp(source, r->source);
+	size_t n;
 
 	if (c != 0)
 		return c;
@@ -80,13 +80,13 @@ RuleSortCmp(const void *a, const void *b)
 const Rule *
 FindRule(const char *source, const char *type, size_t type_len)
 {
-	int			lo = 0;
-	int			hi = nrules - 1;
+	int lo = 0;
+	int hi = nrules - 1;
 
 	while (lo <= hi)
 	{
-		int			mid = (lo + hi) / 2;
-		int			c = CompareRule(source, type, type_len, &rules[mid]);
+		int mid = (lo + hi) / 2;
+		int c = CompareRule(source, type, type_len, &rules[mid]);
 
 		if (c == 0)
 			return &rules[mid];
@@ -108,16 +108,16 @@ RelcacheCallback(Datum arg, Oid relid)
 void
 LoadRules()
 {
-	Oid			nsp;
-	int			ret;
-	uint64		n;
+	Oid nsp;
+	int ret;
+	uint64 n;
 
 	nsp = get_namespace_oid("livenotify", false);
 	rules_relid = get_relname_relid("rules", nsp);
 
 	if (rules_context == nullptr)
-		rules_context = AllocSetContextCreate(CacheMemoryContext, "livenotify rules",
-											  ALLOCSET_SMALL_SIZES);
+		rules_context =
+			AllocSetContextCreate(CacheMemoryContext, "livenotify rules", ALLOCSET_SMALL_SIZES);
 	else
 		MemoryContextReset(rules_context);
 	rules = nullptr;
@@ -133,19 +133,18 @@ LoadRules()
 		elog(ERROR, "livenotify: SPI_connect failed: %s", SPI_result_code_string(ret));
 	ret = SPI_execute("SELECT source, type, action = 'deliver' FROM livenotify.rules", true, 0);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "livenotify: reading livenotify.rules failed: %s",
-			 SPI_result_code_string(ret));
+		elog(ERROR, "livenotify: reading livenotify.rules failed: %s", SPI_result_code_string(ret));
 
 	n = SPI_processed;
 	rules = static_cast<Rule *>(MemoryContextAlloc(rules_context, sizeof(Rule) * (n + 1)));
 	for (uint64 i = 0; i < n; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		char	   *source = SPI_getvalue(tup, desc, 1);
-		char	   *type = SPI_getvalue(tup, desc, 2);
-		Datum		deliver = SPI_getbinval(tup, desc, 3, &isnull);
+		HeapTuple tup = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bool isnull;
+		char *source = SPI_getvalue(tup, desc, 1);
+		char *type = SPI_getvalue(tup, desc, 2);
+		Datum deliver = SPI_getbinval(tup, desc, 3, &isnull);
 
 		if (source == nullptr || type == nullptr)
 			continue;
@@ -160,7 +159,7 @@ LoadRules()
 	qsort(rules, nrules, sizeof(Rule), RuleSortCmp);
 }
 
-}							/* namespace */
+} /* namespace */
 
 void
 InitRules()
@@ -199,4 +198,4 @@ RulesDeliver(const char *source, const char *type, size_t type_len)
 	return r == nullptr || r->deliver;
 }
 
-}							/* namespace livenotify */
+} /* namespace livenotify */

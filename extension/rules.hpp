@@ -16,7 +16,7 @@ namespace livenotify
 {
 
 /* Called from _PG_init. */
-void		InitRules();
+void InitRules();
 
 /*
  * Whether rows of this type from this source are delivered.  Answers from
@@ -24,12 +24,12 @@ void		InitRules();
  * changed.  A type without a rule follows the source's '*' rule, else is
  * delivered.
  */
-bool		RulesDeliver(const char *source, const char *type, size_t type_len);
+bool RulesDeliver(const char *source, const char *type, size_t type_len);
 
 /*
  * Forget the cache.  Runs from the relcache invalidation that the
  * statement trigger on livenotify.rules sends, in every backend.
  */
-void		RulesInvalidate();
+void RulesInvalidate();
 
-}							/* namespace livenotify */
+} /* namespace livenotify */

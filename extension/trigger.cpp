@@ -3,11 +3,11 @@
  * trigger.cpp
  *	  The row triggers that livenotify.register() installs on a source table.
  *
- *	  livenotify.capture_insert(source, user_col, type_col, id_col)
+ *	  livenotify.capture_insert(source, user_attnum, type_attnum, id_attnum)
  *		AFTER INSERT FOR EACH ROW: apply the type rules, serialise the row
  *		with row_to_json (JSON columns stay JSON), queue a 'notification'.
  *
- *	  livenotify.capture_read(source, user_col)
+ *	  livenotify.capture_read(source, user_attnum)
  *		AFTER UPDATE OF <read column> FOR EACH ROW WHEN (changed): queue one
  *		'unread_count' per user per transaction.
  *
@@ -15,9 +15,10 @@
  *		AFTER ... FOR EACH STATEMENT on livenotify.rules: invalidate every
  *		backend's rules cache (see rules.cpp).
  *
- * Column names travel as trigger arguments, validated by register(); a
- * column renamed or dropped later is reported here with a clear ERROR
- * rather than guessed at.
+ * Columns travel as trigger arguments by number (validated by register()),
+ * so a migration that renames a column changes nothing.  A column dropped
+ * later is reported with a WARNING and the row is skipped: the app's INSERT
+ * never fails because of livenotify.
  *
  *-------------------------------------------------------------------------
  */
@@ -42,6 +43,7 @@ extern "C"
 #include "ring.hpp"
 #include "rules.hpp"
 
+#include <cstdlib>
 #include <cstring>
 
 using namespace livenotify;
@@ -55,49 +57,70 @@ CheckTrigger(FunctionCallInfo fcinfo, const char *funcname, int nargs, bool want
 	TriggerData *trig;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s() can only be called as a trigger", funcname)));
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+						errmsg("%s() can only be called as a trigger", funcname)));
 	trig = reinterpret_cast<TriggerData *>(fcinfo->context);
 	if (!TRIGGER_FIRED_AFTER(trig->tg_event) || !TRIGGER_FIRED_FOR_ROW(trig->tg_event) ||
 		(want_update ? !TRIGGER_FIRED_BY_UPDATE(trig->tg_event)
-		 : !TRIGGER_FIRED_BY_INSERT(trig->tg_event)))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s() must be fired AFTER %s FOR EACH ROW", funcname,
-						want_update ? "UPDATE" : "INSERT"),
-				 errhint("Install it with livenotify.register().")));
+					 : !TRIGGER_FIRED_BY_INSERT(trig->tg_event)))
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+						errmsg("%s() must be fired AFTER %s FOR EACH ROW", funcname,
+							   want_update ? "UPDATE" : "INSERT"),
+						errhint("Install it with livenotify.register().")));
 	if (trig->tg_trigger->tgnargs != nargs)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s() expects %d trigger arguments, got %d", funcname, nargs,
-						trig->tg_trigger->tgnargs),
-				 errhint("Install it with livenotify.register().")));
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+						errmsg("%s() expects %d trigger arguments, got %d", funcname, nargs,
+							   trig->tg_trigger->tgnargs),
+						errhint("Install it with livenotify.register().")));
 	return trig;
 }
 
+/*
+ * The column a trigger argument names, by number, so that renaming it is
+ * harmless.  A column dropped since registration (or retyped to something
+ * the trigger cannot read) must not make the app's INSERT fail: warn, and
+ * return 0 so the row is skipped.
+ */
 int
-ColumnNumber(Relation rel, const char *column, const char *source)
+ResolveColumn(Relation rel, const char *arg, const char *source, const char *role, bool text_like)
 {
-	int			attnum = SPI_fnumber(RelationGetDescr(rel), column);
+	TupleDesc desc = RelationGetDescr(rel);
+	long attnum = strtol(arg, nullptr, 10);
+	Form_pg_attribute att;
 
-	if (attnum <= 0)
-		ereport(ERROR,
+	if (attnum < 1 || attnum > desc->natts || TupleDescAttr(desc, attnum - 1)->attisdropped)
+	{
+		ereport(WARNING,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" of livenotify source \"%s\" no longer exists in table \"%s\"",
-						column, source, RelationGetRelationName(rel)),
-				 errhint("Unregister and register the table again with the new column names.")));
-	return attnum;
+				 errmsg("livenotify source \"%s\": the %s column of table \"%s\" was dropped; "
+						"row not queued",
+						source, role, RelationGetRelationName(rel)),
+				 errhint("Unregister the source and register it again.")));
+		return 0;
+	}
+	att = TupleDescAttr(desc, attnum - 1);
+	if (text_like && att->atttypid != TEXTOID && att->atttypid != VARCHAROID &&
+		att->atttypid != BPCHAROID)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("livenotify source \"%s\": the %s column \"%s\" is no longer text; "
+						"row not queued",
+						source, role, NameStr(att->attname)),
+				 errhint("Unregister the source and register it again.")));
+		return 0;
+	}
+	return static_cast<int>(attnum);
 }
 
 /* The text form of a column, or NULL. */
 char *
 ColumnText(HeapTuple tuple, TupleDesc desc, int attnum)
 {
-	bool		isnull;
-	Datum		value = heap_getattr(tuple, attnum, desc, &isnull);
-	Oid			typoutput;
-	bool		typvarlena;
+	bool isnull;
+	Datum value = heap_getattr(tuple, attnum, desc, &isnull);
+	Oid typoutput;
+	bool typvarlena;
 
 	if (isnull)
 		return nullptr;
@@ -109,14 +132,14 @@ ColumnText(HeapTuple tuple, TupleDesc desc, int attnum)
 bool
 TypeDelivered(const char *source, HeapTuple tuple, TupleDesc desc, int attnum)
 {
-	bool		isnull;
-	Datum		value = heap_getattr(tuple, attnum, desc, &isnull);
+	bool isnull;
+	Datum value = heap_getattr(tuple, attnum, desc, &isnull);
 	const char *type = "";
-	size_t		type_len = 0;
+	size_t type_len = 0;
 
 	if (!isnull)
 	{
-		text	   *t = DatumGetTextPP(value);
+		text *t = DatumGetTextPP(value);
 
 		type = VARDATA_ANY(t);
 		type_len = VARSIZE_ANY_EXHDR(t);
@@ -138,24 +161,32 @@ Datum
 capture_insert_cpp(PG_FUNCTION_ARGS)
 {
 	TriggerData *trig = CheckTrigger(fcinfo, "livenotify.capture_insert", 4, false);
-	char	  **args = trig->tg_trigger->tgargs;
+	char **args = trig->tg_trigger->tgargs;
 	const char *source = args[0];
-	Relation	rel = trig->tg_relation;
-	TupleDesc	desc = RelationGetDescr(rel);
-	HeapTuple	tuple = trig->tg_trigtuple;
-	char	   *user;
-	text	   *json;
+	Relation rel = trig->tg_relation;
+	TupleDesc desc = RelationGetDescr(rel);
+	HeapTuple tuple = trig->tg_trigtuple;
+	char *user;
+	text *json;
 	const char *payload;
-	size_t		payload_len;
+	size_t payload_len;
+	int user_att;
+	int type_att;
+	int id_att;
 
 	RequireRing();
 	if (!guc_enabled)
 		return PointerGetDatum(nullptr);
 
-	if (!TypeDelivered(source, tuple, desc, ColumnNumber(rel, args[2], source)))
+	if ((user_att = ResolveColumn(rel, args[1], source, "user", false)) == 0 ||
+		(type_att = ResolveColumn(rel, args[2], source, "type", true)) == 0 ||
+		(id_att = ResolveColumn(rel, args[3], source, "id", false)) == 0)
 		return PointerGetDatum(nullptr);
 
-	user = ColumnText(tuple, desc, ColumnNumber(rel, args[1], source));
+	if (!TypeDelivered(source, tuple, desc, type_att))
+		return PointerGetDatum(nullptr);
+
+	user = ColumnText(tuple, desc, user_att);
 	if (user == nullptr)
 	{
 		/* Nobody to deliver to. */
@@ -163,8 +194,7 @@ capture_insert_cpp(PG_FUNCTION_ARGS)
 		return PointerGetDatum(nullptr);
 	}
 
-	json = DatumGetTextPP(
-		DirectFunctionCall1(row_to_json, heap_copy_tuple_as_datum(tuple, desc)));
+	json = DatumGetTextPP(DirectFunctionCall1(row_to_json, heap_copy_tuple_as_datum(tuple, desc)));
 	payload = VARDATA_ANY(json);
 	payload_len = VARSIZE_ANY_EXHDR(json);
 
@@ -174,7 +204,7 @@ capture_insert_cpp(PG_FUNCTION_ARGS)
 	 */
 	if (payload_len > RingMaxPayload())
 	{
-		char	   *id = ColumnText(tuple, desc, ColumnNumber(rel, args[3], source));
+		char *id = ColumnText(tuple, desc, id_att);
 
 		payload = psprintf("{\"id\":%s,\"truncated\":true}", id ? id : "null");
 		payload_len = strlen(payload);
@@ -203,16 +233,19 @@ Datum
 capture_read_cpp(PG_FUNCTION_ARGS)
 {
 	TriggerData *trig = CheckTrigger(fcinfo, "livenotify.capture_read", 2, true);
-	char	  **args = trig->tg_trigger->tgargs;
+	char **args = trig->tg_trigger->tgargs;
 	const char *source = args[0];
-	Relation	rel = trig->tg_relation;
-	char	   *user;
+	Relation rel = trig->tg_relation;
+	char *user;
+	int user_att;
 
 	RequireRing();
 	if (!guc_enabled)
 		return PointerGetDatum(nullptr);
 
-	user = ColumnText(trig->tg_newtuple, RelationGetDescr(rel), ColumnNumber(rel, args[1], source));
+	if ((user_att = ResolveColumn(rel, args[1], source, "user", false)) == 0)
+		return PointerGetDatum(nullptr);
+	user = ColumnText(trig->tg_newtuple, RelationGetDescr(rel), user_att);
 	if (user == nullptr || strlen(user) > RingMaxPayload())
 		return PointerGetDatum(nullptr);
 	PendingAddUnreadCount(source, strlen(source), user, strlen(user));
@@ -225,9 +258,8 @@ rules_changed_cpp(PG_FUNCTION_ARGS)
 	TriggerData *trig;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("livenotify.rules_changed() can only be called as a trigger")));
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+						errmsg("livenotify.rules_changed() can only be called as a trigger")));
 	trig = reinterpret_cast<TriggerData *>(fcinfo->context);
 	RequireRing();
 	/* Sent to every backend at commit; this one sees it at the next command. */
@@ -235,7 +267,7 @@ rules_changed_cpp(PG_FUNCTION_ARGS)
 	return PointerGetDatum(nullptr);
 }
 
-}							/* namespace */
+} /* namespace */
 
 LIVENOTIFY_FUNCTION(capture_insert)
 LIVENOTIFY_FUNCTION(capture_read)

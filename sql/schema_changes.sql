@@ -35,15 +35,25 @@ CREATE TABLE renamed_notification (
 SELECT livenotify.register('renamed_notification', read_column => 'is_read');
 ALTER TABLE renamed_notification DROP COLUMN is_read;
 
--- A renamed user column: the registration still names the old column, and every function
--- says so clearly, with the fix.
+
+-- A renamed user column (a migration): registration keeps columns by number, so capture,
+-- catch-up and unread counts go on under the new name.
+SELECT last_seq AS base FROM livenotify.position() \gset
 ALTER TABLE renamed_notification RENAME COLUMN user_id TO owner_id;
 INSERT INTO renamed_notification (owner_id, type) VALUES (112, 'like');
+SELECT user_key, kind, payload::json->>'owner_id' AS owner_id
+  FROM livenotify.read(:base, 10, 0);
+SELECT user_column FROM livenotify.sources WHERE source = 'renamed_notification';
 SELECT count(*) FROM livenotify.catchup('renamed_notification', '112', 0);
-SELECT count(*) FROM livenotify.unread_counts('renamed_notification', '{112}');
--- Renamed back, everything works again.
-ALTER TABLE renamed_notification RENAME COLUMN owner_id TO user_id;
-INSERT INTO renamed_notification (user_id, type) VALUES (112, 'like');
-SELECT count(*) AS rows FROM livenotify.catchup('renamed_notification', '112', 0);
+SELECT * FROM livenotify.unread_counts('renamed_notification', '{112}');
+
+-- A dropped type column: the app's INSERT still succeeds; livenotify warns and skips the
+-- row, and catch-up says what is wrong and how to fix it.
+SELECT last_seq AS base FROM livenotify.position() \gset
+ALTER TABLE renamed_notification DROP COLUMN type;
+INSERT INTO renamed_notification (owner_id) VALUES (112);
+SELECT count(*) AS queued FROM livenotify.read(:base, 10, 0);
+SELECT count(*) AS stored FROM renamed_notification;
+SELECT count(*) FROM livenotify.catchup('renamed_notification', '112', 0);
 SELECT livenotify.unregister('renamed_notification');
 DROP TABLE renamed_notification;
