@@ -968,6 +968,7 @@ Server::handle_flags()
 void
 Server::reload()
 {
+	sd_notify(0, "RELOADING=1");
 	Config next;
 	try
 	{
@@ -976,6 +977,7 @@ Server::reload()
 	catch (const ConfigError &e)
 	{
 		LOG_ERROR("reload_failed", "key=%s error=%s", e.key.c_str(), log_quote(e.what()).c_str());
+		sd_notify(0, "READY=1\nSTATUS=serving (reload failed, previous configuration kept)");
 		return;
 	}
 	if (next.auth != cfg_.auth || next.listen_address != cfg_.listen_address ||

@@ -108,9 +108,9 @@ struct Shared
 	JobQueue jobs;
 	std::atomic<int64_t> epoch{0};
 	std::atomic<bool> stopping{false};
-	int stop_fd = -1; /* eventfd, readable once shutdown starts */
-	lws_context *ctx = nullptr;
-	size_t headroom = 0; /* LWS_PRE, passed to the lws-free frame builders */
+	int stop_fd = -1;						 /* eventfd, readable once shutdown starts */
+	std::atomic<lws_context *> ctx{nullptr}; /* written by the main thread, read by every thread */
+	size_t headroom = 0;					 /* LWS_PRE, passed to the lws-free frame builders */
 
 	/* The source used for resume: cfg.source, or the only registered source (set by the reader). */
 	std::string resume_source()
