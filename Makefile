@@ -28,13 +28,15 @@ ISOLATION = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isol
 PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
 
 PG_CXXFLAGS = -std=c++17 -fno-strict-aliasing -Wall -Wextra -Wno-unused-parameter -Wno-register -Wno-missing-field-initializers
-# PGXS compiles C++ to LLVM bitcode with clang using these flags, not PG_CXXFLAGS.
-BITCODE_CXXFLAGS = -std=c++17 -Wno-register -Wno-deprecated-register
 # PGXS links with the C compiler: without libstdc++ the module only loads by accident.
 SHLIB_LINK = -lstdc++
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS compiles C++ to LLVM bitcode (for JIT inlining) with clang using these flags, not
+# PG_CXXFLAGS; Makefile.global sets them, so add ours after the include.
+BITCODE_CXXFLAGS += -std=c++17 -Wno-register -Wno-deprecated-register
 
 # Every object depends on the headers (PGXS tracks no header dependencies).
 $(OBJS): $(wildcard extension/*.hpp)

@@ -98,6 +98,9 @@ struct RingControl
  */
 constexpr uint64 BYTES_PER_SLOT = 64;
 
+/* Most bytes one read() copies out under the shared lock. */
+constexpr size_t READ_MAX_BYTES = 8 * 1024 * 1024;
+
 RingControl *ring = nullptr;
 uint64 *ring_index = nullptr;
 char *ring_data = nullptr;
@@ -391,6 +394,7 @@ RingRead(uint64 after, int max_entries, int timeout_ms)
 	RingReadResult res;
 	TimestampTz start = GetCurrentTimestamp();
 	uint64 cursor = after;
+	size_t copied = 0;
 
 	RequireRing();
 	RegisterReader(after);
@@ -428,7 +432,11 @@ RingRead(uint64 after, int max_entries, int timeout_ms)
 			res.lost_last_seq = ring->oldest_seq - 1;
 			cursor = ring->oldest_seq - 1;
 		}
-		while (cursor < last_seq && res.nentries < max_entries)
+		/*
+		 * Bounded by count and by bytes: writers wait for this shared lock,
+		 * so one call never copies more than READ_MAX_BYTES under it.
+		 */
+		while (cursor < last_seq && res.nentries < max_entries && copied < READ_MAX_BYTES)
 		{
 			uint64 seq = cursor + 1;
 			const EntryHeader *e = EntryAt(ring_index[seq % ring->nslots]);
@@ -436,13 +444,14 @@ RingRead(uint64 after, int max_entries, int timeout_ms)
 			Assert(e->seq == seq);
 			if (e->dbid == MyDatabaseId)
 			{
-				/* palloc cannot fail softly: release first if it throws. */
+				/* No ERROR while holding the lock: stop short on out-of-memory. */
 				EntryHeader *copy = static_cast<EntryHeader *>(
 					MemoryContextAllocExtended(CurrentMemoryContext, e->len, MCXT_ALLOC_NO_OOM));
 
 				if (copy == nullptr)
 					break;
 				memcpy(copy, e, e->len);
+				copied += e->len;
 				res.entries[res.nentries++] = copy;
 			}
 			cursor = seq;
