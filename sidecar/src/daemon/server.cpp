@@ -51,7 +51,6 @@ struct Session
 	int close_code = 0;
 	std::string close_reason;
 	std::string rx;
-	bool rx_overflow = false;
 	lws_sorted_usec_list_t auth_sul;
 	Server *server = nullptr;
 
