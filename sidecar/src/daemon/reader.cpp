@@ -13,6 +13,7 @@
 #include <map>
 #include <poll.h>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace livenotify
 {
@@ -296,6 +297,8 @@ private:
 
 		/* Distinct active users per source that need a count. */
 		std::map<std::string, std::vector<std::string>> need;
+		std::map<std::string, std::unordered_set<std::string>>
+			seen; /* keeps need[] distinct in O(1) */
 		for (size_t i = 0; i < entries.size(); i++)
 		{
 			const Entry &e = entries[i];
@@ -306,9 +309,8 @@ private:
 			const SourceInfo *si = source_info(e.source);
 			if (!si || !si->has_read_column)
 				continue;
-			auto &v = need[e.source];
-			if (std::find(v.begin(), v.end(), e.user) == v.end())
-				v.push_back(e.user);
+			if (seen[e.source].insert(e.user).second)
+				need[e.source].push_back(e.user);
 		}
 		std::map<std::string, std::unordered_map<std::string, int64_t>> counts;
 		for (const auto &kv : need)
