@@ -31,6 +31,23 @@ static const char *const kProtocolName = "livenotify.v1";
 namespace
 {
 
+/*
+ * An lws timer with a pointer back to its owner.  lws hands the callback the
+ * lws_sorted_usec_list_t only; lws_container_of() (offsetof) is not defined
+ * for our non-standard-layout classes, so the timer is the first member of
+ * this standard-layout struct and the owner is found through it.
+ */
+struct Timer
+{
+	lws_sorted_usec_list_t sul;
+	void *owner;
+
+	static void *owner_of(lws_sorted_usec_list_t *sul)
+	{
+		return reinterpret_cast<Timer *>(sul)->owner;
+	}
+};
+
 /* One WebSocket connection's state; lives from admission to close. */
 struct Session
 {
@@ -51,12 +68,13 @@ struct Session
 	int close_code = 0;
 	std::string close_reason;
 	std::string rx;
-	lws_sorted_usec_list_t auth_sul;
+	Timer auth_timer;
 	Server *server = nullptr;
 
 	explicit Session(size_t limit) : queue(limit)
 	{
-		memset(&auth_sul, 0, sizeof(auth_sul));
+		memset(&auth_timer, 0, sizeof(auth_timer));
+		auth_timer.owner = this;
 	}
 };
 
@@ -136,8 +154,8 @@ private:
 	bool shutting_down_ = false;
 	bool done_ = false;
 	std::chrono::steady_clock::time_point shutdown_deadline_;
-	lws_sorted_usec_list_t shutdown_sul_;
-	lws_sorted_usec_list_t watchdog_sul_;
+	Timer shutdown_timer_;
+	Timer watchdog_timer_;
 	uint64_t watchdog_usec_ = 0;
 };
 
@@ -225,10 +243,12 @@ Server::create()
 			 log_quote(cfg_.listen_address).c_str(), cfg_.port, log_quote(cfg_.ws_path).c_str(),
 			 auth_mode_name(cfg_.auth));
 
-	memset(&shutdown_sul_, 0, sizeof(shutdown_sul_));
-	memset(&watchdog_sul_, 0, sizeof(watchdog_sul_));
+	memset(&shutdown_timer_, 0, sizeof(shutdown_timer_));
+	memset(&watchdog_timer_, 0, sizeof(watchdog_timer_));
+	shutdown_timer_.owner = this;
+	watchdog_timer_.owner = this;
 	if (sd_watchdog_enabled(0, &watchdog_usec_) > 0 && watchdog_usec_ > 0)
-		lws_sul_schedule(ctx_, 0, &watchdog_sul_, watchdog_tick,
+		lws_sul_schedule(ctx_, 0, &watchdog_timer_.sul, watchdog_tick,
 						 static_cast<lws_usec_t>(watchdog_usec_ / 2));
 	return true;
 }
@@ -260,9 +280,9 @@ Server::destroy()
 void
 Server::watchdog_tick(lws_sorted_usec_list_t *sul)
 {
-	Server *s = lws_container_of(sul, Server, watchdog_sul_);
+	Server *s = static_cast<Server *>(Timer::owner_of(sul));
 	sd_notify(0, "WATCHDOG=1");
-	lws_sul_schedule(s->ctx_, 0, &s->watchdog_sul_, watchdog_tick,
+	lws_sul_schedule(s->ctx_, 0, &s->watchdog_timer_.sul, watchdog_tick,
 					 static_cast<lws_usec_t>(s->watchdog_usec_ / 2));
 }
 
@@ -531,7 +551,7 @@ Server::on_established(struct lws *wsi, Session *s)
 		sh_->jobs.push(std::move(j));
 	}
 	/* Whether a token is pending in SQL or must come in a first message, auth has a deadline. */
-	lws_sul_schedule(ctx_, 0, &s->auth_sul, auth_deadline,
+	lws_sul_schedule(ctx_, 0, &s->auth_timer.sul, auth_deadline,
 					 static_cast<lws_usec_t>(cfg_.auth_timeout_ms) * 1000);
 }
 
@@ -539,7 +559,7 @@ Server::on_established(struct lws *wsi, Session *s)
 void
 Server::auth_deadline(lws_sorted_usec_list_t *sul)
 {
-	Session *s = lws_container_of(sul, Session, auth_sul);
+	Session *s = static_cast<Session *>(Timer::owner_of(sul));
 	if (!s->authed && !s->close_code)
 		s->server->auth_failed(s, "auth_timeout");
 }
@@ -557,7 +577,7 @@ Server::auth_failed(Session *s, const std::string &reason, int code)
 void
 Server::authenticated(Session *s, const std::string &user, const char *how)
 {
-	lws_sul_cancel(&s->auth_sul);
+	lws_sul_cancel(&s->auth_timer.sul);
 	if (s->reserved)
 	{
 		groups_.unreserve();
@@ -872,7 +892,7 @@ Server::cleanup(Pss *pss)
 		return;
 	Session *s = pss->session;
 	pss->session = nullptr;
-	lws_sul_cancel(&s->auth_sul);
+	lws_sul_cancel(&s->auth_timer.sul);
 	if (s->registered && groups_.remove(s->user, s))
 		sh_->active.deactivate(s->user);
 	if (s->reserved)
@@ -1022,14 +1042,14 @@ Server::begin_shutdown()
 			close_session(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
 	}
 	shutdown_deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
-	lws_sul_schedule(ctx_, 0, &shutdown_sul_, shutdown_tick, 20 * LWS_US_PER_MS);
+	lws_sul_schedule(ctx_, 0, &shutdown_timer_.sul, shutdown_tick, 20 * LWS_US_PER_MS);
 }
 
 /* Service thread (lws timer): done when every socket is gone or the deadline passed. */
 void
 Server::shutdown_tick(lws_sorted_usec_list_t *sul)
 {
-	Server *s = lws_container_of(sul, Server, shutdown_sul_);
+	Server *s = static_cast<Server *>(Timer::owner_of(sul));
 	bool established = false;
 	for (auto &kv : s->sessions_)
 		established = established || kv.second->established;
@@ -1039,7 +1059,7 @@ Server::shutdown_tick(lws_sorted_usec_list_t *sul)
 		lws_cancel_service(s->ctx_);
 		return;
 	}
-	lws_sul_schedule(s->ctx_, 0, &s->shutdown_sul_, shutdown_tick, 20 * LWS_US_PER_MS);
+	lws_sul_schedule(s->ctx_, 0, &s->shutdown_timer_.sul, shutdown_tick, 20 * LWS_US_PER_MS);
 }
 
 /* ---------------------------------------------------------------------------------------- */
