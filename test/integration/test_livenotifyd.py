@@ -1,0 +1,1185 @@
+#!/usr/bin/python3
+"""End-to-end tests of livenotifyd: a private cluster, real daemons, real WebSocket clients.
+
+Started by test/integration/run.sh, which creates the cluster, the database with the
+Django-shaped api_notification table (registered with livenotify.register) and passes
+everything on the command line.  This file starts and stops the daemons itself, because
+some tests need particular settings or kill them.
+
+Every expectation comes from docs/protocol.md and docs/sql-api.md.  Each test prints
+`ok NAME` or `FAILED NAME: why`; the last line is `N passed, N failed`.
+
+To keep tests from disturbing one another, each test uses its own user ids, so frames of
+another test can never be mistaken for its own.  "Nothing else arrived" is checked with a
+marker: an ephemeral `test_marker` frame sent after the operations under test.  The queue is
+ordered, so any frame the daemon wrongly delivered would reach the tab before the marker;
+this avoids fixed sleeps.
+"""
+import argparse
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import random
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import urllib.error
+import urllib.request
+
+import psycopg2
+import psycopg2.extras
+import websockets
+import websockets.exceptions
+
+SOURCE = "api_notification"
+JWT_SECRET = "integration-test-secret-not-for-production"
+JWT_AUDIENCE = "livenotify-integration"
+JWT_ISSUER = "livenotify-tests"
+# Short, so the "no token" test does not wait the 5 s default.
+AUTH_TIMEOUT_MS = 1000
+# Small, so the catch-up limit test needs only a few rows.
+CATCHUP_MAX_ROWS = 5
+# Default max_message_bytes (docs/protocol.md: 8 kB); the daemons run with the default.
+MAX_MESSAGE_BYTES = 8 * 1024
+SQL_AUTH_QUERY = "SELECT user_id::text FROM authtoken_token WHERE key = $1"
+
+FRAME_TIMEOUT = 5.0
+VERBOSE = False
+TEST_TIMEOUT = 45.0
+
+
+class Failure(AssertionError):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def check_eq(got, want, what):
+    if got != want:
+        raise Failure(f"{what}: expected {want!r}, got {got!r}")
+
+
+# --------------------------------------------------------------------------------------
+# JWT (HS256) built by hand: the tests need malformed tokens no library would produce.
+
+
+def b64url(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_jwt(claims, secret=JWT_SECRET, header=None):
+    header = header or {"alg": "HS256", "typ": "JWT"}
+    signing_input = b64url(json.dumps(header)) + "." + b64url(json.dumps(claims))
+    if header.get("alg") == "none":
+        return signing_input + "."
+    sig = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + b64url(sig)
+
+
+def claims_for(sub, changes=None):
+    """Valid claims for user `sub`, with `changes` applied (a None value removes the claim)."""
+    now = int(time.time())
+    c = {"sub": sub, "exp": now + 600, "iat": now, "aud": JWT_AUDIENCE, "iss": JWT_ISSUER}
+    for k, v in (changes or {}).items():
+        if v is None:
+            c.pop(k, None)
+        else:
+            c[k] = v
+    return c
+
+
+def token_for(user):
+    return make_jwt(claims_for(str(user)))
+
+
+# --------------------------------------------------------------------------------------
+# Database
+
+
+class Db:
+    """Autocommit connection to the test database; reconnects after a server restart."""
+
+    def __init__(self, conninfo):
+        self.conninfo = conninfo
+        self.conn = None
+
+    def _connect(self):
+        if self.conn is None or self.conn.closed:
+            self.conn = psycopg2.connect(self.conninfo)
+            self.conn.autocommit = True
+        return self.conn
+
+    def reset(self):
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except psycopg2.Error:
+                pass
+        self.conn = None
+
+    def rows(self, sql, *params):
+        with self._connect().cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+
+    def one(self, sql, *params):
+        rows = self.rows(sql, *params)
+        return rows[0][0] if rows else None
+
+    def script(self, statements):
+        """Several statements on one connection, e.g. an explicit transaction."""
+        with self._connect().cursor() as cur:
+            for s, params in statements:
+                cur.execute(s, params)
+
+    def insert(self, user, ntype="like", title="t", message="m"):
+        """Insert one row in its own transaction; returns (id, row as the table has it)."""
+        rows = self.rows(
+            "INSERT INTO api_notification (user_id, type, title, message) VALUES (%s, %s, %s, %s)"
+            " RETURNING id, row_to_json(api_notification.*)",
+            int(user), ntype, title, message)
+        return rows[0][0], rows[0][1]
+
+    def row(self, nid):
+        return self.one("SELECT row_to_json(t) FROM api_notification t WHERE id = %s", nid)
+
+    def unread(self, user):
+        return self.one(
+            "SELECT count(*) FROM api_notification WHERE user_id = %s AND NOT is_read", int(user))
+
+    def epoch(self):
+        return self.one("SELECT epoch FROM livenotify.position()")
+
+    def send(self, user, kind, payload):
+        self.rows("SELECT livenotify.send(%s, %s, %s::jsonb)", str(user), kind, json.dumps(payload))
+
+
+# --------------------------------------------------------------------------------------
+# Daemons
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(port, path, timeout=3.0):
+    """(status, body) of GET http://127.0.0.1:port/path; (None, error) if unreachable."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status, r.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+    except (OSError, urllib.error.URLError) as e:
+        return None, str(e)
+
+
+class Daemon:
+    def __init__(self, opts, name, args, env=None):
+        self.opts = opts
+        self.name = name
+        self.args = args
+        self.env = env or {}
+        self.proc = None
+        self.port = None
+        self.log_path = os.path.join(opts.workdir, f"livenotifyd-{name}.log")
+
+    async def start(self):
+        # A free port can be taken between the probe and the bind: try a few.
+        for _ in range(3):
+            self.port = free_port()
+            env = dict(os.environ)
+            # Only the settings given here: no PG* or LIVENOTIFY_* leaking from the caller.
+            for k in list(env):
+                if k.startswith("LIVENOTIFY_") or k.startswith("PG"):
+                    del env[k]
+            env.update(self.env)
+            log = open(self.log_path, "ab")
+            self.proc = subprocess.Popen(
+                [self.opts.daemon, "--listen-address=127.0.0.1", f"--port={self.port}",
+                 f"--database-url={self.opts.conninfo}", "--log-level=debug", *self.args],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+            log.close()
+            with open(self.opts.pidfile, "a") as f:
+                f.write(f"{self.proc.pid}\n")
+            if await self.wait_health(200, 15.0):
+                return
+            if self.proc.poll() is None:
+                break
+        raise Failure(f"livenotifyd {self.name} did not become healthy (exit {self.proc.poll()})"
+                      f"\n{self.log_tail()}")
+
+    async def wait_health(self, status, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            got, _ = await asyncio.to_thread(http_get, self.port, "/healthz", 1.0)
+            if got == status:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    def http(self, path):
+        return asyncio.to_thread(http_get, self.port, path)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def url(self, query=""):
+        return f"ws://127.0.0.1:{self.port}/ws" + (f"?{query}" if query else "")
+
+    def log_tail(self, n=25):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                lines = f.readlines()
+        except OSError:
+            return ""
+        return "".join(f"    | {line}" for line in lines[-n:])
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+# --------------------------------------------------------------------------------------
+# WebSocket clients
+
+
+class Client:
+    """A WebSocket client whose text frames are parsed as JSON and queued by a reader task."""
+
+    def __init__(self, ws, name):
+        self.ws = ws
+        self.name = name
+        self.queue = asyncio.Queue()
+        self.task = asyncio.ensure_future(self._read())
+
+    async def _read(self):
+        try:
+            async for msg in self.ws:
+                if isinstance(msg, bytes):
+                    # docs/protocol.md: the server never sends binary frames.
+                    self.queue.put_nowait(("error", f"binary frame from the server: {msg[:60]!r}"))
+                    continue
+                try:
+                    self.queue.put_nowait(("frame", json.loads(msg)))
+                except ValueError:
+                    self.queue.put_nowait(("error", f"frame is not JSON: {msg[:200]!r}"))
+        except websockets.exceptions.ConnectionClosed:
+            pass
+        except Exception as e:  # noqa: BLE001 - reported through the queue
+            self.queue.put_nowait(("error", f"reader: {e!r}"))
+        self.queue.put_nowait(("closed", (self.ws.close_code, self.ws.close_reason)))
+
+    @classmethod
+    async def connect(cls, daemon, name, query="", subprotocols=("livenotify.v1",), **kw):
+        ws = await asyncio.wait_for(
+            websockets.connect(daemon.url(query), subprotocols=list(subprotocols),
+                               open_timeout=None, close_timeout=2, ping_interval=None,
+                               max_size=4 * 1024 * 1024, **kw),
+            FRAME_TIMEOUT)
+        return cls(ws, name)
+
+    @classmethod
+    async def authed(cls, daemon, name, user, query_extra="", hello=True):
+        """Connect as `user` with the daemon's credentials and consume the hello frame."""
+        if daemon.auth == "jwt":
+            q = f"token={token_for(user)}"
+        elif daemon.auth == "none":
+            q = f"user={user}"
+        else:
+            raise ValueError(daemon.auth)
+        c = await cls.connect(daemon, name, q + (f"&{query_extra}" if query_extra else ""))
+        if hello:
+            await c.expect_hello(user)
+        return c
+
+    async def next(self, what="a frame", timeout=FRAME_TIMEOUT):
+        try:
+            kind, value = await asyncio.wait_for(self.queue.get(), timeout)
+        except asyncio.TimeoutError:
+            raise Failure(f"{self.name}: nothing within {timeout}s while waiting for {what}")
+        if kind == "closed":
+            self.queue.put_nowait((kind, value))  # stays closed for later calls
+            raise Failure(f"{self.name}: socket closed {value} while waiting for {what}")
+        if kind == "error":
+            raise Failure(f"{self.name}: {value}")
+        return value
+
+    async def expect_hello(self, user, epoch=None):
+        f = await self.next("hello")
+        check_eq(f.get("type"), "hello", f"{self.name}: first frame type ({f})")
+        check_eq(f.get("user"), str(user), f"{self.name}: hello user")
+        check_eq(f.get("protocol"), 1, f"{self.name}: hello protocol")
+        check(isinstance(f.get("epoch"), int), f"{self.name}: hello epoch is not an integer: {f}")
+        if epoch is not None:
+            check_eq(f["epoch"], epoch, f"{self.name}: hello epoch (livenotify.position())")
+        return f
+
+    async def expect_marker(self, n, what="the marker"):
+        f = await self.next(what)
+        check_eq(f, {"type": "test_marker", "n": n},
+                 f"{self.name}: expected only the marker {n} here (an unexpected frame arrived)")
+
+    async def closed(self, timeout=FRAME_TIMEOUT):
+        """Wait for the socket to be closed by the server; returns (code, reason)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                kind, value = await asyncio.wait_for(self.queue.get(), max(left, 0.01))
+            except asyncio.TimeoutError:
+                raise Failure(f"{self.name}: still open after {timeout}s (expected a close)")
+            if kind == "closed":
+                self.queue.put_nowait((kind, value))
+                return value
+
+    async def close(self):
+        try:
+            await asyncio.wait_for(self.ws.close(), 3)
+        except Exception:  # noqa: BLE001 - closing a socket that may already be gone
+            pass
+        self.task.cancel()
+
+    async def ping(self):
+        await self.ws.send(json.dumps({"type": "ping"}))
+        check_eq(await self.next("pong"), {"type": "pong"}, f"{self.name}: answer to ping")
+
+
+async def close_all(*clients):
+    await asyncio.gather(*(c.close() for c in clients if c is not None))
+
+
+def expected_notification(db, nid, unread):
+    return {"type": "notification", "source": SOURCE, "id": nid, "notification": db.row(nid),
+            "unread_count": unread}
+
+
+def raw_frame(opcode, payload, fin=True, rsv=0):
+    """A client frame (masked, as RFC 6455 requires) built by hand."""
+    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", b0, 0x80 | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", b0, 0x80 | 126, n)
+    else:
+        head = struct.pack("!BBQ", b0, 0x80 | 127, n)
+    mask = os.urandom(4)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+# --------------------------------------------------------------------------------------
+# The tests
+
+
+class Ctx:
+    def __init__(self, opts):
+        self.opts = opts
+        self.db = Db(opts.conninfo)
+        self.jwt = None  # main daemon, JWT HS256
+        self.none = None  # auth = none, small catch-up limit
+        self.sql = None  # auth = sql (DRF authtoken_token)
+        self.marker = 0
+
+    def daemons(self):
+        return [d for d in (self.jwt, self.none, self.sql) if d is not None]
+
+    async def markers(self, *groups):
+        """Send a marker to each user and check every tab's next frame is that marker.
+
+        groups: (user, [clients]) pairs."""
+        sent = []
+        for user, clients in groups:
+            self.marker += 1
+            self.db.send(user, "test_marker", {"n": self.marker})
+            sent.append((self.marker, clients))
+        for n, clients in sent:
+            for c in clients:
+                await c.expect_marker(n)
+
+    async def bystander_ok(self, daemon, bystander, user):
+        """The daemon still serves others: healthz 200 and a connected client gets its row."""
+        check(daemon.alive(), f"livenotifyd {daemon.name} exited: {daemon.proc.poll()}")
+        status, body = await daemon.http("/healthz")
+        check_eq(status, 200, f"GET /healthz after the test ({body!r})")
+        nid, _ = self.db.insert(user, "like", "bystander")
+        f = await bystander.next("the bystander's notification")
+        check_eq(f.get("id"), nid, "bystander still receives its rows")
+
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+async def three_tabs(d, ua, ub):
+    a1 = await Client.authed(d, "A/tab1", ua)
+    a2 = await Client.authed(d, "A/tab2", ua)
+    b1 = await Client.authed(d, "B/tab1", ub)
+    return a1, a2, b1
+
+
+@test
+async def hello_carries_user_and_epoch(ctx):
+    c = await Client.authed(ctx.jwt, "tab", 100, hello=False)
+    try:
+        await c.expect_hello(100, epoch=ctx.db.epoch())
+    finally:
+        await c.close()
+
+
+@test
+async def delivery_two_users_exact_frames(ctx):
+    db, A, B = ctx.db, 1001, 1002
+    a1, a2, b1 = await three_tabs(ctx.jwt, A, B)
+    try:
+        # One transaction at a time, each frame awaited before the next commit, so that the
+        # count spliced into each frame is known: the user's unread rows after that commit.
+        for i, (user, tabs) in enumerate([(A, (a1, a2)), (B, (b1,)), (A, (a1, a2)),
+                                          (B, (b1,)), (A, (a1, a2))]):
+            nid, _ = db.insert(user, "like", f"row {i}", f"for {user}")
+            want = expected_notification(db, nid, db.unread(user))
+            for t in tabs:
+                check_eq(await t.next(f"row {nid}"), want, f"{t.name}: frame for row {nid}")
+        # Two rows in one transaction: two frames, in order, both with the count after commit.
+        ids = [r[0] for r in db.rows(
+            "INSERT INTO api_notification (user_id, type, title, message)"
+            " VALUES (%s, 'comment', 'x', 'one'), (%s, 'comment', 'x', 'two') RETURNING id", A, A)]
+        n = db.unread(A)
+        for t in (a1, a2):
+            for nid in ids:
+                check_eq(await t.next(f"row {nid}"), expected_notification(db, nid, n),
+                         f"{t.name}: frame for row {nid} of a two-row transaction")
+        # Nothing else reached any tab: B got none of A's rows, A none of B's.
+        await ctx.markers((A, (a1, a2)), (B, (b1,)))
+    finally:
+        await close_all(a1, a2, b1)
+
+
+@test
+async def skipped_types_not_delivered(ctx):
+    db, A, B = ctx.db, 1011, 1012
+    a1, a2, b1 = await three_tabs(ctx.jwt, A, B)
+    try:
+        for t in ("event", "message"):
+            db.insert(A, t, f"skipped {t}")
+        await ctx.markers((A, (a1, a2)), (B, (b1,)))
+        # The skipped rows are still unread rows of the table: the next count includes them.
+        nid, _ = db.insert(A, "like", "delivered")
+        check_eq(db.unread(A), 3, "unread rows in the table")
+        for t in (a1, a2):
+            check_eq(await t.next("the delivered row"), expected_notification(db, nid, 3),
+                     f"{t.name}: row after two skipped ones")
+    finally:
+        await close_all(a1, a2, b1)
+
+
+@test
+async def rolled_back_insert_delivers_nothing(ctx):
+    db, A, B = ctx.db, 1021, 1022
+    a1, a2, b1 = await three_tabs(ctx.jwt, A, B)
+    ins = "INSERT INTO api_notification (user_id, type, title, message) VALUES (%s, 'like', %s, 'm')"
+    try:
+        db.script([("BEGIN", ()), (ins, (A, "rolled back")), (ins, (B, "rolled back")),
+                   ("ROLLBACK", ())])
+        await ctx.markers((A, (a1, a2)), (B, (b1,)))
+        # A rolled-back savepoint drops its rows, the rest of the transaction is delivered.
+        db.script([("BEGIN", ()), ("SAVEPOINT s", ()), (ins, (A, "savepoint rolled back")),
+                   ("ROLLBACK TO SAVEPOINT s", ()), (ins, (A, "kept")), ("COMMIT", ())])
+        nid = db.one("SELECT id FROM api_notification WHERE user_id = %s AND title = 'kept'", A)
+        want = expected_notification(db, nid, db.unread(A))
+        for t in (a1, a2):
+            check_eq(await t.next("the committed row"), want, f"{t.name}: only the kept row")
+        await ctx.markers((A, (a1, a2)), (B, (b1,)))
+        check_eq(db.one("SELECT count(*) FROM api_notification WHERE user_id = %s", B), 0,
+                 "B has no rows (rolled back)")
+    finally:
+        await close_all(a1, a2, b1)
+
+
+@test
+async def send_arrives_as_new_message(ctx):
+    db, A, B = ctx.db, 1031, 1032
+    a1, a2, b1 = await three_tabs(ctx.jwt, A, B)
+    try:
+        payload = {"message": {"from": "ann", "text": "hi", "room": 7}}
+        db.send(A, "new_message", payload)
+        for t in (a1, a2):
+            check_eq(await t.next("new_message"), {"type": "new_message", **payload},
+                     f"{t.name}: send() frame")
+        # send() is transactional: a rolled-back one is never delivered.
+        db.script([("BEGIN", ()),
+                   ("SELECT livenotify.send(%s, 'new_message', '{\"message\":{}}')", (str(A),)),
+                   ("ROLLBACK", ())])
+        await ctx.markers((A, (a1, a2)), (B, (b1,)))
+    finally:
+        await close_all(a1, a2, b1)
+
+
+@test
+async def mark_as_read_pushes_unread_count(ctx):
+    db, A, B = ctx.db, 1041, 1042
+    a1, a2, b1 = await three_tabs(ctx.jwt, A, B)
+    try:
+        ids = []
+        for i in range(3):
+            nid, _ = db.insert(A, "like", f"row {i}")
+            ids.append(nid)
+            for t in (a1, a2):
+                check_eq((await t.next(f"row {nid}")).get("unread_count"), i + 1,
+                         f"{t.name}: unread_count of row {i + 1}")
+        db.rows("UPDATE api_notification SET is_read = true WHERE id = %s", ids[0])
+        for t in (a1, a2):
+            check_eq(await t.next("unread_count after reading one row"),
+                     {"type": "unread_count", "source": SOURCE, "unread_count": 2},
+                     f"{t.name}: frame after marking one row read")
+        db.rows("UPDATE api_notification SET is_read = true WHERE user_id = %s", A)
+        for t in (a1, a2):
+            check_eq(await t.next("unread_count after reading all"),
+                     {"type": "unread_count", "source": SOURCE, "unread_count": 0},
+                     f"{t.name}: frame after marking all rows read")
+        # An UPDATE that does not change the read column pushes nothing.
+        db.rows("UPDATE api_notification SET title = 'renamed' WHERE user_id = %s", A)
+        await ctx.markers((A, (a1, a2)), (B, (b1,)))
+    finally:
+        await close_all(a1, a2, b1)
+
+
+def run_inserter(conninfo, user, count, start_evt, prefix):
+    """Insert `count` rows, one per transaction, with small random pauses (thread body)."""
+    conn = psycopg2.connect(conninfo)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            start_evt.wait(10)
+            for i in range(count):
+                cur.execute("INSERT INTO api_notification (user_id, type, title, message)"
+                            " VALUES (%s, 'like', %s, 'seam')", (user, f"{prefix} {i}"))
+                time.sleep(random.uniform(0, 0.008))
+    finally:
+        conn.close()
+
+
+async def resume_round(ctx, user, last_id, missed, live, inserters, query_for_resume):
+    """Miss `missed` rows, then reconnect with last_id while `inserters` threads insert `live`
+    rows each.  Returns the new last id after checking: hello first, then every row with an
+    id > last_id exactly once, no other frame."""
+    db = ctx.db
+    for i in range(missed):
+        db.insert(user, "like", f"missed {i}")
+    start_evt = threading.Event()
+    threads = [threading.Thread(target=run_inserter,
+                                args=(ctx.opts.conninfo, user, live, start_evt, f"live{k}"))
+               for k in range(inserters)]
+    for t in threads:
+        t.start()
+    # Start inserting, and reconnect while the rows are committing: the seam under load.
+    start_evt.set()
+    await asyncio.sleep(random.uniform(0.005, 0.03))
+    c = await query_for_resume(last_id)
+    try:
+        await c.expect_hello(user)
+        await asyncio.to_thread(lambda: [t.join(20) for t in threads])
+        want = [r[0] for r in db.rows(
+            "SELECT id FROM api_notification WHERE user_id = %s AND id > %s ORDER BY id",
+            user, last_id)]
+        check_eq(len(want), missed + live * inserters, "rows inserted for the round")
+        got = []
+        while len(got) < len(want):
+            f = await c.next(f"row {len(got) + 1} of {len(want)} (got ids {got})")
+            check_eq(f.get("type"), "notification", f"frame during resume ({f})")
+            got.append(f["id"])
+        await ctx.markers((user, (c,)))
+        check_eq(len(set(got)), len(got), f"duplicates in the resumed stream {got}")
+        check_eq(sorted(got), want, "the resumed stream has exactly the rows after last_id")
+        if inserters == 1:
+            # One writer: commit order is id order, and catch-up replays in id order.
+            check_eq(got, want, "order of the resumed stream")
+        else:
+            # Two writers may commit ids out of order, but the replayed rows (the missed
+            # ones) come first in id order.
+            check_eq(got[:missed], want[:missed], "missed rows first, in id order")
+        return max(got)
+    finally:
+        await c.close()
+
+
+@test
+async def resume_missed_rows_exactly_once(ctx):
+    user = 1051
+    c = await Client.authed(ctx.jwt, "tab", user)
+    nid, _ = ctx.db.insert(user, "like", "seen")
+    check_eq((await c.next("first row")).get("id"), nid, "first live row")
+    await c.close()
+
+    async def reconnect(last_id):
+        return await Client.authed(ctx.jwt, "resumed tab", user, f"last_id={last_id}", hello=False)
+
+    last = nid
+    for rnd, (missed, live, inserters) in enumerate([(10, 40, 1), (3, 40, 1), (5, 25, 2)]):
+        try:
+            last = await resume_round(ctx, user, last, missed, live, inserters, reconnect)
+        except Failure as e:
+            raise Failure(f"round {rnd + 1} ({missed} missed, {inserters} writer(s)): {e}")
+    # After the seam: live rows keep coming on a resumed socket.
+    c = await reconnect(last)
+    try:
+        await c.expect_hello(user)
+        nid, _ = ctx.db.insert(user, "like", "live after resume")
+        f = await c.next("live row after an empty resume")
+        check_eq(f, expected_notification(ctx.db, nid, ctx.db.unread(user)), "live row after resume")
+    finally:
+        await c.close()
+
+
+@test
+async def resume_through_first_message(ctx):
+    db, user = ctx.db, 1061
+    base, _ = db.insert(user, "like", "seen")
+    missed = [db.insert(user, "like", f"missed {i}")[0] for i in range(3)]
+    # last_id in the auth message.
+    c = await Client.connect(ctx.jwt, "auth message")
+    try:
+        await c.ws.send(json.dumps({"type": "auth", "token": token_for(user), "last_id": base}))
+        await c.expect_hello(user)
+        got = [(await c.next("replayed row"))["id"] for _ in missed]
+        check_eq(got, missed, "rows replayed after an auth message with last_id")
+        await ctx.markers((user, (c,)))
+    finally:
+        await c.close()
+    # A resume message before the auth message.
+    c = await Client.connect(ctx.jwt, "resume message")
+    try:
+        await c.ws.send(json.dumps({"type": "resume", "last_id": missed[0]}))
+        await c.ws.send(json.dumps({"type": "auth", "token": token_for(user)}))
+        await c.expect_hello(user)
+        got = [(await c.next("replayed row"))["id"] for _ in missed[1:]]
+        check_eq(got, missed[1:], "rows replayed after a resume message")
+        await ctx.markers((user, (c,)))
+    finally:
+        await c.close()
+
+
+@test
+async def resume_catchup_limit_then_resync(ctx):
+    db, user = ctx.db, 1071
+    base, _ = db.insert(user, "like", "seen")
+    missed = [db.insert(user, "like", f"missed {i}")[0] for i in range(CATCHUP_MAX_ROWS + 3)]
+    c = await Client.authed(ctx.none, "tab", user, f"last_id={base}")
+    try:
+        got = [(await c.next("replayed row"))["id"] for _ in range(CATCHUP_MAX_ROWS)]
+        check_eq(got, missed[:CATCHUP_MAX_ROWS], f"the oldest {CATCHUP_MAX_ROWS} missed rows")
+        check_eq(await c.next("resync"), {"type": "resync", "reason": "catchup_limit"},
+                 "frame after the replayed rows")
+        await ctx.markers((user, (c,)))
+    finally:
+        await c.close()
+
+
+async def expect_http_refusal(d, query, status, what, headers=None):
+    try:
+        c = await Client.connect(d, what, query, extra_headers=headers)
+    except websockets.exceptions.InvalidStatusCode as e:
+        check_eq(e.status_code, status, f"{what}: HTTP status of the refused upgrade")
+        return
+    first = None
+    try:
+        first = await c.next("anything", timeout=1.0)
+    except Failure:
+        pass
+    await c.close()
+    raise Failure(f"{what}: upgrade accepted, expected HTTP {status} (first frame {first})")
+
+
+def jwt_case(claims_changes=None, **kw):
+    return lambda: make_jwt(claims_for("1099", claims_changes), **kw)
+
+
+AUTH_CASES = [
+    ("auth_bad_signature", jwt_case(secret="not-the-secret")),
+    ("auth_expired", jwt_case({"exp": int(time.time()) - 3600})),
+    ("auth_not_yet_valid", jwt_case({"nbf": int(time.time()) + 3600})),
+    ("auth_wrong_audience", jwt_case({"aud": "someone-else"})),
+    ("auth_wrong_issuer", jwt_case({"iss": "someone-else"})),
+    ("auth_alg_none", jwt_case(header={"alg": "none", "typ": "JWT"})),
+    ("auth_missing_sub", jwt_case({"sub": None})),
+    ("auth_missing_exp", jwt_case({"exp": None})),
+]
+
+
+def make_auth_test(name, make_token):
+    async def fn(ctx):
+        bystander = await Client.authed(ctx.jwt, "bystander", 1099)
+        try:
+            before = await metric(ctx.jwt, "livenotifyd_auth_failures_total")
+            await expect_http_refusal(ctx.jwt, f"token={make_token()}", 401, "token in the URL")
+            # The same token in the first message: upgraded, then closed with 1008.
+            c = await Client.connect(ctx.jwt, "token in the first message")
+            await c.ws.send(json.dumps({"type": "auth", "token": make_token()}))
+            code, reason = await c.closed()
+            check_eq((code, reason), (1008, "unauthorized"), "close of a first-message token")
+            after = await metric(ctx.jwt, "livenotifyd_auth_failures_total")
+            check(after is not None and before is not None and after >= before + 2,
+                  f"livenotifyd_auth_failures_total went from {before} to {after} (2 failures)")
+            await ctx.bystander_ok(ctx.jwt, bystander, 1099)
+        finally:
+            await bystander.close()
+    fn.__name__ = name
+    return fn
+
+
+for _name, _make in AUTH_CASES:
+    test(make_auth_test(_name, _make))
+
+
+@test
+async def auth_no_token_times_out(ctx):
+    bystander = await Client.authed(ctx.jwt, "bystander", 1099)
+    try:
+        c = await Client.connect(ctx.jwt, "no token")
+        t0 = time.monotonic()
+        code, reason = await c.closed(AUTH_TIMEOUT_MS / 1000 + 3)
+        check_eq((code, reason), (1008, "authentication timeout"), "close without credentials")
+        check(time.monotonic() - t0 >= AUTH_TIMEOUT_MS / 1000 - 0.2,
+              "closed before auth_timeout_ms passed")
+        # Garbage instead of an auth message, and a message of another type.
+        for what, msg in (("invalid JSON", "{not json"), ("another type", '{"type":"ping"}')):
+            c = await Client.connect(ctx.jwt, what)
+            await c.ws.send(msg)
+            check_eq(await c.closed(), (1008, "unauthorized"), f"close after {what} before auth")
+        await ctx.bystander_ok(ctx.jwt, bystander, 1099)
+    finally:
+        await bystander.close()
+
+
+@test
+async def auth_valid_token_variants(ctx):
+    # sub as an integer is used in its decimal form; aud may be an array.
+    for what, claims in (("integer sub", claims_for(1098)),
+                         ("aud array", claims_for("1098", {"aud": ["other", JWT_AUDIENCE]}))):
+        c = await Client.connect(ctx.jwt, what, f"token={make_jwt(claims)}")
+        try:
+            await c.expect_hello(1098)
+        finally:
+            await c.close()
+
+
+@test
+async def http_admission_statuses(ctx):
+    tok = token_for(1097)
+    await expect_http_refusal(ctx.jwt, f"token={tok}&last_id=abc", 400, "non-numeric last_id")
+    await expect_http_refusal(ctx.jwt, f"token={tok}&last_id=-1", 400, "negative last_id")
+    try:
+        await asyncio.wait_for(websockets.connect(
+            f"ws://127.0.0.1:{ctx.jwt.port}/elsewhere?token={tok}", open_timeout=None), FRAME_TIMEOUT)
+        raise Failure("wrong path: upgrade accepted, expected 404")
+    except websockets.exceptions.InvalidStatusCode as e:
+        check_eq(e.status_code, 404, "HTTP status for a wrong path")
+
+
+@test
+async def sql_auth_modes(ctx):
+    db = ctx.db
+    # A DRF-style 40-character key, short enough for the protocol header.
+    key = hashlib.sha1(b"user 1081").hexdigest()
+    db.rows("INSERT INTO authtoken_token (key, user_id) VALUES (%s, 1081) ON CONFLICT DO NOTHING", key)
+    c1 = await Client.connect(ctx.sql, "token in URL", f"token={key}")
+    c2 = await Client.connect(ctx.sql, "token in protocol header",
+                              subprotocols=("livenotify.v1", key))
+    try:
+        check_eq(c2.ws.subprotocol, "livenotify.v1", "negotiated subprotocol")
+        for c in (c1, c2):
+            await c.expect_hello(1081)
+        nid, _ = db.insert(1081, "like", "sql auth")
+        want = expected_notification(db, nid, db.unread(1081))
+        for c in (c1, c2):
+            check_eq(await c.next("row"), want, f"{c.name}: row for the SQL-authenticated user")
+        # A token the query maps to no user: upgraded, then 1008 unauthorized.
+        bad = await Client.connect(ctx.sql, "unknown token", "token=" + "0" * 40)
+        check_eq(await bad.closed(), (1008, "unauthorized"), "close for an unknown SQL token")
+        bad = await Client.connect(ctx.sql, "unknown token, first message")
+        await bad.ws.send(json.dumps({"type": "auth", "token": "f" * 40}))
+        check_eq(await bad.closed(), (1008, "unauthorized"), "close for an unknown first-message token")
+        await ctx.markers((1081, (c1, c2)))
+    finally:
+        await close_all(c1, c2)
+
+
+async def garbage_peer(port, blob, timeout):
+    """Write `blob` on a fresh TCP connection; returns what the daemon answered before it
+    closed the connection, or raises Failure if it is still open after `timeout`."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    answer = b""
+    try:
+        writer.write(blob)
+        await writer.drain()
+        deadline = time.monotonic() + timeout
+        while True:
+            data = await asyncio.wait_for(reader.read(65536), max(deadline - time.monotonic(), 0.01))
+            if not data:
+                return answer
+            answer += data
+    except asyncio.TimeoutError:
+        raise Failure(f"connection after garbage {blob[:24]!r}... still open after {timeout}s"
+                      f" (answer {answer[:60]!r})")
+    except ConnectionError:
+        return answer
+    finally:
+        writer.close()
+
+
+@test
+async def garbage_raw_tcp_bytes(ctx):
+    bystander = await Client.authed(ctx.jwt, "bystander", 1099)
+    try:
+        blobs = [os.urandom(4096), b"\x00" * 100 + b"\r\n\r\n",
+                 b"GET /ws HTTP/1.1\r\n" + os.urandom(512) + b"\r\n\r\n",
+                 b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Version: 13\r\n\r\n"]
+        # No behaviour is documented for a peer that does not speak HTTP: it may get a 4xx or
+        # nothing, and libwebsockets drops a stalled request after its idle timeouts (5-10 s).
+        # What matters is that the connection goes away and nobody else notices.  The peers
+        # are dropped concurrently, and the bystander is served while they are pending.
+        peers = asyncio.gather(*(garbage_peer(ctx.jwt.port, b, 15.0) for b in blobs))
+        await ctx.bystander_ok(ctx.jwt, bystander, 1099)
+        answers = await peers
+        for blob, answer in zip(blobs, answers):
+            status = answer.split(b"\r\n", 1)[0]
+            check(not answer or re.match(rb"HTTP/1\.[01] [45]\d\d ", status),
+                  f"answer to garbage {blob[:24]!r}...: {status!r} (expected a 4xx/5xx or nothing)")
+        await ctx.bystander_ok(ctx.jwt, bystander, 1099)
+    finally:
+        await bystander.close()
+
+
+@test
+async def garbage_before_auth_closes_1008(ctx):
+    bystander = await Client.authed(ctx.jwt, "bystander", 1099)
+    try:
+        for what, msg in (("invalid JSON", "}{ not json"), ("JSON array", "[1,2,3]"),
+                          ("binary frame", bytes(range(256))),
+                          ("auth without token", '{"type":"auth"}')):
+            c = await Client.connect(ctx.jwt, what)
+            await c.ws.send(msg)
+            check_eq(await c.closed(), (1008, "unauthorized"), f"close after {what} before auth")
+        await ctx.bystander_ok(ctx.jwt, bystander, 1099)
+    finally:
+        await bystander.close()
+
+
+@test
+async def garbage_after_auth_ignored(ctx):
+    user = 1091
+    bystander = await Client.authed(ctx.jwt, "bystander", 1099)
+    c = await Client.authed(ctx.jwt, "tab", user)
+    try:
+        for msg in ("}{ not json", "[1,2,3]", '"text"', '{"type":"nonsense"}', '{"no_type":1}',
+                    bytes(range(256)), json.dumps({"type": "auth", "token": "x"}),
+                    json.dumps({"type": "resume", "last_id": 0})):
+            await c.ws.send(msg)
+        # Still open and answering: ping -> pong, and its rows still arrive.
+        await c.ping()
+        nid, _ = ctx.db.insert(user, "like", "after garbage")
+        check_eq(await c.next("row after garbage"),
+                 expected_notification(ctx.db, nid, ctx.db.unread(user)), "row after garbage")
+        await ctx.bystander_ok(ctx.jwt, bystander, 1099)
+    finally:
+        await close_all(c, bystander)
+
+
+async def send_may_close(c, msg):
+    """Send a message the daemon may close the socket over before it is fully written."""
+    try:
+        await c.ws.send(msg)
+    except websockets.exceptions.ConnectionClosed:
+        pass
+
+
+@test
+async def garbage_oversized_frame_closes_1009(ctx):
+    bystander = await Client.authed(ctx.jwt, "bystander", 1099)
+    try:
+        big = json.dumps({"type": "ping", "pad": "x" * (MAX_MESSAGE_BYTES + 100)})
+        c = await Client.authed(ctx.jwt, "authed, one frame", 1092)
+        await send_may_close(c, big)
+        check_eq(await c.closed(), (1009, "message too big"), "close after an oversized frame")
+        c = await Client.authed(ctx.jwt, "authed, fragmented", 1092)
+        # A message over the limit in fragments that are each under it.  Written as raw
+        # frames: the client library holds its close reply until its own fragmented send
+        # ends, and by then the daemon has closed the TCP connection (the client would see
+        # 1006 whatever the daemon sent).
+        c.ws.transport.write(raw_frame(0x1, b"x" * 3000, fin=False) +
+                             b"".join(raw_frame(0x0, b"x" * 3000, fin=(i == 2)) for i in range(3)))
+        check_eq(await c.closed(), (1009, "message too big"), "close after an oversized fragmented message")
+        c = await Client.connect(ctx.jwt, "before auth")
+        await send_may_close(c, big)
+        check_eq(await c.closed(), (1009, "message too big"), "close after an oversized frame before auth")
+        # A message just under the limit is fine.
+        c = await Client.authed(ctx.jwt, "authed, under the limit", 1092)
+        await c.ws.send(json.dumps({"type": "ping", "pad": "y" * (MAX_MESSAGE_BYTES - 200)}))
+        await c.ping()
+        await c.close()
+        await ctx.bystander_ok(ctx.jwt, bystander, 1099)
+    finally:
+        await bystander.close()
+
+
+@test
+async def garbage_broken_frames(ctx):
+    bystander = await Client.authed(ctx.jwt, "bystander", 1099)
+    try:
+        cases = [
+            ("reserved bits and opcode", raw_frame(0x3, os.urandom(40), rsv=7)),
+            ("random bytes in the stream", os.urandom(2048)),
+        ]
+        for what, data in cases:
+            c = await Client.authed(ctx.jwt, what, 1093)
+            c.ws.transport.write(data)
+            # No close code is documented for a protocol violation: the socket must just go.
+            code, reason = await c.closed()
+            if VERBOSE:
+                print(f"    ({what}: closed with {code} {reason!r})", flush=True)
+        await ctx.bystander_ok(ctx.jwt, bystander, 1099)
+    finally:
+        await bystander.close()
+
+
+METRIC_NAMES = [
+    # docs/protocol.md: sockets, users, frames and bytes sent, slow-client closes, auth
+    # failures, rejected connections, queued bytes, queue lag, entries read, lost entries,
+    # resyncs, catch-up rows, database reconnects and errors, db_up, last sequence number.
+    r"livenotifyd_sockets", r"livenotifyd_users", r"livenotifyd_frames_sent\w*",
+    r"livenotifyd_bytes_sent\w*", r"livenotifyd_slow_client\w*", r"livenotifyd_auth_failures\w*",
+    r"livenotifyd_rejected\w*", r"livenotifyd_queued_bytes", r"livenotifyd_queue_lag\w*",
+    r"livenotifyd_entries_read\w*", r"livenotifyd_lost\w*", r"livenotifyd_resyncs\w*",
+    r"livenotifyd_catchup_rows\w*", r"livenotifyd_db_reconnects\w*", r"livenotifyd_db_errors\w*",
+    r"livenotifyd_db_up", r"livenotifyd_last_seq\w*",
+]
+SAMPLE_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (-?[0-9.eE+-]+|NaN|[+-]Inf)$")
+
+
+def parse_metrics(body):
+    samples = {}
+    for line in body.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = SAMPLE_RE.match(line)
+        if not m:
+            raise Failure(f"/metrics line is not Prometheus text format: {line!r}")
+        samples[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return samples
+
+
+async def metric(d, name):
+    status, body = await d.http("/metrics")
+    if status != 200:
+        return None
+    return parse_metrics(body).get(name)
+
+
+@test
+async def healthz_and_metrics(ctx):
+    c = await Client.authed(ctx.jwt, "tab", 1101)
+    try:
+        status, body = await ctx.jwt.http("/healthz")
+        check_eq(status, 200, f"GET /healthz ({body!r})")
+        status, body = await ctx.jwt.http("/metrics")
+        check_eq(status, 200, "GET /metrics")
+        samples = parse_metrics(body)
+        names = {k.split("{")[0] for k in samples}
+        missing = [p for p in METRIC_NAMES if not any(re.fullmatch(p, n) for n in names)]
+        check(not missing, f"/metrics lacks {missing}; it has {sorted(names)}")
+        check(all(n.startswith("livenotifyd_") for n in names),
+              f"metrics without the livenotifyd_ prefix: {[n for n in names if not n.startswith('livenotifyd_')]}")
+        check_eq(samples.get("livenotifyd_db_up"), 1.0, "livenotifyd_db_up")
+        check(samples.get("livenotifyd_sockets", 0) >= 1, "livenotifyd_sockets with a client open")
+        check_eq(samples.get("livenotifyd_last_seq"),
+                 float(ctx.db.one("SELECT last_seq FROM livenotify.position()")),
+                 "livenotifyd_last_seq (the reader is caught up)")
+    finally:
+        await c.close()
+
+
+def pg_ctl(opts, *args):
+    # PostgreSQL refuses root: run as its owner, from a directory it can read (test/lib.sh).
+    return subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(opts.pg_bin, "pg_ctl"),
+                           "-D", os.path.join(opts.cluster_dir, "data"), *args],
+                          cwd="/tmp", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=90)
+
+
+def cluster_running(opts):
+    return os.path.exists(os.path.join(opts.cluster_dir, "data", "postmaster.pid"))
+
+
+def cluster_start(opts):
+    r = pg_ctl(opts, "-l", os.path.join(opts.cluster_dir, "log", "postgresql.log"), "-w", "-t", "60", "start")
+    if r.returncode != 0:
+        raise Failure(f"pg_ctl start failed: {r.stderr.decode(errors='replace')}")
+
+
+@test
+async def database_restart_healthz_and_resync(ctx):
+    db, user = ctx.db, 1111
+    tabs = [await Client.authed(ctx.jwt, f"tab{i}", user) for i in (1, 2)]
+    none_tab = await Client.authed(ctx.none, "none-mode tab", user)
+    old_epoch = db.epoch()
+    db.reset()
+    try:
+        r = await asyncio.to_thread(pg_ctl, ctx.opts, "-m", "fast", "-w", "-t", "60", "stop")
+        check_eq(r.returncode, 0, f"pg_ctl stop ({r.stderr.decode(errors='replace')})")
+        check(await ctx.jwt.wait_health(503, 15.0),
+              f"GET /healthz is not 503 with the database stopped: {await ctx.jwt.http('/healthz')}")
+        check_eq(await metric(ctx.jwt, "livenotifyd_db_up"), 0.0, "livenotifyd_db_up while stopped")
+        # Sockets stay open while the database is away; the service thread still answers.
+        for t in tabs:
+            await t.ping()
+        await asyncio.to_thread(cluster_start, ctx.opts)
+        check(await ctx.jwt.wait_health(200, 20.0),
+              f"GET /healthz is not back to 200 after the restart: {await ctx.jwt.http('/healthz')}")
+        for t in tabs + [none_tab]:
+            check_eq(await t.next("resync after the restart", timeout=15.0),
+                     {"type": "resync", "reason": "epoch"}, f"{t.name}: frame after the restart")
+        check(db.epoch() != old_epoch, "the queue epoch changed across the restart")
+        # Delivery resumes on the same sockets.
+        nid, _ = db.insert(user, "like", "after restart")
+        want = expected_notification(db, nid, db.unread(user))
+        for t in tabs + [none_tab]:
+            check_eq(await t.next("row after the restart"), want, f"{t.name}: row after the restart")
+        # A new socket's hello carries the new epoch.
+        c = await Client.authed(ctx.jwt, "new tab", user, hello=False)
+        await c.expect_hello(user, epoch=db.epoch())
+        await c.close()
+    finally:
+        if not cluster_running(ctx.opts):
+            await asyncio.to_thread(cluster_start, ctx.opts)
+        for d in ctx.daemons():
+            await d.wait_health(200, 20.0)
+        await close_all(*tabs, none_tab)
+
+
+@test
+async def sigterm_closes_1001_exits_0(ctx):
+    d = Daemon(ctx.opts, "sigterm", ["--auth=none"])
+    d.auth = "none"
+    await d.start()
+    try:
+        clients = [await Client.authed(d, f"tab{i}", 1121 + i % 2) for i in range(3)]
+        pre = await Client.connect(d, "not yet authenticated")
+        t0 = time.monotonic()
+        d.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = await asyncio.to_thread(d.proc.wait, 2.0)
+        except subprocess.TimeoutExpired:
+            raise Failure("livenotifyd still running 2 s after SIGTERM")
+        elapsed = time.monotonic() - t0
+        check_eq(rc, 0, "exit status after SIGTERM")
+        for c in clients + [pre]:
+            check_eq(await c.closed(2.0), (1001, "server shutting down"), f"{c.name}: close after SIGTERM")
+        check(elapsed <= 2.0, f"exit took {elapsed:.2f}s")
+        await close_all(*clients, pre)
+    finally:
+        d.stop()
+
+
+# --------------------------------------------------------------------------------------
+
+
+async def main_async(opts):
+    ctx = Ctx(opts)
+    jwt_env = {"LIVENOTIFY_JWT_SECRET": JWT_SECRET}
+    ctx.jwt = Daemon(opts, "jwt", ["--auth=jwt", "--jwt-alg=HS256", f"--jwt-audience={JWT_AUDIENCE}",
+                                   f"--jwt-issuer={JWT_ISSUER}", f"--auth-timeout-ms={AUTH_TIMEOUT_MS}",
+                                   "--reconnect-min-ms=50", "--reconnect-max-ms=500"], jwt_env)
+    ctx.jwt.auth = "jwt"
+    ctx.none = Daemon(opts, "none", ["--auth=none", f"--catchup-max-rows={CATCHUP_MAX_ROWS}",
+                                     "--reconnect-min-ms=50", "--reconnect-max-ms=500"])
+    ctx.none.auth = "none"
+    ctx.sql = Daemon(opts, "sql", ["--auth=sql", f"--auth-query={SQL_AUTH_QUERY}",
+                                   "--reconnect-min-ms=50", "--reconnect-max-ms=500"])
+    ctx.sql.auth = "sql"
+    passed = failed = 0
+    try:
+        for d in ctx.daemons():
+            await d.start()
+        for fn in TESTS:
+            name = fn.__name__
+            if opts.only and not any(o in name for o in opts.only):
+                continue
+            t0 = time.monotonic()
+            try:
+                await asyncio.wait_for(fn(ctx), TEST_TIMEOUT)
+                dead = [d for d in ctx.daemons() if not d.alive()]
+                if dead:
+                    raise Failure(f"livenotifyd {dead[0].name} exited with {dead[0].proc.poll()}"
+                                  f"\n{dead[0].log_tail()}")
+                passed += 1
+                print(f"ok {name} ({time.monotonic() - t0:.1f}s)", flush=True)
+            except Exception as e:  # noqa: BLE001 - any error fails this test, not the run
+                failed += 1
+                why = str(e) if isinstance(e, Failure) else "".join(
+                    traceback.format_exception_only(type(e), e)).strip()
+                if isinstance(e, asyncio.TimeoutError):
+                    why = f"did not finish within {TEST_TIMEOUT}s"
+                print(f"FAILED {name}: {why}", flush=True)
+                if opts.verbose and not isinstance(e, Failure):
+                    traceback.print_exc()
+                for d in ctx.daemons():
+                    if not d.alive():
+                        print(f"    livenotifyd {d.name} is gone:\n{d.log_tail()}", flush=True)
+                        # Later tests need it: start it again.
+                        await d.start()
+    except Failure as e:
+        failed += 1
+        print(f"FAILED setup: {e}", flush=True)
+    finally:
+        for d in ctx.daemons():
+            d.stop()
+        ctx.db.reset()
+    print(f"{passed} passed, {failed} failed", flush=True)
+    return 1 if failed else 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--daemon", required=True, help="path of livenotifyd")
+    ap.add_argument("--conninfo", required=True, help="libpq connection string of the test database")
+    ap.add_argument("--cluster-dir", required=True, help="cluster directory (test/lib.sh cluster_start)")
+    ap.add_argument("--pg-bin", required=True, help="PostgreSQL bin directory (pg_ctl)")
+    ap.add_argument("--workdir", required=True, help="daemon logs and pid file")
+    ap.add_argument("--only", action="append", help="run the tests whose name contains this")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    opts = ap.parse_args()
+    opts.pidfile = os.path.join(opts.workdir, "daemons.pid")
+    global VERBOSE
+    VERBOSE = opts.verbose
+    return asyncio.run(main_async(opts))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
