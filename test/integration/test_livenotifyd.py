@@ -51,6 +51,13 @@ CATCHUP_MAX_ROWS = 5
 # Default max_message_bytes (docs/protocol.md: 8 kB); the daemons run with the default.
 MAX_MESSAGE_BYTES = 8 * 1024
 SQL_AUTH_QUERY = "SELECT user_id::text FROM authtoken_token WHERE key = $1"
+ALLOWED_ORIGIN = "https://app.example"
+MAX_SOCKETS_PER_USER = 3
+# The slow-client test's per-socket bound: several transactions' worth of frames, so that a
+# tab that reads is never over it, and far below the ~1.6 MB the test sends.
+SLOW_QUEUE_BYTES = 256 * 1024
+# Upper bound of the slow-client burst: 400 x 40 kB.
+SLOW_MAX_TRANSACTIONS = 400
 
 FRAME_TIMEOUT = 5.0
 VERBOSE = False
@@ -970,6 +977,237 @@ async def garbage_broken_frames(ctx):
         await bystander.close()
 
 
+class RawClient:
+    """A WebSocket client on a bare socket, for a peer that stops reading (the slow-client
+    test): its receive buffer is made tiny so the daemon's frames pile up on its side."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    @classmethod
+    async def connect(cls, port, query):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # Before connect, so the advertised window stays small.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(sock, ("127.0.0.1", port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        await loop.sock_sendall(sock, (
+            f"GET /ws?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Protocol: livenotify.v1\r\n\r\n").encode())
+        c = cls(sock)
+        while b"\r\n\r\n" not in c.buf:
+            await c._fill(FRAME_TIMEOUT)
+        head, c.buf = c.buf.split(b"\r\n\r\n", 1)
+        check(head.startswith(b"HTTP/1.1 101"), f"raw client upgrade: {head[:60]!r}")
+        return c
+
+    async def _fill(self, timeout):
+        try:
+            data = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(self.sock, 65536), timeout)
+        except asyncio.TimeoutError:
+            raise Failure(f"raw client: nothing within {timeout}s")
+        if not data:
+            raise EOFError("connection closed")
+        self.buf += data
+
+    async def frame(self, timeout=FRAME_TIMEOUT):
+        """(opcode, payload) of the next server frame (server frames are not masked)."""
+        while True:
+            n, off = (self.buf[1] & 0x7F, 2) if len(self.buf) >= 2 else (None, 0)
+            if n == 126:
+                n, off = (struct.unpack("!H", self.buf[2:4])[0], 4) if len(self.buf) >= 4 else (None, 0)
+            elif n == 127:
+                n, off = (struct.unpack("!Q", self.buf[2:10])[0], 10) if len(self.buf) >= 10 else (None, 0)
+            if n is not None and len(self.buf) >= off + n:
+                op, payload = self.buf[0] & 0x0F, self.buf[off:off + n]
+                self.buf = self.buf[off + n:]
+                return op, payload
+            await self._fill(timeout)
+
+    def close(self):
+        self.sock.close()
+
+
+@test
+async def slow_client_closed_1008_others_unaffected(ctx):
+    """A tab that stops reading is closed with 1008 `send queue full` once more than
+    send_queue_bytes wait for it; the user's other tab and other users get every frame
+    meanwhile, and the slow tab resumes with last_id without a gap."""
+    db, user, other = ctx.db, 1131, 1132
+    d = Daemon(ctx.opts, "slow", ["--auth=none", f"--send-queue-bytes={SLOW_QUEUE_BYTES}"])
+    d.auth = "none"
+    await d.start()
+    slow = None
+    tabs = []
+    try:
+        slow = await RawClient.connect(d.port, f"user={user}")
+        op, hello = await slow.frame()
+        check_eq(json.loads(hello).get("type"), "hello", "raw client's first frame")
+        fast = await Client.authed(d, "same user, reading", user)
+        others = await Client.authed(d, "other user", other)
+        tabs = [fast, others]
+        ids, other_ids = [], []
+
+        def burst():
+            # 40 kB transactions for the user, interleaved with rows of another user, until
+            # the daemon reports the slow close.  How much the kernel buffers before the
+            # daemon's queue grows depends on the machine (a few MB on loopback), hence no
+            # fixed amount.
+            for i in range(SLOW_MAX_TRANSACTIONS):
+                ids.extend(r[0] for r in db.rows(
+                    "INSERT INTO api_notification (user_id, type, title, message)"
+                    " SELECT %s, 'like', 'bulk ' || g, repeat('x', 4000) FROM generate_series(1, 10) g"
+                    " RETURNING id", user))
+                other_ids.append(db.insert(other, "like", f"other {i}")[0])
+                status, body = http_get(d.port, "/metrics")
+                if status == 200 and parse_metrics(body).get("livenotifyd_slow_client_closes_total", 0) >= 1:
+                    # A few more rows, so that some are committed after the close.
+                    for _ in range(3):
+                        ids.append(db.insert(user, "like", "after the close")[0])
+                    return True
+            return False
+
+        # In a thread: the reading tabs must keep reading while the rows are committed, or
+        # they would be slow clients too.
+        closed = await asyncio.to_thread(burst)
+        check(closed, f"no slow-client close after {len(ids) * 4} kB for a tab that does not read")
+        got = [(await fast.next(f"row {k + 1} of {len(ids)}"))["id"] for k in range(len(ids))]
+        check_eq(got, ids, "the reading tab of the same user gets every row")
+        got = [(await others.next("other user's row"))["id"] for _ in other_ids]
+        check_eq(got, other_ids, "the other user gets every row")
+        # Now read what reached the slow tab: some rows, then the close.
+        seen, close = [], None
+        while close is None:
+            try:
+                op, payload = await slow.frame()
+            except EOFError:
+                raise Failure(f"slow tab: connection dropped without a close frame after {len(seen)} rows")
+            if op == 0x8:
+                close = (struct.unpack("!H", payload[:2])[0], payload[2:].decode())
+            elif op == 0x1:
+                f = json.loads(payload)
+                check_eq(f.get("type"), "notification", "frame on the slow tab")
+                seen.append(f["id"])
+        check_eq(close, (1008, "send queue full"), "close of the slow tab")
+        check(len(seen) < len(ids), f"the slow tab was closed after all {len(seen)} rows")
+        check_eq(seen, ids[:len(seen)], "rows the slow tab got before the close, in order")
+        # Resume from the last row it saw, on the main instance (as through a load balancer):
+        # the rest, exactly once.  A replay through this instance's small bound is
+        # resume_replay_larger_than_send_queue's subject.
+        last = seen[-1] if seen else ids[0] - 1
+        r = await Client.authed(ctx.jwt, "slow tab resumed", user, f"last_id={last}")
+        tabs.append(r)
+        rest = [(await r.next("replayed row"))["id"] for _ in range(len(ids) - len(seen))]
+        check_eq(rest, ids[len(seen):], "rows replayed to the resumed slow tab")
+        await ctx.markers((user, (fast, r)), (other, (others,)))
+    finally:
+        if slow:
+            slow.close()
+        await close_all(*tabs)
+        d.stop()
+
+
+@test
+async def resume_replay_larger_than_send_queue(ctx):
+    """A client that missed more bytes of rows than send_queue_bytes still resumes: the
+    bound is for clients that read too slowly (docs/protocol.md), and a tab that was closed
+    for being slow necessarily missed more than the bound."""
+    db, user = ctx.db, 1135
+    d = Daemon(ctx.opts, "small-queue", ["--auth=none", "--send-queue-bytes=65536"])
+    d.auth = "none"
+    await d.start()
+    c = None
+    try:
+        base, _ = db.insert(user, "like", "seen")
+        missed = [r[0] for r in db.rows(
+            "INSERT INTO api_notification (user_id, type, title, message)"
+            " SELECT %s, 'like', 'missed ' || g, repeat('x', 4000) FROM generate_series(1, 40) g"
+            " RETURNING id", user)]
+        # Once the daemon has read the rows, so that only the replay is queued (no live
+        # frames held back during the catch-up).
+        await reader_caught_up(ctx, d)
+        c = await Client.authed(d, "resuming tab", user, f"last_id={base}")
+        got = []
+        for _ in missed:
+            got.append((await c.next(f"replayed row {len(got) + 1} of {len(missed)} (~160 kB)"))["id"])
+        check_eq(got, missed, "rows replayed")
+        await ctx.markers((user, (c,)))
+    finally:
+        if c:
+            await c.close()
+        d.stop()
+
+
+@test
+async def origin_allowlist_and_socket_limits(ctx):
+    # The SQL daemon runs with allowed_origins and max_sockets_per_user (see main_async).
+    key = hashlib.sha1(b"user 1141").hexdigest()
+    ctx.db.rows("INSERT INTO authtoken_token (key, user_id) VALUES (%s, 1141) ON CONFLICT DO NOTHING", key)
+    await expect_http_refusal(ctx.sql, f"token={key}", 403, "Origin not allowed",
+                              headers={"Origin": "https://evil.example"})
+    tabs = []
+    try:
+        c = await Client.connect(ctx.sql, "allowed Origin", f"token={key}", origin=ALLOWED_ORIGIN)
+        tabs.append(c)
+        await c.expect_hello(1141)
+        # DRF-style token in the protocol header, with the documented `bearer.` prefix.
+        for i in range(MAX_SOCKETS_PER_USER - 1):
+            c = await Client.connect(ctx.sql, f"tab {i + 2}", subprotocols=("livenotify.v1", "bearer." + key))
+            tabs.append(c)
+            await c.expect_hello(1141)
+        # The limit counts authenticated sockets of the user.  With SQL auth the user is
+        # known only after the upgrade, so the documented 403 cannot apply; docs/protocol.md
+        # lists 1008 `too many sockets` for that case.
+        try:
+            extra = await Client.connect(ctx.sql, "one socket too many", f"token={key}")
+        except websockets.exceptions.InvalidStatusCode as e:
+            check_eq(e.status_code, 403, "HTTP status for a socket over max_sockets_per_user")
+        else:
+            tabs.append(extra)
+            check_eq(await extra.closed(), (1008, "too many sockets"),
+                     "close of a socket over max_sockets_per_user")
+        # The user's open tabs still work.
+        nid, _ = ctx.db.insert(1141, "like", "limit")
+        for t in tabs[:MAX_SOCKETS_PER_USER]:
+            check_eq((await t.next("row"))["id"], nid, f"{t.name}: row after the refused socket")
+    finally:
+        await close_all(*tabs)
+
+
+@test
+async def jwt_socket_limit_403(ctx):
+    # JWT users are known before the upgrade: over max_sockets_per_user is a plain 403.
+    d = Daemon(ctx.opts, "limit", ["--auth=jwt", f"--jwt-audience={JWT_AUDIENCE}",
+                                   f"--max-sockets-per-user={MAX_SOCKETS_PER_USER}", "--max-sockets=6"],
+               {"LIVENOTIFY_JWT_SECRET": JWT_SECRET})
+    d.auth = "jwt"
+    await d.start()
+    tabs = []
+    try:
+        for i in range(MAX_SOCKETS_PER_USER):
+            tabs.append(await Client.authed(d, f"tab {i + 1}", 1151))
+        await expect_http_refusal(d, f"token={token_for(1151)}", 403, "over max_sockets_per_user")
+        # Another user still connects, up to max_sockets in total; then 503.
+        for i in range(6 - MAX_SOCKETS_PER_USER):
+            tabs.append(await Client.authed(d, f"user {1152 + i}", 1152 + i))
+        await expect_http_refusal(d, f"token={token_for(1160)}", 503, "over max_sockets")
+        # Closing one frees a place.
+        await tabs.pop(0).close()
+        for _ in range(50):
+            st, body = await d.http("/metrics")
+            if parse_metrics(body).get("livenotifyd_sockets") == 5.0:
+                break
+            await asyncio.sleep(0.02)
+        tabs.append(await Client.authed(d, "after a close", 1151))
+    finally:
+        await close_all(*tabs)
+        d.stop()
+
+
 METRIC_NAMES = [
     # docs/protocol.md: sockets, users, frames and bytes sent, slow-client closes, auth
     # failures, rejected connections, queued bytes, queue lag, entries read, lost entries,
@@ -994,6 +1232,15 @@ def parse_metrics(body):
             raise Failure(f"/metrics line is not Prometheus text format: {line!r}")
         samples[m.group(1) + (m.group(2) or "")] = float(m.group(3))
     return samples
+
+
+async def reader_caught_up(ctx, d, timeout=FRAME_TIMEOUT):
+    """Wait until daemon d's reader has read every committed entry."""
+    want = float(ctx.db.one("SELECT last_seq FROM livenotify.position()"))
+    deadline = time.monotonic() + timeout
+    while (got := await metric(d, "livenotifyd_last_seq")) != want:
+        check(time.monotonic() < deadline, f"livenotifyd_last_seq {got}, queue at {want}")
+        await asyncio.sleep(0.02)
 
 
 async def metric(d, name):
@@ -1121,6 +1368,8 @@ async def main_async(opts):
                                      "--reconnect-min-ms=50", "--reconnect-max-ms=500"])
     ctx.none.auth = "none"
     ctx.sql = Daemon(opts, "sql", ["--auth=sql", f"--auth-query={SQL_AUTH_QUERY}",
+                                   f"--allowed-origins={ALLOWED_ORIGIN}",
+                                   f"--max-sockets-per-user={MAX_SOCKETS_PER_USER}",
                                    "--reconnect-min-ms=50", "--reconnect-max-ms=500"])
     ctx.sql.auth = "sql"
     passed = failed = 0
