@@ -25,13 +25,15 @@ CLUSTER=""
 # The suites, in order.  Each is a function suite_<name> returning 0 (pass), SKIP (nothing
 # to test yet) or anything else (fail).  Integration and browser suites are added here as
 # the sidecar and the product work land.
-SUITES=(build regress isolation not_preloaded restart sidecar_build sidecar_unit integration browser)
+SUITES=(build regress isolation not_preloaded restart sidecar_build sidecar_unit integration browser
+	reliability fuzz sidecar_asan)
 SKIP=77
 # Suites that need another suite to have passed.  (sidecar_unit does not need the whole
 # sidecar build: CTest reports the tests whose executable failed to build as not run.)
 declare -A NEEDS=(
 	[regress]=build [isolation]=build [not_preloaded]=build [restart]=build
 	[integration]="build sidecar_build" [browser]="build sidecar_build"
+	[reliability]="build sidecar_build" [sidecar_asan]=build
 )
 # Suites with nothing to run yet are skipped, whatever happened before them.
 present_isolation() { ls test/isolation/specs/*.spec >/dev/null 2>&1; }
@@ -39,6 +41,9 @@ present_sidecar_build() { [ -f sidecar/CMakeLists.txt ]; }
 present_sidecar_unit() { [ -f sidecar/CMakeLists.txt ]; }
 present_integration() { [ -x test/integration/run.sh ]; }
 present_browser() { [ -x test/browser/run.sh ]; }
+present_reliability() { [ -x test/reliability/run.sh ]; }
+present_fuzz() { [ -x test/fuzz/run.sh ]; }
+present_sidecar_asan() { [ -x test/reliability/asan.sh ]; }
 declare -A RESULT=()
 
 # The extension alone: `-o sidecar` keeps the Makefile's `all: sidecar` prerequisite from
@@ -177,6 +182,26 @@ suite_browser() {
 	[ -x test/browser/run.sh ] || return $SKIP
 	need_cluster || return 1
 	pg_env test/browser/run.sh
+}
+
+# Faults, overload and hostile input with counted figures (docs/reliability.md).  Its own
+# clusters (ports 54370-54371): it restarts PostgreSQL and needs a tiny ring.
+suite_reliability() {
+	[ -x test/reliability/run.sh ] || return $SKIP
+	test/reliability/run.sh
+}
+
+# libFuzzer targets for the sidecar's parsers of outside input, each for a bounded time.
+suite_fuzz() {
+	[ -x test/fuzz/run.sh ] || return $SKIP
+	test/fuzz/run.sh
+}
+
+# The daemon built with AddressSanitizer and UndefinedBehaviorSanitizer (build/sidecar-asan),
+# driven by a subset of the reliability tests; any sanitizer report fails the suite.
+suite_sidecar_asan() {
+	[ -x test/reliability/asan.sh ] || return $SKIP
+	test/reliability/asan.sh
 }
 
 main() {

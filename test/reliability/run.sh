@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# test/reliability/run.sh: fault, overload and hostile-input tests with counted figures
+# (docs/reliability.md).  Run by test/run-all.sh (suite `reliability`, and `sidecar_asan`
+# with --daemon=build/sidecar-asan/livenotifyd) and by `make soak` (--long), as root:
+#
+#   bash test/reliability/run.sh [--long] [--daemon PATH] [--only NAME_PART]...
+#
+# It starts its own clusters: one test restarts PostgreSQL and one needs a tiny ring
+# (livenotify.ring_size is fixed at server start), neither of which may disturb other suites.
+# Ports: 54370 (cluster), 54371 (tiny-ring cluster), 54372 (TCP proxy), daemons from 54374.
+# LIVENOTIFY_SEED=N replays a randomized run; LIVENOTIFY_KEEP_CLUSTER=1 keeps the clusters.
+set -uo pipefail
+
+cd "$(dirname "$0")/../.." || exit 1
+ROOT=$(pwd)
+# shellcheck source=test/lib.sh
+source test/lib.sh
+
+PORT=${LIVENOTIFY_RELIABILITY_PORT:-54370}
+RING_PORT=$((PORT + 1))
+DAEMON=$ROOT/build/sidecar/livenotifyd
+LONG=""
+TAG=""
+ARGS=()
+while [ $# -gt 0 ]; do
+	case $1 in
+		--long) LONG=--long; ARGS+=(--long) ;;
+		--daemon) DAEMON=$2; shift ;;
+		--daemon=*) DAEMON=${1#--daemon=} ;;
+		--tag=*) TAG=${1#--tag=} ;;
+		*) ARGS+=("$1") ;;
+	esac
+	shift
+done
+WORKDIR=$ROOT/build/reliability${TAG:+-$TAG}
+DB=livenotify_reliability
+PYTHON=/usr/bin/python3
+
+[ "$(id -u)" -eq 0 ] || die "run as root (runuser postgres for the cluster)"
+ensure_packages python3-websockets python3-psycopg2 postgresql-15
+if [ ! -x "$DAEMON" ]; then
+	log "reliability: $DAEMON is missing, building the sidecar"
+	make -s sidecar >/dev/null || die "the sidecar did not build"
+fi
+
+rm -rf "$WORKDIR"
+mkdir -p "$WORKDIR"
+
+kill_daemons() {
+	local pid
+	[ -f "$WORKDIR/daemons.pid" ] || return 0
+	while read -r pid; do
+		[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || continue
+		# A daemon left SIGSTOPped by a failed ring test must be continued to see SIGTERM.
+		kill -CONT "$pid" 2>/dev/null
+		kill -TERM "$pid" 2>/dev/null
+		sleep 0.5
+		kill -KILL "$pid" 2>/dev/null
+	done <"$WORKDIR/daemons.pid"
+	return 0
+}
+
+CLUSTER=$(cluster_dir reliability)
+# 64 MB ring: the main workload must never overflow it (that is the ring test's job).
+cluster_start "$CLUSTER" "$PORT" "livenotify.ring_size = '64MB'
+max_connections = 200" || die "cluster did not start"
+RING=$(cluster_dir reliability-ring)
+# The smallest ring the GUC allows: a stalled reader overflows it within a few hundred rows.
+cluster_start "$RING" "$RING_PORT" "livenotify.ring_size = '64kB'" || die "ring cluster did not start"
+trap 'rc=$?; kill_daemons; _livenotify_cleanup; exit $rc' EXIT
+
+setup_db() {
+	local dir=$1 port=$2
+	"$LIVENOTIFY_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres \
+		-d postgres -c "CREATE DATABASE $DB" || return 1
+	"$LIVENOTIFY_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres \
+		-d "$DB" >/dev/null <<'SQL'
+CREATE EXTENSION livenotify;
+-- Shaped like Django's api_notification (as sql/setup.sql), registered the documented way.
+CREATE TABLE api_notification (
+    id          bigserial PRIMARY KEY,
+    user_id     integer NOT NULL,
+    type        varchar(50) NOT NULL,
+    title       varchar(255) NOT NULL,
+    message     text NOT NULL,
+    is_read     boolean NOT NULL DEFAULT false,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    extra       jsonb
+);
+CREATE INDEX ON api_notification (user_id, id);
+CREATE INDEX ON api_notification (user_id) WHERE NOT is_read;
+SELECT livenotify.register('api_notification', 'user_id', 'type', 'id', 'is_read');
+-- Django REST framework's token table, for the daemon in auth = sql mode.
+CREATE TABLE authtoken_token (
+    key      varchar(40) PRIMARY KEY,
+    user_id  integer NOT NULL UNIQUE,
+    created  timestamptz NOT NULL DEFAULT now()
+);
+SQL
+	"$LIVENOTIFY_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres \
+		-d "$DB" -f test/reliability/plpgsql.sql >/dev/null
+}
+setup_db "$CLUSTER" "$PORT" || die "schema setup failed"
+setup_db "$RING" "$RING_PORT" || die "ring schema setup failed"
+
+rc=0
+"$PYTHON" test/reliability/reliability.py \
+	--daemon="$DAEMON" \
+	--conninfo="host=$CLUSTER port=$PORT user=postgres dbname=$DB" \
+	--ring-conninfo="host=$RING port=$RING_PORT user=postgres dbname=$DB" \
+	--ring-cluster="$RING" --cluster-dir="$CLUSTER" --pg-bin="$LIVENOTIFY_PG_BIN" \
+	--pg-port="$PORT" --workdir="$WORKDIR" --figures="$WORKDIR/figures.json" \
+	"${ARGS[@]}" || rc=$?
+
+# A backend killed by a signal restarts the whole cluster: none may have happened.  (The
+# immediate-shutdown test stops the server on purpose; that is not "terminated by signal".)
+for d in "$CLUSTER" "$RING"; do
+	if grep -E 'terminated by signal|PANIC|TRAP' "$d/log/postgresql.log" >&2; then
+		log "reliability: the server log of $d shows a crash"
+		rc=1
+	fi
+done
+# Sanitizer builds print their reports into the daemon logs.
+if grep -lE 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' "$WORKDIR"/livenotifyd-*.log \
+	2>/dev/null; then
+	grep -hE -A12 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' \
+		"$WORKDIR"/livenotifyd-*.log | head -n 80
+	log "reliability: sanitizer reports in the daemon logs above"
+	rc=1
+fi
+if [ $rc -ne 0 ]; then
+	log "reliability: daemon logs in $WORKDIR"
+	cluster_log "$CLUSTER"
+	cluster_log "$RING"
+fi
+exit $rc
