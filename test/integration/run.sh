@@ -9,6 +9,7 @@
 # one test stops and restarts PostgreSQL, which must not disturb the other suites.
 #
 # Environment: LIVENOTIFY_INTEGRATION_PORT (default LIVENOTIFY_TEST_PORT + 2 = 54331),
+# LIVENOTIFY_INTEGRATION_STRESS=N repeats the resume seam rounds N times,
 # LIVENOTIFY_KEEP_CLUSTER=1 keeps the cluster directory; the daemons' logs stay in
 # build/integration/ either way.
 set -uo pipefail

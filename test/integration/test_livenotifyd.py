@@ -59,6 +59,8 @@ SLOW_QUEUE_BYTES = 256 * 1024
 # Upper bound of the slow-client burst: 400 x 40 kB.
 SLOW_MAX_TRANSACTIONS = 400
 
+# LIVENOTIFY_INTEGRATION_STRESS=N repeats the resume seam rounds N times (default once).
+STRESS = int(os.environ.get("LIVENOTIFY_INTEGRATION_STRESS", "1"))
 FRAME_TIMEOUT = 5.0
 VERBOSE = False
 TEST_TIMEOUT = 45.0
@@ -206,7 +208,8 @@ class Daemon:
         self.port = None
         self.log_path = os.path.join(opts.workdir, f"livenotifyd-{name}.log")
 
-    async def start(self):
+    async def start(self, healthy=200):
+        """Start and wait for GET /healthz to answer `healthy` (503: the database is down)."""
         # A free port can be taken between the probe and the bind: try a few.
         for _ in range(3):
             self.port = free_port()
@@ -224,7 +227,7 @@ class Daemon:
             log.close()
             with open(self.opts.pidfile, "a") as f:
                 f.write(f"{self.proc.pid}\n")
-            if await self.wait_health(200, 15.0):
+            if await self.wait_health(healthy, 15.0):
                 return
             if self.proc.poll() is None:
                 break
@@ -578,6 +581,53 @@ async def mark_as_read_pushes_unread_count(ctx):
         await close_all(a1, a2, b1)
 
 
+@test
+async def send_payload_shapes(ctx):
+    # docs/protocol.md: object members are spliced next to `type`; a non-object payload or
+    # one with its own `type` member is wrapped under `payload`; {} gives the bare kind.
+    db, user = ctx.db, 1035
+    c = await Client.authed(ctx.jwt, "tab", user)
+    try:
+        cases = [
+            ({"a": 1, "b": [1, 2], "s": "\u00e9\"q"},
+             {"type": "tick", "a": 1, "b": [1, 2], "s": "\u00e9\"q"}),
+            ([1, 2], {"type": "tick", "payload": [1, 2]}),
+            ("text", {"type": "tick", "payload": "text"}),
+            (7, {"type": "tick", "payload": 7}),
+            ({"type": "x", "v": 1}, {"type": "tick", "payload": {"type": "x", "v": 1}}),
+            ({}, {"type": "tick"}),
+        ]
+        for payload, _ in cases:
+            db.send(user, "tick", payload)
+        for payload, want in cases:
+            check_eq(await c.next(f"frame for payload {payload!r}"), want, f"send() of {payload!r}")
+        await ctx.markers((user, (c,)))
+    finally:
+        await c.close()
+
+
+@test
+async def oversize_row_arrives_as_stub(ctx):
+    # A row over livenotify.max_payload (8 kB) is the stub {"id":N,"truncated":true}, live
+    # and on resume alike.
+    db, user = ctx.db, 1036
+    c = await Client.authed(ctx.jwt, "tab", user)
+    try:
+        base, _ = db.insert(user, "like", "small")
+        check_eq((await c.next("small row"))["id"], base, "small row")
+        nid, _ = db.insert(user, "like", "big", "x" * 10000)
+        want = {"type": "notification", "source": SOURCE, "id": nid,
+                "notification": {"id": nid, "truncated": True}, "unread_count": 2}
+        check_eq(await c.next("oversize row"), want, "live frame of an oversize row")
+        r = await Client.authed(ctx.jwt, "resumed tab", user, f"last_id={base}")
+        try:
+            check_eq(await r.next("replayed oversize row"), want, "replayed frame of an oversize row")
+        finally:
+            await r.close()
+    finally:
+        await c.close()
+
+
 def run_inserter(conninfo, user, count, start_evt, prefix):
     """Insert `count` rows, one per transaction, with small random pauses (thread body)."""
     conn = psycopg2.connect(conninfo)
@@ -649,7 +699,8 @@ async def resume_missed_rows_exactly_once(ctx):
         return await Client.authed(ctx.jwt, "resumed tab", user, f"last_id={last_id}", hello=False)
 
     last = nid
-    for rnd, (missed, live, inserters) in enumerate([(10, 40, 1), (3, 40, 1), (5, 25, 2)]):
+    rounds = [(10, 40, 1), (3, 40, 1), (5, 25, 2)] * STRESS
+    for rnd, (missed, live, inserters) in enumerate(rounds):
         try:
             last = await resume_round(ctx, user, last, missed, live, inserters, reconnect)
         except Failure as e:
@@ -1208,6 +1259,88 @@ async def jwt_socket_limit_403(ctx):
         d.stop()
 
 
+@test
+async def none_mode_first_message_user(ctx):
+    db, user = ctx.db, 1037
+    base, _ = db.insert(user, "like", "seen")
+    nid, _ = db.insert(user, "like", "missed")
+    c = await Client.connect(ctx.none, "auth message with user")
+    try:
+        await c.ws.send(json.dumps({"type": "auth", "user": str(user), "last_id": base}))
+        await c.expect_hello(user)
+        check_eq((await c.next("replayed row"))["id"], nid, "row replayed after {type: auth, user}")
+        await ctx.markers((user, (c,)))
+    finally:
+        await c.close()
+
+
+def run_daemon_cli(opts, *args, env=None):
+    e = {k: v for k, v in os.environ.items() if not k.startswith("LIVENOTIFY_")}
+    e.update(env or {})
+    return subprocess.run([opts.daemon, *args], capture_output=True, text=True, timeout=10, env=e)
+
+
+@test
+async def config_check_and_refusals(ctx):
+    # docs: an invalid configuration exits 2 with a message naming the bad key; none mode
+    # is refused unless bound to loopback.
+    ok = await asyncio.to_thread(run_daemon_cli, ctx.opts, "--check-config", "--auth=none")
+    check_eq(ok.returncode, 0, f"--check-config of a valid configuration ({ok.stderr.strip()})")
+    for args, key in ((["--port=notaport"], "port"), (["--auth=magic"], "auth"),
+                      (["--send-queue-bytes=-5"], "send_queue_bytes"),
+                      (["--auth=none", "--listen-address=0.0.0.0"], "auth"),
+                      (["--auth=jwt"], "jwt_secret")):
+        r = await asyncio.to_thread(run_daemon_cli, ctx.opts, "--check-config", *args)
+        check_eq(r.returncode, 2, f"exit status of --check-config {' '.join(args)}")
+        out = (r.stderr + r.stdout).lower().replace("-", "_")
+        check(key in out,
+              f"--check-config {' '.join(args)}: message does not name {key}: {r.stderr.strip()!r}")
+    # The environment is read too.
+    r = await asyncio.to_thread(run_daemon_cli, ctx.opts, "--check-config", env={"LIVENOTIFY_PORT": "x"})
+    check_eq(r.returncode, 2, "exit status with LIVENOTIFY_PORT=x")
+
+
+@test
+async def sighup_reloads_jwt_secret(ctx):
+    secret_file = os.path.join(ctx.opts.workdir, "jwt-secret")
+    with open(secret_file, "w") as f:
+        f.write("first-secret-of-at-least-32-bytes\n")
+    d = Daemon(ctx.opts, "sighup", ["--auth=jwt", f"--jwt-secret-file={secret_file}"])
+    d.auth = "jwt"
+    await d.start()
+    tabs = []
+    try:
+        old = make_jwt(claims_for("1161"), secret="first-secret-of-at-least-32-bytes")
+        new = make_jwt(claims_for("1161"), secret="second-secret-of-at-least-32-bytes")
+        c = await Client.connect(d, "old secret", f"token={old}")
+        tabs.append(c)
+        await c.expect_hello(1161)
+        with open(secret_file, "w") as f:
+            f.write("second-secret-of-at-least-32-bytes\n")
+        d.proc.send_signal(signal.SIGHUP)
+        # Reloading is asynchronous: wait until the new secret is accepted.
+        deadline = time.monotonic() + FRAME_TIMEOUT
+        while True:
+            try:
+                c2 = await Client.connect(d, "new secret", f"token={new}")
+                tabs.append(c2)
+                break
+            except websockets.exceptions.InvalidStatusCode as e:
+                check(e.status_code == 401 and time.monotonic() < deadline,
+                      f"token signed with the new secret after SIGHUP: HTTP {e.status_code}")
+                await asyncio.sleep(0.05)
+        await c2.expect_hello(1161)
+        await expect_http_refusal(d, f"token={old}", 401, "token signed with the old secret after SIGHUP")
+        # The socket opened before the reload is not affected.
+        nid, _ = ctx.db.insert(1161, "like", "after reload")
+        for t in tabs:
+            check_eq((await t.next("row after reload"))["id"], nid, f"{t.name}: row after SIGHUP")
+        check(d.alive(), "livenotifyd exited on SIGHUP")
+    finally:
+        await close_all(*tabs)
+        d.stop()
+
+
 METRIC_NAMES = [
     # docs/protocol.md: sockets, users, frames and bytes sent, slow-client closes, auth
     # failures, rejected connections, queued bytes, queue lag, entries read, lost entries,
@@ -1262,8 +1395,8 @@ async def healthz_and_metrics(ctx):
         names = {k.split("{")[0] for k in samples}
         missing = [p for p in METRIC_NAMES if not any(re.fullmatch(p, n) for n in names)]
         check(not missing, f"/metrics lacks {missing}; it has {sorted(names)}")
-        check(all(n.startswith("livenotifyd_") for n in names),
-              f"metrics without the livenotifyd_ prefix: {[n for n in names if not n.startswith('livenotifyd_')]}")
+        unprefixed = [n for n in names if not n.startswith("livenotifyd_")]
+        check(not unprefixed, f"metrics without the livenotifyd_ prefix: {unprefixed}")
         check_eq(samples.get("livenotifyd_db_up"), 1.0, "livenotifyd_db_up")
         check(samples.get("livenotifyd_sockets", 0) >= 1, "livenotifyd_sockets with a client open")
         check_eq(samples.get("livenotifyd_last_seq"),
@@ -1297,6 +1430,7 @@ async def database_restart_healthz_and_resync(ctx):
     none_tab = await Client.authed(ctx.none, "none-mode tab", user)
     old_epoch = db.epoch()
     db.reset()
+    extra, late = [], None
     try:
         r = await asyncio.to_thread(pg_ctl, ctx.opts, "-m", "fast", "-w", "-t", "60", "stop")
         check_eq(r.returncode, 0, f"pg_ctl stop ({r.stderr.decode(errors='replace')})")
@@ -1306,18 +1440,40 @@ async def database_restart_healthz_and_resync(ctx):
         # Sockets stay open while the database is away; the service thread still answers.
         for t in tabs:
             await t.ping()
+        # A resume needs the database: hello, then resync `catchup_failed`.
+        r = await Client.authed(ctx.jwt, "resume while down", user, "last_id=0")
+        extra.append(r)
+        check_eq(await r.next("resync"), {"type": "resync", "reason": "catchup_failed"},
+                 "resume while the database is down")
+        # SQL authentication needs it too: 1011.
+        s = await Client.connect(ctx.sql, "SQL auth while down", "token=" + "a" * 40)
+        extra.append(s)
+        check_eq(await s.closed(), (1011, "database unavailable"), "SQL auth while the database is down")
+        # A daemon started now serves sockets; hello says it has not reached the database.
+        late = Daemon(ctx.opts, "late", ["--auth=none", "--reconnect-min-ms=50", "--reconnect-max-ms=500"])
+        late.auth = "none"
+        await late.start(healthy=503)
+        late_tab = await Client.authed(late, "tab of a daemon started while down", user, hello=False)
+        extra.append(late_tab)
+        await late_tab.expect_hello(user, epoch=0)
         await asyncio.to_thread(cluster_start, ctx.opts)
+        check(await late.wait_health(200, 20.0), "the late daemon's /healthz is not 200 after the start")
         check(await ctx.jwt.wait_health(200, 20.0),
               f"GET /healthz is not back to 200 after the restart: {await ctx.jwt.http('/healthz')}")
-        for t in tabs + [none_tab]:
+        for t in tabs + [none_tab, r]:
             check_eq(await t.next("resync after the restart", timeout=15.0),
                      {"type": "resync", "reason": "epoch"}, f"{t.name}: frame after the restart")
         check(db.epoch() != old_epoch, "the queue epoch changed across the restart")
         # Delivery resumes on the same sockets.
         nid, _ = db.insert(user, "like", "after restart")
         want = expected_notification(db, nid, db.unread(user))
-        for t in tabs + [none_tab]:
+        for t in tabs + [none_tab, r]:
             check_eq(await t.next("row after the restart"), want, f"{t.name}: row after the restart")
+        # The late daemon's socket may get a resync (it never saw an epoch), then the row.
+        f = await late_tab.next("row after the start")
+        if f.get("type") == "resync":
+            f = await late_tab.next("row after the start")
+        check_eq(f, want, f"{late_tab.name}: row after the database came up")
         # A new socket's hello carries the new epoch.
         c = await Client.authed(ctx.jwt, "new tab", user, hello=False)
         await c.expect_hello(user, epoch=db.epoch())
@@ -1327,7 +1483,9 @@ async def database_restart_healthz_and_resync(ctx):
             await asyncio.to_thread(cluster_start, ctx.opts)
         for d in ctx.daemons():
             await d.wait_health(200, 20.0)
-        await close_all(*tabs, none_tab)
+        await close_all(*tabs, none_tab, *extra)
+        if late:
+            late.stop()
 
 
 @test
@@ -1382,7 +1540,7 @@ async def main_async(opts):
                 continue
             t0 = time.monotonic()
             try:
-                await asyncio.wait_for(fn(ctx), TEST_TIMEOUT)
+                await asyncio.wait_for(fn(ctx), TEST_TIMEOUT * STRESS)
                 dead = [d for d in ctx.daemons() if not d.alive()]
                 if dead:
                     raise Failure(f"livenotifyd {dead[0].name} exited with {dead[0].proc.poll()}"
