@@ -401,6 +401,229 @@ async def t_db_unreachable(ctx):
 
 
 # --------------------------------------------------------------------------------------
+# 3. Overload
+
+
+def ws_handshake(path_query, extra_headers=""):
+    key = b64url(os.urandom(16)) + "=="
+    return (f"GET /ws?{path_query} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Protocol: livenotify.v1\r\n{extra_headers}\r\n").encode()
+
+
+def server_frames(data):
+    """Parse unmasked server frames: [(opcode, payload)] and the bytes left over."""
+    out, i = [], 0
+    while i + 2 <= len(data):
+        op = data[i] & 0x0F
+        n = data[i + 1] & 0x7F
+        j = i + 2
+        if n == 126:
+            if j + 2 > len(data):
+                break
+            n = int.from_bytes(data[j:j + 2], "big")
+            j += 2
+        elif n == 127:
+            if j + 8 > len(data):
+                break
+            n = int.from_bytes(data[j:j + 8], "big")
+            j += 8
+        if j + n > len(data):
+            break
+        out.append((op, data[j:j + n]))
+        i = j + n
+    return out, data[i:]
+
+
+class SlowSocket:
+    """A tab that never reads: a tiny receive buffer and no recv() until the test ends."""
+
+    def __init__(self, port, user):
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.s.settimeout(5)
+        self.s.connect(("127.0.0.1", port))
+        self.s.sendall(ws_handshake(f"user={user}"))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.s.recv(1)
+            check(chunk, "slow socket: closed during the handshake")
+            head += chunk
+        check(head.startswith(b"HTTP/1.1 101"), f"slow socket handshake: {head[:60]!r}")
+
+    def drain_close_code(self, timeout=10.0):
+        """Read everything the server sent; the close frame's code, or None."""
+        self.s.settimeout(timeout)
+        data = b""
+        try:
+            while True:
+                chunk = self.s.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+        except (socket.timeout, OSError):
+            pass
+        self.s.close()
+        frames, _ = server_frames(data)
+        for op, payload in frames:
+            if op == 8 and len(payload) >= 2:
+                return int.from_bytes(payload[:2], "big"), len(frames), len(data)
+        return None, len(frames), len(data)
+
+
+def p99(xs):
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * 0.99))]
+
+
+async def overload_phase(ctx, n_users, with_slow, rows_per_user):
+    """n_users tabs of n_users users (one of them also has a never-reading tab when
+    with_slow): returns figures with the p99 commit-to-frame latency of the reading tabs."""
+    o = ctx.opts
+    users = ctx.users(n_users + 1)
+    slow_user, others = users[0], users[1:]
+    d = await ctx.daemon("slow" if with_slow else "noslow", "--send-queue-bytes=65536",
+                         f"--max-sockets={n_users + 100}")
+    tabs = [Tab(d, u, f"u{u}", o.conninfo).start() for u in users]
+    await wait_connected(tabs, timeout=60)
+    slow = SlowSocket(d.port, slow_user) if with_slow else None
+    # Big rows for the slow tab's user, small ones for everybody, interleaved: the others'
+    # frames are queued behind nothing but their own.
+    big = Writer(o.conninfo, [slow_user], o.seed, pause=0, big=4000)
+    small = Writer(o.conninfo, others, o.seed + 1, pause=0.0005)
+    total_small = rows_per_user * len(others)
+    small.start(limit=total_small)
+    big.start(limit=3000)
+    closed_at = None
+    while not (big.thread is None or not big.thread.is_alive()):
+        m = await d.metrics()
+        if with_slow and m.get("livenotifyd_slow_client_closes_total", 0) >= 1:
+            closed_at = big.inserted
+            break
+        await asyncio.sleep(0.1)
+    await big.finish()
+    await small.join()
+    check(await settle(ctx.db, tabs, timeout=120), "markers did not reach every tab")
+    fig, problems = compare(ctx.db, tabs, "overload")
+    m = await d.metrics()
+    lat = [x for t in tabs[1:] for x in t.latencies]
+    for t in tabs:
+        await t.close()
+    fig.update(reading_tabs=len(tabs), slow_closes=m.get("livenotifyd_slow_client_closes_total", 0),
+               big_rows_until_close=closed_at, p99_ms=round(p99(lat) * 1000, 2) if lat else None)
+    if slow is not None:
+        code, nframes, nbytes = await asyncio.to_thread(slow.drain_close_code)
+        fig.update(slow_close_code=code, slow_frames_before_close=nframes)
+    ctx.fail_if(problems)
+    zero(fig, "phantoms", "missing", "dups", "cross_user", "errors")
+    d.stop()
+    return fig
+
+
+@test("slow_client")
+async def t_slow(ctx):
+    n = 1000 if ctx.opts.long else 60
+    fig = await overload_phase(ctx, n, True, 5 if ctx.opts.long else 10)
+    ctx.figures["slow_client"] = fig
+    check(fig["slow_closes"] == 1, f"slow-client closes: {fig['slow_closes']} (want 1)")
+    check(fig.get("slow_close_code") == 1008, f"close code {fig.get('slow_close_code')} (want 1008)")
+    return fig
+
+
+@test("slow_client_p99", long_only=True)
+async def t_slow_p99(ctx):
+    base = await overload_phase(ctx, 1000, False, 5)
+    with_slow = await overload_phase(ctx, 1000, True, 5)
+    ratio = with_slow["p99_ms"] / base["p99_ms"]
+    fig = {"clients": 1000, "p99_ms_without": base["p99_ms"], "p99_ms_with": with_slow["p99_ms"],
+           "ratio": round(ratio, 3), "slow_closes": with_slow["slow_closes"]}
+    ctx.figures["slow_client_p99"] = fig
+    check(ratio <= 1.2, f"p99 with a never-reading client is {ratio:.2f}x the p99 without")
+    return fig
+
+
+async def raw_session(port, query, close_mode, read_hello=True):
+    """One connect/handshake/disconnect; returns the HTTP status (101 when admitted)."""
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        w.write(ws_handshake(query))
+        await w.drain()
+        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)
+        status = int(head.split(b" ", 2)[1])
+        if status == 101 and read_hello:
+            await asyncio.wait_for(r.read(2), 10)
+        if close_mode == "frame" and status == 101:
+            # A masked close frame (1000), as a polite client sends it.
+            mask = os.urandom(4)
+            body = (1000).to_bytes(2, "big")
+            w.write(bytes([0x88, 0x80 | 2]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(body)))
+            await w.drain()
+        return status
+    finally:
+        if close_mode == "abort":
+            w.transport.abort()
+        else:
+            w.close()
+
+
+async def storm(port, n, concurrency, prefix):
+    sem = asyncio.Semaphore(concurrency)
+    statuses = {}
+
+    async def one(i):
+        async with sem:
+            try:
+                st = await raw_session(port, f"user={prefix}{i}", ("abort", "close", "frame")[i % 3])
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
+                st = "error"
+            statuses[st] = statuses.get(st, 0) + 1
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return statuses
+
+
+async def wait_metric(d, name, want, timeout):
+    deadline = time.monotonic() + timeout
+    m = {}
+    while time.monotonic() < deadline:
+        m = await d.metrics()
+        if m.get(name) == want:
+            return m
+        await asyncio.sleep(0.1)
+    return m
+
+
+@test("connection_storm")
+async def t_storm(ctx):
+    n = 50000 if ctx.opts.long else 5000
+    d = await ctx.daemon("storm", f"--max-sockets={n + 100}")
+    # Warm up the allocator with one storm of the same shape, then take the baseline.
+    await storm(d.port, 1000, 200, "w")
+    await wait_metric(d, "livenotifyd_sockets", 0, 20)
+    rss0 = d.rss_kb()
+    t0 = time.monotonic()
+    st = await storm(d.port, n, 200, "s")
+    elapsed = time.monotonic() - t0
+    m = await wait_metric(d, "livenotifyd_sockets", 0, 20)
+    m = await wait_metric(d, "livenotifyd_users", 0, 10)
+    await asyncio.sleep(0.5)
+    rss1 = d.rss_kb()
+    fig = {"connections": n, "statuses": {str(k): v for k, v in st.items()},
+           "seconds": round(elapsed, 1), "sockets_after": m.get("livenotifyd_sockets"),
+           "users_after": m.get("livenotifyd_users"), "queued_bytes_after": m.get("livenotifyd_queued_bytes"),
+           "rss_baseline_kb": rss0, "rss_after_kb": rss1,
+           "rss_growth_kb": rss1 - rss0}
+    ctx.figures["connection_storm"] = fig
+    check(st.get(101, 0) == n, f"not every connection was admitted: {st}")
+    check(fig["sockets_after"] == 0, f"sockets left: {fig['sockets_after']}")
+    check(fig["users_after"] == 0, f"groups left: {fig['users_after']}")
+    # Back near baseline: within 10% or 4 MB, whichever is larger (allocator slack).
+    check(rss1 - rss0 <= max(rss0 // 10, 4096), f"RSS grew {rss1 - rss0} kB over {rss0} kB")
+    return fig
+
+
+# --------------------------------------------------------------------------------------
 # Runner
 
 
