@@ -4,6 +4,7 @@
 #   make install    install the extension into the server found by PG_CONFIG
 #   make test       install what is missing, build, and run every test suite
 #   make demo       run the demo (cluster + sidecar + page)
+#   make bench      benchmarks (minutes; not in CI); make bench-peers: against the alternatives
 
 EXTENSION = livenotify
 MODULE_big = livenotify
@@ -41,7 +42,7 @@ BITCODE_CXXFLAGS += -std=c++17 -Wno-register -Wno-deprecated-register
 # Every object depends on the headers (PGXS tracks no header dependencies).
 $(OBJS): $(wildcard extension/*.hpp)
 
-.PHONY: sidecar test demo format check-format bench
+.PHONY: sidecar test demo format check-format bench bench-peers
 
 all: sidecar
 
@@ -58,8 +59,14 @@ test:
 demo:
 	bash test/demo.sh
 
+# Benchmarks take minutes and are never part of `make test`.  bench-peers alone: livenotify
+# against the Django Channels seed stack and a LISTEN/NOTIFY bridge (bench/peers/run.sh).
 bench:
 	bash bench/write-path.sh
+	bash bench/peers/run.sh
+
+bench-peers:
+	bash bench/peers/run.sh
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp' '*.h' '*.cc')

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Insert notifications through Django's ORM at a fixed rate (the seed stack's only captured path).
+
+Raw SQL never fires post_save, so the seed stack is measured with rows created the way the app
+creates them: Notification.objects.create() in W worker processes (a web app's workers), each
+at rate/W per second on a fixed schedule.  A worker that falls behind does not skip rows, it
+runs flat out; the achieved rate is reported so a saturated writer is visible.
+
+Every row carries the benchmark fields in `extra`, like the libpq writer's rows:
+bench_n (unique, user = n % users + 1, every tenth row is a skipped "event") and bench_ts
+(microseconds since the epoch, taken just before create()).
+
+  orm_writer.py --rate 500 --seconds 10 --procs 2 --users 500 [--signals off]
+Prints one JSON object: rows, seconds, achieved rate, late rows (started > 5 ms after schedule).
+"""
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchproj.settings")
+
+
+def worker(p, args, start_at, results):
+    import django
+
+    django.setup()
+    from django.db.models.signals import post_save
+
+    from api.models import Notification
+    from api.signals import push_notification
+
+    if not args.signals:
+        # livenotify runs with this writer too: it captures in the database, so the app's
+        # receiver is disconnected (no redis round trip charged to that system's writer).
+        post_save.disconnect(push_notification, sender=Notification)
+    per_proc = args.rate / args.procs
+    end_at = start_at + args.seconds
+    rows = late = 0
+    i = 0
+    while True:
+        due = start_at + i / per_proc
+        if due >= end_at:
+            break
+        now = time.time()
+        if now < due:
+            time.sleep(due - now)
+        elif now - due > 0.005:
+            late += 1
+        n = i * args.procs + p
+        typ = "event" if n % 10 == 9 else "like"
+        Notification.objects.create(
+            user_id=n % args.users + 1,
+            type=typ,
+            title="bench",
+            message="someone liked your post",
+            extra={"bench_n": n, "bench_ts": int(time.time() * 1e6)},
+        )
+        rows += 1
+        i += 1
+    results.put((rows, late, time.time()))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rate", type=float, required=True)
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--procs", type=int, default=2)
+    ap.add_argument("--users", type=int, required=True)
+    ap.add_argument("--signals", choices=["on", "off"], default="on")
+    args = ap.parse_args()
+    args.signals = args.signals == "on"
+    # Workers set Django up themselves (after the fork) and start together at start_at.
+    start_at = time.time() + 2.0
+    results = mp.Queue()
+    procs = [mp.Process(target=worker, args=(p, args, start_at, results)) for p in range(args.procs)]
+    for pr in procs:
+        pr.start()
+    got = [results.get() for _ in procs]
+    for pr in procs:
+        pr.join()
+    rows = sum(g[0] for g in got)
+    late = sum(g[1] for g in got)
+    elapsed = max(g[2] for g in got) - start_at
+    print(json.dumps({"rows": rows, "late": late, "seconds": round(elapsed, 3),
+                      "achieved_rate": round(rows / elapsed, 1)}))
+
+
+if __name__ == "__main__":
+    main()
