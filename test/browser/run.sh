@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# test/browser/run.sh: the demo page and client/livenotify.js in headless Chromium, against a
+# private cluster, a real livenotifyd and the demo server (test/browser/test.mjs).  Run by
+# test/run-all.sh (suite `browser`) or alone, as root, after the extension is installed:
+#
+#   bash test/browser/run.sh
+#
+# Chromium is Debian's (/usr/bin/chromium), driven by playwright-core from npm (installed
+# into test/browser/node_modules from package-lock.json when missing); no browser is ever
+# downloaded.  Like the integration suite it starts its own cluster, because it kills and
+# restarts the daemon and must not disturb the shared one.
+#
+# Environment: LIVENOTIFY_BROWSER_PORT (default LIVENOTIFY_TEST_PORT + 4 = 54333),
+# LIVENOTIFY_KEEP_CLUSTER=1 keeps the cluster directory; the daemon's and demo server's logs
+# stay in build/browser/ either way.  The screenshot goes to docs/screenshot.png.
+set -uo pipefail
+
+cd "$(dirname "$0")/../.." || exit 1
+ROOT=$(pwd)
+# shellcheck source=test/lib.sh
+source test/lib.sh
+
+PORT=${LIVENOTIFY_BROWSER_PORT:-$((${LIVENOTIFY_TEST_PORT:-54329} + 4))}
+DAEMON=$ROOT/build/sidecar/livenotifyd
+WORKDIR=$ROOT/build/browser
+DB=livenotify_browser
+
+[ "$(id -u)" -eq 0 ] || die "run as root (runuser postgres for the cluster)"
+# Node.js may come from elsewhere (e.g. NodeSource, whose nodejs bundles npm and conflicts
+# with Debian's npm package): install Debian's only when there is no node or npm at all.
+NODE_PACKAGES=()
+command -v node >/dev/null || NODE_PACKAGES+=(nodejs)
+command -v npm >/dev/null || NODE_PACKAGES+=(npm)
+ensure_packages chromium python3-psycopg2 postgresql-15 "${NODE_PACKAGES[@]}"
+[ -x /usr/bin/chromium ] || die "/usr/bin/chromium is missing"
+
+if [ ! -x "$DAEMON" ]; then
+	log "browser: $DAEMON is missing, building the sidecar"
+	make -s sidecar >/dev/null || die "the sidecar did not build"
+fi
+
+if [ ! -f test/browser/node_modules/playwright-core/package.json ]; then
+	log "browser: npm ci (playwright-core, from package-lock.json)"
+	# playwright-core has no install script and downloads no browser; the flag makes sure
+	# nothing else would either.
+	(cd test/browser && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) ||
+		die "npm ci failed"
+fi
+
+rm -rf "$WORKDIR"
+mkdir -p "$WORKDIR"
+
+# Processes test.mjs starts are listed in pids; kill leftovers if node dies without
+# stopping them, then lib.sh's trap stops the cluster.
+kill_leftovers() {
+	local pid
+	[ -f "$WORKDIR/pids" ] || return 0
+	while read -r pid; do
+		[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || continue
+		log "browser: killing leftover process $pid"
+		kill -TERM "$pid" 2>/dev/null
+		sleep 1
+		kill -KILL "$pid" 2>/dev/null
+	done <"$WORKDIR/pids"
+	return 0
+}
+
+CLUSTER=$(cluster_dir browser)
+cluster_start "$CLUSTER" "$PORT" || die "cluster did not start"
+trap 'rc=$?; kill_leftovers; _livenotify_cleanup; exit $rc' EXIT
+
+psql_admin() {
+	"$LIVENOTIFY_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$CLUSTER" -p "$PORT" -U postgres "$@"
+}
+psql_admin -d postgres -c "CREATE DATABASE $DB" || die "CREATE DATABASE failed"
+# Django's api_notification (as in test/demo.sh), registered with the documented call.
+psql_admin -d "$DB" >/dev/null <<'SQL' || die "schema setup failed"
+CREATE EXTENSION livenotify;
+CREATE TABLE api_notification (
+    id          bigserial PRIMARY KEY,
+    user_id     integer NOT NULL,
+    type        varchar(50) NOT NULL,
+    title       varchar(255) NOT NULL,
+    message     text NOT NULL,
+    is_read     boolean NOT NULL DEFAULT false,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    extra       jsonb
+);
+CREATE INDEX ON api_notification (user_id, id);
+CREATE INDEX ON api_notification (user_id) WHERE NOT is_read;
+SELECT livenotify.register('api_notification', 'user_id', 'type', 'id', 'is_read');
+INSERT INTO api_notification (user_id, type, title, message, is_read) VALUES
+    (1, 'follow',  'Bob started following you', '', true),
+    (1, 'comment', 'Bob commented on your post', '“Nice write-up!”', false),
+    (2, 'like',    'Alice liked your photo', '', false);
+SQL
+
+rc=0
+node test/browser/test.mjs \
+	--root="$ROOT" --daemon="$DAEMON" --psql="$LIVENOTIFY_PG_BIN/psql" \
+	--dsn="host=$CLUSTER port=$PORT user=postgres dbname=$DB" \
+	--cluster-dir="$CLUSTER" --port="$PORT" --db="$DB" \
+	--workdir="$WORKDIR" --screenshot="$ROOT/docs/screenshot.png" || rc=$?
+if [ $rc -ne 0 ]; then
+	log "browser: logs in $WORKDIR"
+	cluster_log "$CLUSTER"
+fi
+exit $rc
