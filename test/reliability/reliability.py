@@ -7,6 +7,7 @@ prints `ok NAME: figures` or `FAILED NAME: why`, the figures are also written as
 """
 import argparse
 import asyncio
+import base64
 import json
 import os
 import random
@@ -56,8 +57,8 @@ class Ctx:
         self.user_base += 1000
         return [self.user_base + i for i in range(n)]
 
-    async def daemon(self, name, *args, conninfo=None, port=None):
-        d = Daemon(self.opts, name, port or self.port(), ["--auth=none", *args],
+    async def daemon(self, name, *args, conninfo=None, port=None, auth="none"):
+        d = Daemon(self.opts, name, port or self.port(), [f"--auth={auth}", *args],
                    conninfo=conninfo)
         self.daemons.append(d)
         for attempt in range(4):
@@ -620,6 +621,252 @@ async def t_storm(ctx):
     check(fig["users_after"] == 0, f"groups left: {fig['users_after']}")
     # Back near baseline: within 10% or 4 MB, whichever is larger (allocator slack).
     check(rss1 - rss0 <= max(rss0 // 10, 4096), f"RSS grew {rss1 - rss0} kB over {rss0} kB")
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# 4. Hostile input
+
+
+def forged_tokens(n, victim, rng):
+    """n forged tokens in eight kinds; every one must be refused."""
+    now = int(time.time())
+    kinds = ("bad_signature", "alg_none", "expired", "wrong_audience", "victim_sub_bad_signature",
+             "oversized", "malformed_base64", "non_json")
+    out = []
+    for i in range(n):
+        k = kinds[i % len(kinds)]
+        sub = str(rng.randrange(1, 10**6))
+        if k == "bad_signature":
+            t = make_jwt(claims_for(sub), secret="not-the-secret-" + str(i))
+            if rng.random() < 0.5:  # or the right signature with one bit of it flipped
+                good = make_jwt(claims_for(sub))
+                head, payload, sig = good.split(".")
+                raw = bytearray(base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)))
+                raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
+                t = f"{head}.{payload}.{b64url(bytes(raw))}"
+        elif k == "alg_none":
+            hdr = rng.choice(({"alg": "none"}, {"alg": "None"}, {"alg": "NONE", "typ": "JWT"},
+                              {"alg": "HS384"}, {"alg": "RS256"}, {"typ": "JWT"}))
+            t = make_jwt(claims_for(victim), header=hdr)
+            if hdr.get("alg", "").lower() == "none" and rng.random() < 0.5:
+                t += b64url(os.urandom(32))
+        elif k == "expired":
+            t = make_jwt(claims_for(sub, exp=now - rng.randrange(3600, 10**6)))
+        elif k == "wrong_audience":
+            aud = rng.choice(("other", JWT_AUDIENCE + "x", ["x", "y"], "", 42))
+            t = make_jwt(claims_for(sub, aud=aud))
+        elif k == "victim_sub_bad_signature":
+            mine = make_jwt(claims_for(sub))
+            head, _, sig = mine.split(".")
+            t = f"{head}.{b64url(json.dumps(claims_for(victim)))}.{sig}"
+        elif k == "oversized":
+            if rng.random() < 0.5:
+                t = make_jwt(claims_for(victim, pad="x" * rng.randrange(9000, 40000)))
+            else:
+                t = "A" * rng.randrange(9000, 40000)
+        elif k == "malformed_base64":
+            good = make_jwt(claims_for(victim)).split(".")
+            j = rng.randrange(3)
+            good[j] = good[j][:5] + rng.choice(("!!", "%%", "*", "=", "\u00e9", " ", "..")) + good[j][5:]
+            t = ".".join(good) if rng.random() < 0.7 else ".".join(good[:rng.randrange(3)])
+        else:  # non-JSON, with a valid signature over it
+            hdr = rng.choice((b64url("not json"), b64url('{"alg":"HS256"'), b64url("[]"),
+                              b64url('{"alg":"HS256","typ":"JWT"}')))
+            body = rng.choice((b64url("garbage"), b64url("null"), b64url('"sub"'), b64url("{"),
+                               b64url('{"sub":' + victim + ',"exp":1e400}')))
+            import hmac as _h, hashlib as _hl
+            sig = _h.new(JWT_SECRET.encode(), f"{hdr}.{body}".encode(), _hl.sha256).digest()
+            t = f"{hdr}.{body}.{b64url(sig)}"
+        out.append((k, t))
+    return out
+
+
+def mask_frame(text, opcode=1):
+    payload = text.encode() if isinstance(text, str) else text
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x80 | opcode, 0x80 | n])
+    elif n < 65536:
+        head = bytes([0x80 | opcode, 0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([0x80 | opcode, 0x80 | 127]) + n.to_bytes(8, "big")
+    mask = os.urandom(4)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def try_token(port, token, via, origin=None):
+    """('status', code) when refused before the upgrade, ('close', code) when closed after it,
+    ('accepted', frames) when a hello (or any data frame) arrived."""
+    import urllib.parse
+    r, w = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    try:
+        q = f"token={urllib.parse.quote(token, safe='')}" if via == "url" else ""
+        hdr = f"Origin: {origin}\r\n" if origin else ""
+        w.write(ws_handshake(q, hdr))
+        await w.drain()
+        try:
+            head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return ("status", "dropped")
+        status = int(head.split(b" ", 2)[1])
+        if status != 101:
+            return ("status", status)
+        if via == "message":
+            w.write(mask_frame(json.dumps({"type": "auth", "token": token})))
+            await w.drain()
+        data = b""
+        try:
+            while True:
+                chunk = await asyncio.wait_for(r.read(65536), 10)
+                if not chunk:
+                    break
+                data += chunk
+                frames, _ = server_frames(data)
+                if any(op == 8 for op, _ in frames) or any(op == 1 for op, _ in frames):
+                    break
+        except (asyncio.TimeoutError, ConnectionError):
+            pass
+        frames, _ = server_frames(data)
+        texts = [p for op, p in frames if op == 1]
+        if texts:
+            return ("accepted", texts)
+        for op, p in frames:
+            if op == 8:
+                return ("close", int.from_bytes(p[:2], "big") if len(p) >= 2 else None)
+        return ("close", "eof")
+    finally:
+        w.transport.abort()
+
+
+async def jwt_daemon(ctx, name, *extra):
+    return await ctx.daemon(name, f"--jwt-secret={JWT_SECRET}", f"--jwt-audience={JWT_AUDIENCE}",
+                            f"--jwt-issuer={JWT_ISSUER}", *extra, auth="jwt")
+
+
+@test("forged_tokens")
+async def t_forged(ctx):
+    rng = random.Random(ctx.opts.seed)
+    n = 10000 if ctx.opts.long else 1000
+    victim = ctx.users(1)[0]
+    d = await jwt_daemon(ctx, "forged")
+    import websockets
+    vws = await websockets.connect(d.url(f"token={make_jwt(claims_for(victim))}"),
+                                   subprotocols=["livenotify.v1"], ping_interval=None)
+    hello = json.loads(await asyncio.wait_for(vws.recv(), 5))
+    check(hello.get("user") == str(victim), f"the victim's own token was refused: {hello}")
+    toks = forged_tokens(n, str(victim), rng)
+    sem = asyncio.Semaphore(50)
+    results = {}
+    accepted = []
+
+    async def one(i, kind, tok):
+        # Each kind both in the URL and in the first message.
+        via = "url" if (i // 8) % 2 == 0 else "message"
+        async with sem:
+            try:
+                res = await try_token(d.port, tok, via)
+            except (OSError, asyncio.TimeoutError, ValueError) as e:
+                res = ("error", type(e).__name__)
+        key = f"{kind}/{via}/{res[0]}:{res[1] if res[0] != 'accepted' else ''}"
+        results[key] = results.get(key, 0) + 1
+        if res[0] == "accepted":
+            accepted.append((kind, via, tok[:80], res[1][:1]))
+    await asyncio.gather(*(one(i, k, t) for i, (k, t) in enumerate(toks)))
+    # The victim gets its own frames and nothing else; the forged sockets are gone.
+    nid = ctx.db.one("INSERT INTO api_notification (user_id, type, title, message)"
+                     " VALUES (%s, 'like', 'mine', 'm') RETURNING id", victim)
+    f = json.loads(await asyncio.wait_for(vws.recv(), 5))
+    await vws.close()
+    m = await d.metrics()
+    fig = {"tokens": n, "accepted": len(accepted), "outcomes": dict(sorted(results.items())),
+           "auth_failures_metric": m.get("livenotifyd_auth_failures_total"),
+           "victim_frame_ok": f.get("id") == nid}
+    ctx.figures["forged_tokens"] = fig
+    check(not accepted, f"{len(accepted)} forged tokens accepted, e.g. {accepted[:3]}")
+    check(f.get("id") == nid, f"the victim's frame: {f}")
+    bad = {k: v for k, v in results.items() if k.split("/")[2].startswith("error")}
+    check(not bad, f"connection errors: {bad}")
+    return fig
+
+
+INJECTIONS = [
+    "' OR '1'='1", "' OR 1=1 --", "x' OR 'x'='x", "'; DROP TABLE authtoken_token; --",
+    "x'); DELETE FROM api_notification; --", "' UNION SELECT '1' --",
+    "' UNION SELECT user_id::text FROM authtoken_token --", "1; SELECT pg_sleep(3)",
+    "'; SELECT pg_sleep(3); --", "$1", "$$ OR true $$", "\\' OR 1=1 --", "%' OR key LIKE '%",
+    "' OR key IS NOT NULL --", "\" OR \"\"=\"", "'||(SELECT key FROM authtoken_token LIMIT 1)||'",
+    "admin'--", "') OR ('a'='a", "1' AND 1=CAST((SELECT key FROM authtoken_token) AS int) --",
+    "';COPY authtoken_token TO '/tmp/x';--", "\u02bc OR 1=1 --", "' OR 1=1 LIMIT 1 OFFSET 0 --",
+    "%", "_" * 40, "*", "' OR ''='", "x" * 41, "null", "NULL", "0",
+]
+
+
+@test("sql_auth_injection")
+async def t_sql_injection(ctx):
+    users = ctx.users(1)
+    legit = "k" * 40
+    ctx.db.rows("INSERT INTO authtoken_token (key, user_id) VALUES (%s, %s)", legit, users[0])
+    before = ctx.db.rows("SELECT (SELECT count(*) FROM authtoken_token),"
+                         " (SELECT count(*) FROM api_notification),"
+                         " (SELECT md5(string_agg(key || user_id, ',' ORDER BY key)) FROM authtoken_token)")[0]
+    d = await ctx.daemon("sqlauth", "--auth-query=SELECT user_id::text FROM authtoken_token WHERE key = $1",
+                         auth="sql")
+    results = {}
+    accepted = []
+    for tok in INJECTIONS:
+        for via in ("url", "message"):
+            res = await try_token(d.port, tok, via)
+            key = f"{via}/{res[0]}:{res[1] if res[0] != 'accepted' else ''}"
+            results[key] = results.get(key, 0) + 1
+            if res[0] == "accepted":
+                accepted.append((tok, via, res[1][:1]))
+    ok = await try_token(d.port, legit, "url")
+    after = ctx.db.rows("SELECT (SELECT count(*) FROM authtoken_token),"
+                        " (SELECT count(*) FROM api_notification),"
+                        " (SELECT md5(string_agg(key || user_id, ',' ORDER BY key)) FROM authtoken_token)")[0]
+    m = await d.metrics()
+    fig = {"attempts": 2 * len(INJECTIONS), "accepted": len(accepted), "outcomes": results,
+           "tables_unchanged": before == after, "users_after": m.get("livenotifyd_users"),
+           "legit_token_accepted": ok[0] == "accepted"}
+    ctx.figures["sql_auth_injection"] = fig
+    check(not accepted, f"injection tokens mapped to a user: {accepted[:3]}")
+    check(before == after, f"tables changed: {before} -> {after}")
+    check(ok[0] == "accepted" and json.loads(ok[1][0]).get("user") == str(users[0]),
+          f"the legitimate token: {ok}")
+    return fig
+
+
+@test("admission")
+async def t_admission(ctx):
+    users = ctx.users(1)
+    d = await jwt_daemon(ctx, "admission", "--allowed-origins=https://app.example",
+                         "--max-sockets-per-user=3")
+    tok = make_jwt(claims_for(users[0]))
+    bad_origins = ["https://evil.example", "https://app.example.evil", "http://app.example",
+                   "https://app.example:8443", "null", "https://app.examplE", "file://",
+                   "https://app.example/", "https://app.example.", "x" * 600]
+    origin_res = {}
+    for i in range(50):
+        o = bad_origins[i % len(bad_origins)]
+        res = await try_token(d.port, tok, "url", origin=o)
+        origin_res[str(res)] = origin_res.get(str(res), 0) + 1
+    # Up to the limit with the allowed origin, then one more.
+    import websockets
+    held = []
+    for _ in range(3):
+        ws = await websockets.connect(d.url(f"token={tok}"), subprotocols=["livenotify.v1"],
+                                      ping_interval=None, origin="https://app.example")
+        await asyncio.wait_for(ws.recv(), 5)
+        held.append(ws)
+    over = [await try_token(d.port, tok, "url", origin="https://app.example") for _ in range(5)]
+    for ws in held:
+        await ws.close()
+    fig = {"disallowed_origin_attempts": 50, "origin_outcomes": origin_res,
+           "over_limit_outcomes": [str(x) for x in over]}
+    ctx.figures["admission"] = fig
+    check(origin_res == {"('status', 403)": 50}, f"disallowed origins: {origin_res}")
+    check(all(x == ("status", 403) for x in over), f"over the per-user limit: {over}")
     return fig
 
 
