@@ -37,18 +37,29 @@ fi
 rm -rf "$WORKDIR"
 mkdir -p "$WORKDIR"
 
-# Daemons the tests start are killed by their pid (listed in daemons.pid) if the Python
-# process dies without stopping them, then lib.sh's trap stops the cluster.
+# On any exit: the Python process (if a signal interrupted the run), then the daemons it
+# started, by their pids (daemons.pid), which it cannot stop itself when it is killed; then
+# lib.sh's trap stops the cluster.
+PY_PID=
 kill_daemons() {
-	local pid
+	local pid alive=() i
+	if [ -n "$PY_PID" ] && kill -0 "$PY_PID" 2>/dev/null; then
+		kill -TERM "$PY_PID" 2>/dev/null
+		wait "$PY_PID" 2>/dev/null
+	fi
 	[ -f "$WORKDIR/daemons.pid" ] || return 0
 	while read -r pid; do
-		[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || continue
-		log "integration: killing leftover livenotifyd $pid"
-		kill -TERM "$pid" 2>/dev/null
-		sleep 1
-		kill -KILL "$pid" 2>/dev/null
+		[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && alive+=("$pid")
 	done <"$WORKDIR/daemons.pid"
+	[ ${#alive[@]} -gt 0 ] || return 0
+	log "integration: stopping leftover livenotifyd ${alive[*]}"
+	kill -TERM "${alive[@]}" 2>/dev/null
+	# SIGTERM stops a daemon within 2 s (docs); past that, SIGKILL.
+	for i in $(seq 1 30); do
+		kill -0 "${alive[@]}" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -KILL "${alive[@]}" 2>/dev/null
 	return 0
 }
 
@@ -88,11 +99,16 @@ CREATE TABLE authtoken_token (
 );
 SQL
 
-rc=0
+# In the background and waited for: bash runs a trap only once the foreground command ends,
+# so a SIGTERM (e.g. from a CI timeout) would otherwise wait for the whole run.
 "$PYTHON" test/integration/test_livenotifyd.py \
 	--daemon="$DAEMON" \
 	--conninfo="host=$CLUSTER port=$PORT user=postgres dbname=$DB" \
-	--cluster-dir="$CLUSTER" --pg-bin="$LIVENOTIFY_PG_BIN" --workdir="$WORKDIR" "$@" || rc=$?
+	--cluster-dir="$CLUSTER" --pg-bin="$LIVENOTIFY_PG_BIN" --workdir="$WORKDIR" "$@" &
+PY_PID=$!
+wait "$PY_PID"
+rc=$?
+PY_PID=
 if [ $rc -ne 0 ]; then
 	log "integration: daemon logs in $WORKDIR"
 	cluster_log "$CLUSTER"

@@ -717,6 +717,59 @@ async def resume_missed_rows_exactly_once(ctx):
 
 
 @test
+async def resume_late_commit_of_smaller_id_delivered(ctx):
+    """docs/protocol.md: duplicates are recognised by the exact ids replayed, not by "id <=
+    the highest replayed id": a row with a smaller id that commits after the replay is live."""
+    db, user = ctx.db, 1056
+    seen, _ = db.insert(user, "like", "seen")
+    slow_tx = psycopg2.connect(ctx.opts.conninfo)
+    c = None
+    try:
+        with slow_tx.cursor() as cur:
+            cur.execute("INSERT INTO api_notification (user_id, type, title, message)"
+                        " VALUES (%s, 'like', 'late commit', 'm') RETURNING id", (user,))
+            late = cur.fetchone()[0]
+        early, _ = db.insert(user, "like", "early commit")
+        check(early > late, f"ids: the open transaction's {late} < the committed {early}")
+        c = await Client.authed(ctx.jwt, "resumed tab", user, f"last_id={seen}")
+        check_eq((await c.next("replayed row"))["id"], early, "replay (the open row is invisible)")
+        slow_tx.commit()
+        f = await c.next("the row committed after the replay")
+        check_eq(f, expected_notification(db, late, db.unread(user)),
+                 f"row {late} committed after the replay of {early}")
+        await ctx.markers((user, (c,)))
+    finally:
+        slow_tx.close()
+        if c:
+            await c.close()
+
+
+@test
+async def resume_drops_live_rows_at_or_below_last_id(ctx):
+    """docs/protocol.md: on a resumed socket a live notification whose id is <= last_id is
+    dropped; a socket without last_id gets it."""
+    db, user = ctx.db, 1057
+    slow_tx = psycopg2.connect(ctx.opts.conninfo)
+    plain = resumed = None
+    try:
+        with slow_tx.cursor() as cur:
+            cur.execute("INSERT INTO api_notification (user_id, type, title, message)"
+                        " VALUES (%s, 'like', 'below last_id', 'm') RETURNING id", (user,))
+            low = cur.fetchone()[0]
+        high, _ = db.insert(user, "like", "last seen")
+        # Connect once the daemon has delivered `high`, so that neither tab gets it live.
+        await reader_caught_up(ctx, ctx.jwt)
+        plain = await Client.authed(ctx.jwt, "tab without last_id", user)
+        resumed = await Client.authed(ctx.jwt, "tab with last_id", user, f"last_id={high}")
+        slow_tx.commit()
+        check_eq((await plain.next("late row"))["id"], low, "tab without last_id gets the late row")
+        await ctx.markers((user, (plain, resumed)))
+    finally:
+        slow_tx.close()
+        await close_all(plain, resumed)
+
+
+@test
 async def resume_through_first_message(ctx):
     db, user = ctx.db, 1061
     base, _ = db.insert(user, "like", "seen")
@@ -749,6 +802,9 @@ async def resume_catchup_limit_then_resync(ctx):
     db, user = ctx.db, 1071
     base, _ = db.insert(user, "like", "seen")
     missed = [db.insert(user, "like", f"missed {i}")[0] for i in range(CATCHUP_MAX_ROWS + 3)]
+    # Connect once the daemon has read the rows: a row it reads after the socket joined is a
+    # live frame, and past the replay limit it would rightly be delivered after the resync.
+    await reader_caught_up(ctx, ctx.none)
     c = await Client.authed(ctx.none, "tab", user, f"last_id={base}")
     try:
         got = [(await c.next("replayed row"))["id"] for _ in range(CATCHUP_MAX_ROWS)]
@@ -1339,6 +1395,45 @@ async def sighup_reloads_jwt_secret(ctx):
     finally:
         await close_all(*tabs)
         d.stop()
+
+
+@test
+async def second_source_without_read_column(ctx):
+    """A source without a read column: frames carry no unread_count.  With two sources, a
+    daemon that was not told `source` cannot pick one for resume: resync no_resume_source."""
+    db, user = ctx.db, 1171
+    d = Daemon(ctx.opts, "nosource", ["--auth=none"])
+    d.auth = "none"
+    await d.start()
+    tabs = []
+    try:
+        seen, _ = db.insert(user, "like", "seen")
+        missed, _ = db.insert(user, "like", "missed")
+        c = await Client.authed(d, "resume, one source", user, f"last_id={seen}")
+        tabs.append(c)
+        check_eq((await c.next("replayed row"))["id"], missed, "resume with the only source")
+        db.rows("CREATE TABLE api_alert (id bigserial PRIMARY KEY, owner text NOT NULL,"
+                " kind text NOT NULL, body text)")
+        check_eq(db.one("SELECT livenotify.register('api_alert', 'owner', 'kind', 'id')"), "api_alert",
+                 "register api_alert")
+        aid = db.one("INSERT INTO api_alert (owner, kind, body) VALUES (%s, 'warn', 'disk')"
+                     " RETURNING id", str(user))
+        f = await c.next("api_alert row")
+        check_eq(f, {"type": "notification", "source": "api_alert", "id": aid,
+                     "notification": {"id": aid, "owner": str(user), "kind": "warn", "body": "disk"}},
+                 "frame of a source without read column")
+        r = await Client.authed(d, "resume, two sources", user, f"last_id={seen}")
+        tabs.append(r)
+        check_eq(await r.next("resync"), {"type": "resync", "reason": "no_resume_source"},
+                 "resume with two sources and no configured source")
+        # The main daemon has no source configured either; its live frames still flow.
+        await ctx.markers((user, (c, r)))
+    finally:
+        await close_all(*tabs)
+        d.stop()
+        db.rows("SELECT livenotify.unregister('api_alert') FROM livenotify.sources"
+                " WHERE source = 'api_alert'")
+        db.rows("DROP TABLE IF EXISTS api_alert")
 
 
 METRIC_NAMES = [
