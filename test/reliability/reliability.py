@@ -871,6 +871,40 @@ async def t_admission(ctx):
 
 
 # --------------------------------------------------------------------------------------
+# 6. SQL functions with hostile arguments (sql/hostile_args.sql, also a pg_regress test)
+
+
+@test("hostile_sql_args")
+async def t_hostile_sql(ctx):
+    import subprocess
+    o = ctx.opts
+    here = os.path.dirname(os.path.abspath(__file__))
+    sql = os.path.join(here, "..", "..", "sql", "hostile_args.sql")
+    log = os.path.join(o.cluster_dir, "log", "postgresql.log")
+    log_before = os.path.getsize(log)
+    r = await asyncio.to_thread(
+        subprocess.run, [f"{o.pg_bin}/psql", "-X", "-d", o.conninfo, "-f", sql],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = r.stdout
+    with open(log, errors="replace") as f:
+        f.seek(log_before)
+        new_log = f.read()
+    errors = out.count("ERROR:")
+    crashed = [x for x in new_log.splitlines()
+               if "terminated by signal" in x or "PANIC" in x or "was terminated" in x]
+    lost = "server closed the connection" in out or "connection to server was lost" in out
+    # Every hostile call errors, except the handful that are legal (see the file).
+    fig = {"calls_with_error": errors, "backend_crashes": len(crashed),
+           "connection_lost": lost, "session_alive_at_end": "epoch_ok" in out}
+    ctx.figures["hostile_sql_args"] = fig
+    check(not crashed, f"server log: {crashed[:3]}")
+    check(not lost, "the backend died during the hostile calls")
+    check(fig["session_alive_at_end"], "the session did not reach the end of the file")
+    check(errors >= 60, f"only {errors} calls raised an ERROR")
+    return fig
+
+
+# --------------------------------------------------------------------------------------
 # Runner
 
 
