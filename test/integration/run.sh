@@ -28,7 +28,7 @@ DB=livenotify_integration
 PYTHON=/usr/bin/python3
 
 [ "$(id -u)" -eq 0 ] || die "run as root (runuser postgres for the cluster)"
-ensure_packages python3-websockets python3-psycopg2 postgresql-15
+ensure_packages python3-websockets python3-psycopg2 postgresql-15 openssl
 if [ ! -x "$DAEMON" ]; then
 	log "integration: $DAEMON is missing, building the sidecar"
 	make -s sidecar >/dev/null || die "the sidecar did not build"

@@ -844,6 +844,10 @@ AUTH_CASES = [
     ("auth_alg_none", jwt_case(header={"alg": "none", "typ": "JWT"})),
     ("auth_missing_sub", jwt_case({"sub": None})),
     ("auth_missing_exp", jwt_case({"exp": None})),
+    ("auth_missing_aud", jwt_case({"aud": None})),
+    ("auth_missing_iss", jwt_case({"iss": None})),
+    ("auth_expired_past_leeway", jwt_case({"exp": int(time.time()) - 30})),
+    ("auth_alg_hs512", jwt_case(header={"alg": "HS512", "typ": "JWT"})),
 ]
 
 
@@ -902,6 +906,120 @@ async def auth_valid_token_variants(ctx):
             await c.expect_hello(1098)
         finally:
             await c.close()
+
+
+@test
+async def auth_within_leeway_accepted(ctx):
+    # jwt_leeway_s (default 10 s) of clock skew for exp and nbf.
+    now = int(time.time())
+    for what, changes in (("exp 3 s ago", {"exp": now - 3}), ("nbf in 3 s", {"nbf": now + 3})):
+        c = await Client.connect(ctx.jwt, what, f"token={make_jwt(claims_for('1098', changes))}")
+        try:
+            await c.expect_hello(1098)
+        finally:
+            await c.close()
+
+
+def openssl(*args, data=None):
+    r = subprocess.run(["openssl", *args], input=data, capture_output=True, timeout=30)
+    if r.returncode != 0:
+        raise Failure(f"openssl {' '.join(args)}: {r.stderr.decode(errors='replace')}")
+    return r.stdout
+
+
+def make_rs256(claims, key_path):
+    signing_input = b64url(json.dumps({"alg": "RS256", "typ": "JWT"})) + "." + b64url(json.dumps(claims))
+    sig = openssl("dgst", "-sha256", "-sign", key_path, data=signing_input.encode())
+    return signing_input + "." + b64url(sig)
+
+
+@test
+async def auth_rs256_public_key(ctx):
+    key = os.path.join(ctx.opts.workdir, "rs256-key.pem")
+    pub = os.path.join(ctx.opts.workdir, "rs256-pub.pem")
+    await asyncio.to_thread(openssl, "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                            "-out", key)
+    await asyncio.to_thread(openssl, "pkey", "-in", key, "-pubout", "-out", pub)
+    d = Daemon(ctx.opts, "rs256", ["--auth=jwt", "--jwt-alg=RS256", f"--jwt-public-key-file={pub}",
+                                   f"--jwt-audience={JWT_AUDIENCE}"])
+    d.auth = "jwt"
+    await d.start()
+    try:
+        tok = await asyncio.to_thread(make_rs256, claims_for("1099"), key)
+        c = await Client.connect(d, "RS256 token", f"token={tok}")
+        try:
+            await c.expect_hello(1099)
+        finally:
+            await c.close()
+        # The classic algorithm confusion: HS256 "signed" with the public key as the secret.
+        with open(pub) as f:
+            confused = make_jwt(claims_for("1099"), secret=f.read())
+        await expect_http_refusal(d, f"token={confused}", 401, "HS256 token keyed with the public key")
+        await expect_http_refusal(d, f"token={make_jwt(claims_for('1099'))}", 401, "HS256 token")
+        # A token signed by another key pair.
+        other = os.path.join(ctx.opts.workdir, "rs256-other.pem")
+        await asyncio.to_thread(openssl, "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                                "-out", other)
+        forged = await asyncio.to_thread(make_rs256, claims_for("1099"), other)
+        await expect_http_refusal(d, f"token={forged}", 401, "RS256 token of another key")
+        check(d.alive(), "livenotifyd exited")
+    finally:
+        d.stop()
+
+
+@test
+async def user_key_escaping(ctx):
+    # User keys are text (docs/sql-api.md): quotes, backslashes and non-ASCII must survive
+    # into hello and reach the right sockets, and no other user's.
+    db = ctx.db
+    weird = 'a"b\\c\u00e9 d'
+    from urllib.parse import quote
+    c = await Client.connect(ctx.none, "weird user", "user=" + quote(weird))
+    near = await Client.authed(ctx.none, "similar user", "a")
+    try:
+        await c.expect_hello(weird)
+        db.send(weird, "tick", {"v": 1})
+        check_eq(await c.next("tick"), {"type": "tick", "v": 1}, "send() to a user key with quotes")
+        await ctx.markers((weird, (c,)), ("a", (near,)))
+    finally:
+        await close_all(c, near)
+
+
+@test
+async def dead_peer_dropped_after_missed_pings(ctx):
+    # `livenotifyd --help`: WebSocket pings every ping_interval_s (minimum 5), "dead peers
+    # dropped at 2x".  A peer that answers no ping goes after ~10 s (1.5 s of slack for the
+    # daemon's timer granularity); one that answers stays.
+    interval = 5
+    d = Daemon(ctx.opts, "ping", ["--auth=none", f"--ping-interval-s={interval}"])
+    d.auth = "none"
+    await d.start()
+    raw = alive = None
+    try:
+        raw = await RawClient.connect(d.port, "user=1181")
+        alive = await Client.authed(d, "answering peer", 1182)
+        t0 = time.monotonic()
+        limit = 2 * interval + 1.5
+        while True:
+            try:
+                # Ping frames (opcode 9) arrive and are left unanswered.
+                await raw.frame(timeout=max(limit - (time.monotonic() - t0), 0.01))
+            except EOFError:
+                break
+            except Failure:
+                raise Failure(f"a peer that answers no ping is still connected after {limit}s"
+                              f" (ping_interval_s={interval})")
+        elapsed = time.monotonic() - t0
+        check(elapsed >= interval, f"the silent peer was dropped after only {elapsed:.1f}s")
+        await alive.ping()
+        ctx.db.send(1182, "tick", {})
+        check_eq(await alive.next("tick"), {"type": "tick"}, "the answering peer still gets frames")
+    finally:
+        if raw:
+            raw.close()
+        if alive:
+            await alive.close()
+        d.stop()
 
 
 @test
