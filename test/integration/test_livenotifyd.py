@@ -1643,7 +1643,7 @@ async def database_restart_healthz_and_resync(ctx):
     none_tab = await Client.authed(ctx.none, "none-mode tab", user)
     old_epoch = db.epoch()
     db.reset()
-    extra, late = [], None
+    extra, late, stopping = [], None, None
     try:
         r = await asyncio.to_thread(pg_ctl, ctx.opts, "-m", "fast", "-w", "-t", "60", "stop")
         check_eq(r.returncode, 0, f"pg_ctl stop ({r.stderr.decode(errors='replace')})")
@@ -1669,6 +1669,23 @@ async def database_restart_healthz_and_resync(ctx):
         late_tab = await Client.authed(late, "tab of a daemon started while down", user, hello=False)
         extra.append(late_tab)
         await late_tab.expect_hello(user, epoch=0)
+        # SIGTERM while the reader waits to reconnect (default backoff, up to 10 s) still
+        # stops within 2 s.
+        stopping = Daemon(ctx.opts, "stop-while-down", ["--auth=none"])
+        stopping.auth = "none"
+        await stopping.start(healthy=503)
+        st = await Client.authed(stopping, "tab of a daemon stopped while down", user, hello=False)
+        extra.append(st)
+        await asyncio.sleep(1.0)  # into the reconnect backoff
+        t0 = time.monotonic()
+        stopping.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = await asyncio.to_thread(stopping.proc.wait, 2.0)
+        except subprocess.TimeoutExpired:
+            stopping.stop()
+            raise Failure("livenotifyd still running 2 s after SIGTERM with the database down")
+        check_eq(rc, 0, f"exit status after SIGTERM with the database down ({time.monotonic() - t0:.2f}s)")
+        check_eq(await st.closed(2.0), (1001, "server shutting down"), "close after SIGTERM, database down")
         await asyncio.to_thread(cluster_start, ctx.opts)
         check(await late.wait_health(200, 20.0), "the late daemon's /healthz is not 200 after the start")
         check(await ctx.jwt.wait_health(200, 20.0),
@@ -1677,6 +1694,8 @@ async def database_restart_healthz_and_resync(ctx):
             check_eq(await t.next("resync after the restart", timeout=15.0),
                      {"type": "resync", "reason": "epoch"}, f"{t.name}: frame after the restart")
         check(db.epoch() != old_epoch, "the queue epoch changed across the restart")
+        reconnects = await metric(ctx.jwt, "livenotifyd_db_reconnects_total")
+        check(reconnects is not None and reconnects >= 1, f"livenotifyd_db_reconnects_total {reconnects}")
         # Delivery resumes on the same sockets.
         nid, _ = db.insert(user, "like", "after restart")
         want = expected_notification(db, nid, db.unread(user))
@@ -1697,8 +1716,9 @@ async def database_restart_healthz_and_resync(ctx):
         for d in ctx.daemons():
             await d.wait_health(200, 20.0)
         await close_all(*tabs, none_tab, *extra)
-        if late:
-            late.stop()
+        for d in (late, stopping):
+            if d:
+                d.stop()
 
 
 @test
