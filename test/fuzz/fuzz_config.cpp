@@ -8,7 +8,8 @@
 #include <string>
 #include <vector>
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+extern "C" int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	std::string text(reinterpret_cast<const char *>(data), size);
 	livenotify::Config cfg;

@@ -8,10 +8,11 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+extern "C" int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	std::string_view in(reinterpret_cast<const char *>(data), size);
-	(void)livenotify::find_top_level_int(in, "id");
+	(void) livenotify::find_top_level_int(in, "id");
 	// Only valid JSON without NUL bytes reaches the daemon (the database's jsonb output, read
 	// as a C string through libpq): check the splice on that, only robustness on the rest.
 	// (nlohmann stops at a NUL byte, so "1\0garbage" would count as valid JSON here.)
@@ -24,6 +25,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 	}
 	auto n = livenotify::make_notification_frame("src", 1, "{\"id\":1}", 3, 16);
-	(void)n;
+	(void) n;
 	return 0;
 }

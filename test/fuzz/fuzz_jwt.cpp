@@ -22,20 +22,23 @@ zAmkCkU+wNlRUSJv85U4TVvpb+NxmDW+75MVV/26y3re454AE8iRhgcR6nIChPRM
 -----END PUBLIC KEY-----
 )";
 
-const livenotify::JwtVerifier &hs()
+const livenotify::JwtVerifier &
+hs()
 {
 	// Not the secret the seeds are signed with: no input here carries a valid signature.
 	static livenotify::JwtVerifier v({"HS256", "fuzz-verify-secret", "iss", "aud", 10});
 	return v;
 }
-const livenotify::JwtVerifier &rs()
+const livenotify::JwtVerifier &
+rs()
 {
 	static livenotify::JwtVerifier v({"RS256", kPublicKey, "", "", 0});
 	return v;
 }
 } // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+extern "C" int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	std::string_view tok(reinterpret_cast<const char *>(data), size);
 	if (hs().verify(tok, 1700000000).ok || rs().verify(tok, 1700000000).ok)

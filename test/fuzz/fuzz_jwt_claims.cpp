@@ -18,7 +18,8 @@ namespace
 const char kSecret[] = "fuzz-secret";
 const time_t kNow = 1700000000;
 
-std::string b64url(std::string_view in)
+std::string
+b64url(std::string_view in)
 {
 	static const char *tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	std::string out;
@@ -48,7 +49,8 @@ std::string b64url(std::string_view in)
 }
 } // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+extern "C" int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	std::string_view in(reinterpret_cast<const char *>(data), size);
 	size_t nul = in.find('\0');
