@@ -31,7 +31,8 @@
 # here does) so that no two benchmarks overlap.  Set LIVENOTIFY_BENCH_LOCKED=1 when the caller
 # already holds it (flock /tmp/livenotify-bench.lock bash bench/e2e/run.sh would otherwise
 # wait for itself).  LIVENOTIFY_E2E_PERF=1 records `perf record -g` of the daemon during the
-# latency phase and the last ramp step (build/bench-e2e/perf-*.data).
+# latency phase and each ramp step (build/bench-e2e/perf-*.data); with
+# LIVENOTIFY_E2E_PERF_ALL=1 as well, the whole machine (-a: PostgreSQL, client, inserter too).
 set -uo pipefail
 
 cd "$(dirname "$0")/../.." || exit 1
@@ -210,7 +211,9 @@ vm() { awk -v k="$2:" '$1 == k { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status"
 
 perf_start() {
 	[ "${LIVENOTIFY_E2E_PERF:-0}" = 1 ] && command -v perf >/dev/null || return 0
-	perf record -g -F 999 -p "$DAEMON_PID" -o "$OUT/perf-$1.data" >/dev/null 2>&1 &
+	local target=(-p "$DAEMON_PID")
+	[ "${LIVENOTIFY_E2E_PERF_ALL:-0}" = 1 ] && target=(-a)
+	perf record -g -F 999 "${target[@]}" -o "$OUT/perf-$1.data" >/dev/null 2>&1 &
 	PERF_PID=$!
 }
 perf_stop() {
