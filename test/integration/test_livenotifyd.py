@@ -489,10 +489,66 @@ async def delivery_two_users_exact_frames(ctx):
             for nid in ids:
                 check_eq(await t.next(f"row {nid}"), expected_notification(db, nid, n),
                          f"{t.name}: frame for row {nid} of a two-row transaction")
+        # Rows of both users in one transaction: each frame carries its own user's count.
+        ids = dict(db.rows(
+            "INSERT INTO api_notification (user_id, type, title, message)"
+            " VALUES (%s, 'like', 'x', 'both'), (%s, 'like', 'x', 'both') RETURNING user_id, id", A, B))
+        for user, tabs in ((A, (a1, a2)), (B, (b1,))):
+            want = expected_notification(db, ids[user], db.unread(user))
+            for t in tabs:
+                check_eq(await t.next("row of a two-user transaction"), want,
+                         f"{t.name}: frame of a transaction with rows for both users")
         # Nothing else reached any tab: B got none of A's rows, A none of B's.
         await ctx.markers((A, (a1, a2)), (B, (b1,)))
     finally:
         await close_all(a1, a2, b1)
+
+
+@test
+async def many_users_random_routing(ctx):
+    """20 users with two tabs each, rows in random transactions from two writers: every tab
+    gets exactly its user's rows, each once, and one writer's rows in commit order."""
+    users = list(range(1201, 1221))
+    tabs = {}
+    try:
+        for u in users:
+            tabs[u] = [await Client.authed(ctx.jwt, f"user {u} tab {k}", u) for k in (1, 2)]
+        rng = random.Random()
+        plan = [[rng.choice(users) for _ in range(rng.randint(1, 5))] for _ in range(120)]
+
+        def writer(k, part):
+            conn = psycopg2.connect(ctx.opts.conninfo)
+            try:
+                for tx in part:
+                    with conn, conn.cursor() as cur:
+                        for u in tx:
+                            cur.execute("INSERT INTO api_notification (user_id, type, title, message)"
+                                        " VALUES (%s, 'like', %s, 'm')", (u, f"routing {k}"))
+            finally:
+                conn.close()
+
+        await asyncio.gather(asyncio.to_thread(writer, 0, plan[0::2]),
+                             asyncio.to_thread(writer, 1, plan[1::2]))
+        for u in users:
+            ctx.marker += 1
+            ctx.db.send(u, "test_marker", {"n": ctx.marker})
+            want = [r[0] for r in ctx.db.rows(
+                "SELECT id FROM api_notification WHERE user_id = %s AND title LIKE 'routing %%'"
+                " ORDER BY id", u)]
+            for t in tabs[u]:
+                got, per_writer = [], {}
+                while (f := await t.next("rows, then the marker")) != {"type": "test_marker", "n": ctx.marker}:
+                    check_eq((f.get("type"), f.get("notification", {}).get("user_id")),
+                             ("notification", u), f"{t.name}: frame {f}")
+                    got.append(f["id"])
+                    per_writer.setdefault(f["notification"]["title"], []).append(f["id"])
+                dups = sorted({i for i in got if got.count(i) > 1})
+                check(not dups, f"{t.name}: rows delivered twice: {dups}")
+                check_eq(sorted(got), want, f"{t.name}: ids of its user's rows")
+                for w, ids in per_writer.items():
+                    check_eq(ids, sorted(ids), f"{t.name}: order of the rows of writer '{w}'")
+    finally:
+        await close_all(*(t for ts in tabs.values() for t in ts))
 
 
 @test
@@ -577,6 +633,22 @@ async def mark_as_read_pushes_unread_count(ctx):
             check_eq(await t.next("unread_count after reading all"),
                      {"type": "unread_count", "source": SOURCE, "unread_count": 0},
                      f"{t.name}: frame after marking all rows read")
+        # One UPDATE for two users: each user's tabs get their own count.
+        db.insert(B, "like", "b unread")
+        check_eq((await b1.next("B's row")).get("unread_count"), 1, "B's count")
+        db.insert(A, "like", "a unread")
+        for t in (a1, a2):
+            check_eq((await t.next("A's row")).get("unread_count"), 1, f"{t.name}: A's count")
+        db.insert(A, "like", "a unread 2")
+        for t in (a1, a2):
+            check_eq((await t.next("A's row")).get("unread_count"), 2, f"{t.name}: A's count")
+        db.rows("UPDATE api_notification SET is_read = true WHERE id = (SELECT max(id) FROM"
+                " api_notification WHERE user_id = %s) OR user_id = %s", A, B)
+        for user, tabs, n in ((A, (a1, a2), 1), (B, (b1,), 0)):
+            for t in tabs:
+                check_eq(await t.next("unread_count of a two-user UPDATE"),
+                         {"type": "unread_count", "source": SOURCE, "unread_count": n},
+                         f"{t.name}: count after an UPDATE for both users")
         # An UPDATE that does not change the read column pushes nothing.
         db.rows("UPDATE api_notification SET title = 'renamed' WHERE user_id = %s", A)
         await ctx.markers((A, (a1, a2)), (B, (b1,)))
