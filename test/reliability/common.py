@@ -108,6 +108,10 @@ class Daemon:
         self.log_path = os.path.join(opts.workdir, f"livenotifyd-{name}.log")
 
     def spawn(self):
+        try:
+            self.log_start = os.path.getsize(self.log_path)
+        except OSError:
+            self.log_start = 0
         env = {k: v for k, v in os.environ.items()
                if not (k.startswith("LIVENOTIFY_") or k.startswith("PG"))}
         # Sanitizer builds: stop at the first report so the log names it and the test fails.
@@ -158,6 +162,14 @@ class Daemon:
         try:
             with open(self.log_path, errors="replace") as f:
                 return "".join("    | " + x for x in f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def log_since_start(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                f.seek(self.log_start)
+                return f.read()
         except OSError:
             return ""
 
@@ -217,7 +229,8 @@ class Tab:
                 self.ws = await asyncio.wait_for(
                     websockets.connect(self.daemon.url(q), subprotocols=["livenotify.v1"],
                                        open_timeout=None, close_timeout=1, ping_interval=None,
-                                       max_size=None, max_queue=None),
+                                       max_size=None, max_queue=None,
+                                       local_addr=("127.0.0.2", 0)),
                     5)
             except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException):
                 await asyncio.sleep(backoff)

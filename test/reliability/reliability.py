@@ -66,8 +66,13 @@ class Ctx:
                 await d.start()
                 return d
             except Failure:
-                if attempt == 3 or "listen_failed" not in d.log_tail(5):
+                if attempt == 3 or "event=listen_failed" not in d.log_since_start():
                     raise
+                # The port was taken (e.g. by a client socket of another process in
+                # TIME_WAIT): try the next one.  The failed start's log is kept aside, out
+                # of the sanitizer check (a report of that start-up path is not what the
+                # test is about; docs/reliability.md lists it).
+                os.replace(d.log_path, f"{d.log_path}.bindfail{attempt}.txt")
                 d.port = self.port()
         return d
 
@@ -405,6 +410,11 @@ async def t_db_unreachable(ctx):
 # 3. Overload
 
 
+# Bursts of client connections come from another loopback address: their ephemeral ports
+# (some in TIME_WAIT afterwards) then never block a daemon binding 127.0.0.1:543xx.
+CLIENT_ADDR = "127.0.0.2"
+
+
 def ws_handshake(path_query, extra_headers=""):
     key = b64url(os.urandom(16)) + "=="
     return (f"GET /ws?{path_query} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
@@ -547,7 +557,7 @@ async def t_slow_p99(ctx):
 
 async def raw_session(port, query, close_mode, read_hello=True):
     """One connect/handshake/disconnect; returns the HTTP status (101 when admitted)."""
-    r, w = await asyncio.open_connection("127.0.0.1", port)
+    r, w = await asyncio.open_connection("127.0.0.1", port, local_addr=(CLIENT_ADDR, 0))
     try:
         w.write(ws_handshake(query))
         await w.drain()
@@ -619,8 +629,11 @@ async def t_storm(ctx):
     check(st.get(101, 0) == n, f"not every connection was admitted: {st}")
     check(fig["sockets_after"] == 0, f"sockets left: {fig['sockets_after']}")
     check(fig["users_after"] == 0, f"groups left: {fig['users_after']}")
-    # Back near baseline: within 10% or 4 MB, whichever is larger (allocator slack).
-    check(rss1 - rss0 <= max(rss0 // 10, 4096), f"RSS grew {rss1 - rss0} kB over {rss0} kB")
+    # Back near baseline: within 10% or 4 MB, whichever is larger (allocator slack).  Not
+    # under AddressSanitizer, whose quarantine keeps freed memory on purpose; its leak check
+    # at exit covers that build instead.
+    if not ctx.opts.sanitized:
+        check(rss1 - rss0 <= max(rss0 // 10, 4096), f"RSS grew {rss1 - rss0} kB over {rss0} kB")
     return fig
 
 
@@ -699,7 +712,8 @@ async def try_token(port, token, via, origin=None):
     """('status', code) when refused before the upgrade, ('close', code) when closed after it,
     ('accepted', frames) when a hello (or any data frame) arrived."""
     import urllib.parse
-    r, w = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    r, w = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20,
+                                         local_addr=(CLIENT_ADDR, 0))
     try:
         q = f"token={urllib.parse.quote(token, safe='')}" if via == "url" else ""
         hdr = f"Origin: {origin}\r\n" if origin else ""
@@ -965,6 +979,7 @@ def main():
     p.add_argument("--dbname", default="livenotify_reliability")
     p.add_argument("--figures", default="")
     p.add_argument("--long", action="store_true")
+    p.add_argument("--sanitized", action="store_true")
     p.add_argument("--only", action="append", default=[])
     p.add_argument("--test-timeout", type=float, default=300)
     opts = p.parse_args()

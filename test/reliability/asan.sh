@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# test/reliability/asan.sh: livenotifyd built with AddressSanitizer and
+# UndefinedBehaviorSanitizer (build/sidecar-asan), driven by the reliability tests that
+# exercise the daemon's paths (delivery, reconnects, restarts, slow clients, storms,
+# hostile tokens).  Any sanitizer report in a daemon log, including leaks at exit, fails.
+# Run by test/run-all.sh (suite `sidecar_asan`).
+#
+#   bash test/reliability/asan.sh [--long]
+set -uo pipefail
+
+cd "$(dirname "$0")/../.." || exit 1
+# shellcheck source=test/lib.sh
+source test/lib.sh
+
+OUT=build/sidecar-asan
+[ "$(id -u)" -eq 0 ] || die "run as root"
+ensure_packages cmake pkg-config g++ libwebsockets-dev libjwt-dev libsystemd-dev libpq-dev \
+	nlohmann-json3-dev
+
+# -O1 keeps the instrumented daemon fast enough for the timing of the tests; recovery is
+# off for UBSan so the first report stops the daemon (and the test notices).
+SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+cmake -S sidecar -B "$OUT" -DCMAKE_BUILD_TYPE=Debug -DLIVENOTIFY_TESTS=OFF \
+	-DCMAKE_CXX_FLAGS="-O1 -g $SAN" -DCMAKE_EXE_LINKER_FLAGS="$SAN" >/dev/null ||
+	die "configure of $OUT failed"
+cmake --build "$OUT" -j2 --target livenotifyd >"$OUT.build.log" 2>&1 ||
+	{ tail -n 40 "$OUT.build.log"; die "build of $OUT failed"; }
+
+# A shorter randomized run: the instrumented daemon is several times slower.
+export LIVENOTIFY_TX=${LIVENOTIFY_TX:-3000}
+exec test/reliability/run.sh --daemon="$OUT/livenotifyd" --tag=asan \
+	--only transactions --only kill9 --only pg_restart_fast --only ring_overflow \
+	--only slow_client --only connection_storm --only forged_tokens --only sql_auth \
+	--only admission --sanitized "$@"
