@@ -64,7 +64,7 @@ kill_daemons() {
 }
 
 CLUSTER=$(cluster_dir integration)
-# A ring larger than lib.sh's 1 MB: the slow-client test commits ~1.6 MB in a burst, and an
+# A ring larger than lib.sh's 1 MB: the slow-client test commits a few MB in a burst, and an
 # overwritten ring would turn its exact expectations into a `resync`.
 cluster_start "$CLUSTER" "$PORT" "livenotify.ring_size = '64MB'" || die "cluster did not start"
 # lib.sh's EXIT trap (installed by cluster_start) stops the cluster; run kill_daemons first.
