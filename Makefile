@@ -4,6 +4,7 @@
 #   make install    install the extension into the server found by PG_CONFIG
 #   make test       install what is missing, build, and run every test suite
 #   make demo       run the demo (cluster + sidecar + page)
+#   make soak       long reliability runs and fuzzing (docs/reliability.md), ~30 min
 #   make bench      benchmarks (minutes; not in CI); make bench-peers: against the alternatives
 
 EXTENSION = livenotify
@@ -42,7 +43,7 @@ BITCODE_CXXFLAGS += -std=c++17 -Wno-register -Wno-deprecated-register
 # Every object depends on the headers (PGXS tracks no header dependencies).
 $(OBJS): $(wildcard extension/*.hpp)
 
-.PHONY: sidecar test demo format check-format bench bench-peers
+.PHONY: sidecar test demo format check-format bench soak bench-peers
 
 all: sidecar
 
@@ -58,6 +59,11 @@ test:
 
 demo:
 	bash test/demo.sh
+
+# Long variants of the reliability suite and the fuzz targets.  Under the benchmark lock:
+# on a 2-core machine it would distort any timing run beside it.
+soak:
+	flock /tmp/livenotify-bench.lock bash test/reliability/soak.sh
 
 # Benchmarks take minutes and are never part of `make test`.  bench-peers alone: livenotify
 # against the Django Channels seed stack and a LISTEN/NOTIFY bridge (bench/peers/run.sh).

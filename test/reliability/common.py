@@ -390,10 +390,14 @@ def compare(db, tabs, label, want_nonces=None):
     """Counted figures: phantoms, missing, duplicates, cross-user frames across the tabs."""
     users = sorted({t.user for t in tabs})
     committed = db.committed_ids(users)
+    # The row each frame carried must be the committed row (not only its id).
+    truth = {nid: (str(u), ty, ti) for nid, u, ty, ti in db.rows(
+        "SELECT id, user_id, type, title FROM api_notification WHERE user_id = ANY(%s)",
+        [int(u) for u in users])}
     fig = {"tabs": len(tabs), "rows": sum(len(v) for v in committed.values()),
            "frames": 0, "phantoms": 0, "missing": 0, "dups": 0, "cross_user": 0,
            "refetched": 0, "resyncs": 0, "ephemeral_missing": 0, "ephemeral_phantoms": 0,
-           "ephemeral_dups": 0, "errors": 0}
+           "ephemeral_dups": 0, "errors": 0, "payload_mismatch": 0}
     problems = []
     for t in tabs:
         want = committed[t.user]
@@ -408,6 +412,11 @@ def compare(db, tabs, label, want_nonces=None):
         fig["refetched"] += len(t.refetched - set(t.live))
         fig["resyncs"] += sum(t.resyncs.values())
         fig["errors"] += len(t.errors)
+        bad = [nid for nid, row in t.rows.items() if nid in truth and
+               (str(row.get("user_id")), row.get("type"), row.get("title")) != truth[nid]]
+        fig["payload_mismatch"] += len(bad)
+        if bad:
+            problems.append(f"{t.name}: frames whose row differs from the table: {bad[:5]}")
         if ph:
             problems.append(f"{t.name}: phantom ids {sorted(ph)[:10]}")
         if miss:

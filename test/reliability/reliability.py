@@ -121,7 +121,7 @@ async def t_transactions(ctx):
         problems.append(f"write errors: {stats.errors[:3]}")
     ctx.fail_if(problems)
     zero(fig, "phantoms", "missing", "dups", "cross_user", "ephemeral_missing",
-         "ephemeral_phantoms", "ephemeral_dups", "errors", "resyncs")
+         "ephemeral_phantoms", "ephemeral_dups", "errors", "resyncs", "payload_mismatch")
     return fig
 
 
@@ -215,7 +215,7 @@ async def t_kill9(ctx):
     fig.update(killed_after_rows=at_kill, reconnects=reconnects, write_errors=w.failed)
     ctx.figures["kill9_daemon"] = fig
     ctx.fail_if(problems)
-    zero(fig, "phantoms", "missing", "dups", "cross_user", "refetched", "errors")
+    zero(fig, "phantoms", "missing", "dups", "cross_user", "refetched", "errors", "payload_mismatch")
     check(reconnects >= len(tabs), f"tabs did not reconnect ({reconnects})")
     return fig
 
