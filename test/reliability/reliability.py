@@ -46,10 +46,10 @@ class Ctx:
         self.user_base = 100000
 
     def port(self):
-        # The private range 54374-54389, reused round robin (a port can be briefly taken as
+        # The private daemon ports (--port-base..--port-max), reused round robin (a port can be briefly taken as
         # an ephemeral client port; Daemon.start moves on to the next one then).
         p = self.next_port
-        self.next_port = self.next_port + 1 if self.next_port < 54389 else self.opts.port_base
+        self.next_port = self.next_port + 1 if self.next_port < self.opts.port_max else self.opts.port_base
         return p
 
     def users(self, n):
@@ -975,6 +975,7 @@ def main():
     p.add_argument("--pg-port", type=int, required=True)
     p.add_argument("--workdir", required=True)
     p.add_argument("--port-base", type=int, default=54374)
+    p.add_argument("--port-max", type=int, default=54379)
     p.add_argument("--proxy-port", type=int, default=54372)
     p.add_argument("--dbname", default="livenotify_reliability")
     p.add_argument("--figures", default="")

@@ -7,7 +7,7 @@
 #
 # It starts its own clusters: one test restarts PostgreSQL and one needs a tiny ring
 # (livenotify.ring_size is fixed at server start), neither of which may disturb other suites.
-# Ports: 54370 (cluster), 54371 (tiny-ring cluster), 54372 (TCP proxy), daemons from 54374.
+# Ports: see PORT below (54370-54379, or 54380-54389 for --tag=soak).
 # LIVENOTIFY_SEED=N replays a randomized run; LIVENOTIFY_KEEP_CLUSTER=1 keeps the clusters.
 set -uo pipefail
 
@@ -16,8 +16,7 @@ ROOT=$(pwd)
 # shellcheck source=test/lib.sh
 source test/lib.sh
 
-PORT=${LIVENOTIFY_RELIABILITY_PORT:-54370}
-RING_PORT=$((PORT + 1))
+PORT=${LIVENOTIFY_RELIABILITY_PORT:-}
 DAEMON=$ROOT/build/sidecar/livenotifyd
 LONG=""
 TAG=""
@@ -33,6 +32,14 @@ while [ $# -gt 0 ]; do
 	shift
 done
 WORKDIR=$ROOT/build/reliability${TAG:+-$TAG}
+# Two halves of the private range 54370-54389, so that a soak run (which may wait for the
+# benchmark lock and start late) never collides with a make-test run: 54370-54379 for
+# make test, 54380-54389 for make soak.  In each: cluster, tiny-ring cluster, TCP proxy,
+# then six daemon ports used round robin.
+if [ -z "$PORT" ]; then
+	if [ "$TAG" = soak ]; then PORT=54380; else PORT=54370; fi
+fi
+RING_PORT=$((PORT + 1))
 DB=livenotify_reliability
 PYTHON=/usr/bin/python3
 
@@ -109,7 +116,8 @@ rc=0
 	--conninfo="host=$CLUSTER port=$PORT user=postgres dbname=$DB" \
 	--ring-conninfo="host=$RING port=$RING_PORT user=postgres dbname=$DB" \
 	--ring-cluster="$RING" --cluster-dir="$CLUSTER" --pg-bin="$LIVENOTIFY_PG_BIN" \
-	--pg-port="$PORT" --workdir="$WORKDIR" --figures="$WORKDIR/figures.json" \
+	--pg-port="$PORT" --proxy-port=$((PORT + 2)) --port-base=$((PORT + 4)) \
+	--port-max=$((PORT + 9)) --workdir="$WORKDIR" --figures="$WORKDIR/figures.json" \
 	"${ARGS[@]}" || rc=$?
 
 # A backend killed by a signal restarts the whole cluster: none may have happened.  (The
