@@ -361,11 +361,18 @@ class Proxy:
 @test("db_unreachable")
 async def t_db_unreachable(ctx):
     o = ctx.opts
-    proxy = Proxy(o.proxy_port, o.pg_port)
-    await proxy.start()
+    proxy = Proxy(o.proxy_port or ctx.port(), o.pg_port)
+    for attempt in range(5):
+        try:
+            await proxy.start()
+            break
+        except OSError:
+            if attempt == 4:
+                raise
+            proxy.port = ctx.port()  # taken by some other socket: the next one
     try:
         users = ctx.users(2)
-        via = f"host=127.0.0.1 port={o.proxy_port} user=postgres dbname={o.dbname}"
+        via = f"host=127.0.0.1 port={proxy.port} user=postgres dbname={o.dbname}"
         d = await ctx.daemon("unreachable", "--reconnect-max-ms=2000", conninfo=via)
         tabs = tabs_for(d, users, o.conninfo)
         await wait_connected(tabs)

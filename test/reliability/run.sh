@@ -39,7 +39,7 @@ WORKDIR=$ROOT/build/reliability${TAG:+-$TAG}
 if [ -z "$PORT" ]; then
 	if [ "$TAG" = soak ]; then PORT=54380; else PORT=54370; fi
 fi
-RING_PORT=$((PORT + 1))
+BASE=$PORT
 DB=livenotify_reliability
 PYTHON=/usr/bin/python3
 
@@ -67,13 +67,44 @@ kill_daemons() {
 	return 0
 }
 
-CLUSTER=$(cluster_dir reliability)
+# The first four ports of the half hold the two clusters and the TCP proxy.  Ports in this
+# range are also in the kernel's ephemeral range, so a benchmark's client socket may hold
+# one for a while: take the next free one rather than fail.
+SPARE=($PORT $((PORT + 1)) $((PORT + 2)) $((PORT + 3)))
+port_free() {
+	"$PYTHON" -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+}
+# start_on NAME CONF: start a cluster on the first free spare port; sets STARTED_DIR/PORT.
+start_on() {
+	local name=$1 conf=$2 p dir rest=()
+	for p in "${SPARE[@]}"; do
+		if [ -z "${STARTED_DIR:-}" ] && port_free "$p"; then
+			dir=$(cluster_dir "$name")
+			if cluster_start "$dir" "$p" "$conf"; then
+				STARTED_DIR=$dir STARTED_PORT=$p
+				continue
+			fi
+			cluster_stop "$dir"
+		fi
+		rest+=("$p")
+	done
+	SPARE=("${rest[@]}")
+	[ -n "${STARTED_DIR:-}" ]
+}
 # 64 MB ring: the main workload must never overflow it (that is the ring test's job).
-cluster_start "$CLUSTER" "$PORT" "livenotify.ring_size = '64MB'
+STARTED_DIR=""
+start_on reliability "livenotify.ring_size = '64MB'
 max_connections = 200" || die "cluster did not start"
-RING=$(cluster_dir reliability-ring)
+CLUSTER=$STARTED_DIR PORT=$STARTED_PORT
 # The smallest ring the GUC allows: a stalled reader overflows it within a few hundred rows.
-cluster_start "$RING" "$RING_PORT" "livenotify.ring_size = '64kB'" || die "ring cluster did not start"
+STARTED_DIR=""
+start_on reliability-ring "livenotify.ring_size = '64kB'" || die "ring cluster did not start"
+RING=$STARTED_DIR RING_PORT=$STARTED_PORT
+# 0: the proxy takes a port from the daemons' pool.
+PROXY_PORT=0
+for p in "${SPARE[@]}"; do
+	if port_free "$p"; then PROXY_PORT=$p; break; fi
+done
 trap 'rc=$?; kill_daemons; _livenotify_cleanup; exit $rc' EXIT
 
 setup_db() {
@@ -116,8 +147,8 @@ rc=0
 	--conninfo="host=$CLUSTER port=$PORT user=postgres dbname=$DB" \
 	--ring-conninfo="host=$RING port=$RING_PORT user=postgres dbname=$DB" \
 	--ring-cluster="$RING" --cluster-dir="$CLUSTER" --pg-bin="$LIVENOTIFY_PG_BIN" \
-	--pg-port="$PORT" --proxy-port=$((PORT + 2)) --port-base=$((PORT + 4)) \
-	--port-max=$((PORT + 9)) --workdir="$WORKDIR" --figures="$WORKDIR/figures.json" \
+	--pg-port="$PORT" --proxy-port="$PROXY_PORT" --port-base=$((BASE + 4)) \
+	--port-max=$((BASE + 9)) --workdir="$WORKDIR" --figures="$WORKDIR/figures.json" \
 	"${ARGS[@]}" || rc=$?
 
 # A backend killed by a signal restarts the whole cluster: none may have happened.  (The
