@@ -23,6 +23,8 @@ LIVENOTIFY_PACKAGES=(
 	libwebsockets-dev nlohmann-json3-dev libjwt-dev libgtest-dev libsystemd-dev
 	cmake pkg-config clang-format g++ make
 	python3-websockets python3-psycopg2
+	# test/fuzz: libFuzzer and the sanitizer runtimes come with clang-14's compiler-rt
+	clang-14 libclang-rt-14-dev libssl-dev
 )
 
 # Directories of the clusters started by cluster_start and not yet stopped.
