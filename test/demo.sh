@@ -68,11 +68,19 @@ make -s sidecar >/dev/null || die "livenotifyd did not build"
 
 # --- 3. cluster ---------------------------------------------------------------------------
 # A previous run that was killed (not stopped with Ctrl-C) may have left its cluster and
-# processes behind on our ports: stop them, so that running the demo again just works.
+# processes behind on our ports: stop them, so that running the demo again just works.  A
+# demo that is still running is left alone.
 for old in /tmp/livenotify-demo.*; do
 	[ -d "$old" ] || continue
+	owner=$(cat "$old/owner" 2>/dev/null)
+	if [ -n "$owner" ] && grep -qs 'demo\.sh' "/proc/$owner/cmdline"; then
+		die "a demo is already running (pid $owner, $old): stop it with Ctrl-C first"
+	fi
 	if [ -f "$old/pids" ]; then
-		while read -r pid; do kill "$pid" 2>/dev/null; done <"$old/pids"
+		while read -r pid; do
+			# Only our own processes: the pid may belong to someone else by now.
+			grep -qsE 'livenotifyd|demo/server\.py' "/proc/$pid/cmdline" && kill "$pid"
+		done <"$old/pids"
 	fi
 	if [ -f "$old/data/postmaster.pid" ]; then
 		log "demo: stopping the cluster a previous run left in $old"
@@ -86,8 +94,21 @@ port_busy "$WS_PORT" && die "port $WS_PORT is taken: set LIVENOTIFY_DEMO_WS_PORT
 port_busy "$WEB_PORT" && die "port $WEB_PORT is taken: set LIVENOTIFY_DEMO_WEB_PORT"
 
 step "PostgreSQL cluster on port $PG_PORT"
-CLUSTER=$(cluster_dir demo)
-cluster_start "$CLUSTER" "$PG_PORT" || die "the cluster did not start"
+# The port lies in Linux's ephemeral range (32768-60999): on a busy machine an outgoing
+# connection's TIME_WAIT can hold 127.0.0.1:$PG_PORT for a minute, and the TCP bind fails.
+# Everything here connects through the Unix socket, so the last try does without TCP.
+for try in 1 2 3; do
+	extra=""
+	[ "$try" -lt 3 ] || extra="listen_addresses = ''"
+	CLUSTER=$(cluster_dir demo)
+	cluster_start "$CLUSTER" "$PG_PORT" "$extra" && break
+	cluster_stop "$CLUSTER"
+	[ "$try" -lt 3 ] || die "the cluster did not start on port $PG_PORT"
+	log "demo: 127.0.0.1:$PG_PORT is busy; trying again"
+	sleep 2
+done
+[ -z "$extra" ] || log "demo: the cluster listens on its Unix socket only ($CLUSTER, port $PG_PORT)"
+echo $$ >"$CLUSTER/owner"
 
 PIDS=()
 stop_services() {

@@ -65,8 +65,10 @@ kill_leftovers() {
 	return 0
 }
 
+# Unix socket only: everything here connects through it, and a TCP port in Linux's
+# ephemeral range can be held by another connection's TIME_WAIT on a busy machine.
 CLUSTER=$(cluster_dir browser)
-cluster_start "$CLUSTER" "$PORT" || die "cluster did not start"
+cluster_start "$CLUSTER" "$PORT" "listen_addresses = ''" || die "cluster did not start"
 trap 'rc=$?; kill_leftovers; _livenotify_cleanup; exit $rc' EXIT
 
 psql_admin() {

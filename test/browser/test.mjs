@@ -364,6 +364,54 @@ async function scenario(browser) {
       `errors: ${JSON.stringify(result.errors)}`);
   });
 
+  await test('a getToken() that keeps giving refused tokens is retried with growing delays', async () => {
+    const page = await ctxB.newPage();
+    await page.goto(`http://127.0.0.1:${stack.webPort}/healthz`);
+    const result = await page.evaluate(async (port) => {
+      const { LiveNotifyClient } = await import('/livenotify.js');
+      let calls = 0;
+      const delays = [];
+      const client = new LiveNotifyClient({
+        url: `ws://127.0.0.1:${port}/ws`, getToken: () => { calls++; return 'not-a-jwt'; },
+        minDelayMs: 100, maxDelayMs: 1600,
+      });
+      client.on('state', (e) => { if (e.delayMs != null) delays.push(e.delayMs); });
+      client.connect();
+      await new Promise((r) => setTimeout(r, 3000));
+      client.close();
+      return { calls, delays, state: client.state };
+    }, stack.daemonPort);
+    await page.close();
+    // Without backoff a refused token costs one round trip (a few ms): hundreds of calls.
+    check(result.calls >= 2 && result.calls <= 12, `getToken() called ${result.calls} times in 3 s: ${JSON.stringify(result.delays)}`);
+    check(result.state === 'closed', `state ${result.state} after close()`);
+  });
+
+  await test('heartbeat: the client pings a quiet connection and stays open on pong', async () => {
+    const page = await ctxA.newPage();
+    await page.goto(`http://127.0.0.1:${stack.webPort}/healthz`);
+    const result = await page.evaluate(async (port) => {
+      const { LiveNotifyClient } = await import('/livenotify.js');
+      const token = (await (await fetch('/api/token?user=1')).json()).token;
+      const states = [];
+      let pongs = 0;
+      const client = new LiveNotifyClient({
+        url: `ws://127.0.0.1:${port}/ws`, token, lastId: 1e9, heartbeatMs: 200, heartbeatTimeoutMs: 500,
+      });
+      client.on('state', (e) => states.push(e.state));
+      client.on('*', (f) => { if (f.type === 'pong') pongs++; });
+      client.connect();
+      await new Promise((r) => setTimeout(r, 1800));
+      const state = client.state;
+      client.close();
+      return { pongs, states, state };
+    }, stack.daemonPort);
+    await page.close();
+    check(result.state === 'open' && result.pongs >= 3,
+      `state ${result.state}, ${result.pongs} pongs, states ${JSON.stringify(result.states)}`);
+    check(!result.states.includes('reconnecting'), `reconnected: ${JSON.stringify(result.states)}`);
+  });
+
   await test('no errors in the pages\' consoles', async () => {
     const errs = [a1, a2, b1].flatMap((t) => t.errors.map((e) => `${t.label}: ${e}`))
       // A refused or dropped WebSocket is logged by Chromium itself while the daemon is down.
