@@ -78,6 +78,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		__builtin_trap();
 	if (!(c["exp"].get<double>() + 10 > double(kNow)))
 		__builtin_trap(); // expired but accepted
+	if (c.contains("nbf") && (!c["nbf"].is_number() || c["nbf"].get<double>() - 10 > double(kNow)))
+		__builtin_trap(); // not valid yet (or nbf not a number) but accepted
 	if (!c.contains("iss") || c["iss"] != "iss")
 		__builtin_trap();
 	if (r.user.empty())

@@ -891,6 +891,31 @@ async def t_admission(ctx):
     return fig
 
 
+@test("jwt_extreme_claims")
+async def t_jwt_extreme(ctx):
+    """Correctly signed tokens whose time claims are out of any clock's range: a token that
+    is not valid before the far future must be refused like any not-yet-valid token."""
+    users = ctx.users(1)
+    d = await jwt_daemon(ctx, "jwt-extreme")
+    now = int(time.time())
+    cases = {
+        "nbf_1e300": (claims_for(users[0], nbf=1e300), 401),
+        "nbf_9.3e18": (claims_for(users[0], nbf=9.3e18), 401),
+        "nbf_in_an_hour": (claims_for(users[0], nbf=now + 3600), 401),
+        "exp_-1e300": (claims_for(users[0], exp=-1e300), 401),
+        "exp_nan_string": (claims_for(users[0], exp="NaN"), 401),
+    }
+    got = {}
+    for name, (claims, want) in cases.items():
+        res = await try_token(d.port, make_jwt(claims), "url")
+        got[name] = res[1] if res[0] == "status" else res[0]
+    fig = {"outcomes": got}
+    ctx.figures["jwt_extreme_claims"] = fig
+    wrong = {k: v for k, v in got.items() if v != cases[k][1]}
+    check(not wrong, f"expected 401 for every case, got {wrong}")
+    return fig
+
+
 # --------------------------------------------------------------------------------------
 # 6. SQL functions with hostile arguments (sql/hostile_args.sql, also a pg_regress test)
 
