@@ -112,8 +112,7 @@ private:
 			   const std::string &detail = "");
 	void on_established(struct lws *wsi, Session *s);
 	void authenticated(Session *s, const std::string &user, const char *how);
-	void auth_failed(Session *s, const std::string &reason,
-					 int code = LWS_CLOSE_STATUS_POLICY_VIOLATION);
+	void auth_failed(Session *s, const std::string &reason);
 	void on_message(Session *s);
 	static void auth_deadline(lws_sorted_usec_list_t *sul);
 
@@ -327,8 +326,10 @@ Server::callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 				if (lws_frame_is_binary(wsi))
 				{
 					s->rx.clear();
+					/* docs/protocol.md: anything but an auth or resume message before
+					 * authentication, a binary frame included, is 1008 `unauthorized`. */
 					if (!s->authed)
-						auth_failed(s, "binary_message", LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE);
+						auth_failed(s, "binary_message");
 					return 0;
 				}
 				on_message(s);
@@ -565,13 +566,14 @@ Server::auth_deadline(lws_sorted_usec_list_t *sul)
 }
 
 void
-Server::auth_failed(Session *s, const std::string &reason, int code)
+Server::auth_failed(Session *s, const std::string &reason)
 {
 	sh_->counters.auth_failures.fetch_add(1, std::memory_order_relaxed);
 	LOG_WARN("ws_auth_failed", "session=%llu peer=%s reason=%s",
 			 static_cast<unsigned long long>(s->id), log_quote(s->peer).c_str(),
 			 log_quote(reason).c_str());
-	close_session(s, code, reason == "auth_timeout" ? "authentication timeout" : "unauthorized");
+	close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+				  reason == "auth_timeout" ? "authentication timeout" : "unauthorized");
 }
 
 void
