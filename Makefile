@@ -4,7 +4,7 @@
 #   make install    install the extension into the server found by PG_CONFIG
 #   make test       install what is missing, build, and run every test suite
 #   make demo       run the demo (cluster + sidecar + page)
-#   make soak       long reliability runs and fuzzing (docs/reliability.md), ~30 min
+#   make soak       long reliability runs and fuzzing (docs/reliability.md), ~15 min
 #   make bench      benchmarks (minutes; not in CI); make bench-peers: against the alternatives
 
 EXTENSION = livenotify

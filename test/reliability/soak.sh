@@ -7,7 +7,7 @@
 # Heavy: it holds /tmp/livenotify-bench.lock so it never overlaps a benchmark (make soak
 # takes the lock; run this script directly only when nothing else is measuring).
 #
-#   LIVENOTIFY_FUZZ_SECONDS=120 (per target)   LIVENOTIFY_SEED=N (replay)
+#   LIVENOTIFY_FUZZ_SECONDS=60 (per target)   LIVENOTIFY_SEED=N (replay)
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 
@@ -17,6 +17,6 @@ run() {
 	if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 }
 run test/reliability/run.sh --long --tag=soak
-run test/fuzz/run.sh "${LIVENOTIFY_FUZZ_SECONDS:-120}"
+run test/fuzz/run.sh "${LIVENOTIFY_FUZZ_SECONDS:-60}"
 printf '\nsoak: %d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]
