@@ -75,6 +75,8 @@ ROWS = [
      lambda f: f"{g(f, 'disallowed_origin_attempts')} disallowed origins: {g(f, 'origin_outcomes')};"
                f" 5 attempts at a 4th socket of a user (limit 3): all 403" if all("403" in x for x in g(f, "over_limit_outcomes", default=[]))
                else f"over limit: {g(f, 'over_limit_outcomes')}"),
+    ("jwt_extreme_claims", "Signed tokens with out-of-range nbf/exp are refused",
+     lambda f: f"outcomes {g(f, 'outcomes')}"),
     ("hostile_sql_args", "SQL functions with hostile arguments: clear errors, no crash",
      lambda f: f"{g(f, 'calls_with_error')} calls raised an ERROR; backends terminated by a signal"
                f" {g(f, 'backend_crashes')}; session alive at the end {g(f, 'session_alive_at_end')}"),
@@ -92,7 +94,7 @@ def main():
         if name not in f:
             continue
         if "failed" in f[name]:
-            print(f"| {what} | `{name}` | FAILED: {f[name]['failed'][:200]} |")
+            print(f"| {what} | `{name}` | **FAILED**: {f[name]['failed'][:200]} |")
         else:
             print(f"| {what} | `{name}` | {fmt(f[name])} |")
     if fdir:
