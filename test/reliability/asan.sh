@@ -2,13 +2,15 @@
 # test/reliability/asan.sh: livenotifyd built with AddressSanitizer and
 # UndefinedBehaviorSanitizer (build/sidecar-asan), driven by the reliability tests that
 # exercise the daemon's paths (delivery, reconnects, restarts, slow clients, storms,
-# hostile tokens).  Any sanitizer report in a daemon log, including leaks at exit, fails.
+# hostile tokens), then by the integration suite.  Any sanitizer report in a daemon log,
+# including leaks at exit, fails.
 # Run by test/run-all.sh (suite `sidecar_asan`).
 #
 #   bash test/reliability/asan.sh [--long]
 set -uo pipefail
 
 cd "$(dirname "$0")/../.." || exit 1
+ROOT=$(pwd)
 # shellcheck source=test/lib.sh
 source test/lib.sh
 
@@ -28,7 +30,24 @@ cmake --build "$OUT" -j2 --target livenotifyd >"$OUT.build.log" 2>&1 ||
 
 # A shorter randomized run: the instrumented daemon is several times slower.
 export LIVENOTIFY_TX=${LIVENOTIFY_TX:-3000}
-exec test/reliability/run.sh --daemon="$OUT/livenotifyd" --tag=asan \
+rc=0
+test/reliability/run.sh --daemon="$OUT/livenotifyd" --tag=asan \
 	--only transactions --only kill9 --only pg_restart_fast --only ring_overflow \
 	--only slow_client --only connection_storm --only forged_tokens --only sql_auth \
-	--only admission --sanitized "$@"
+	--only admission --sanitized "$@" || rc=1
+
+# The integration suite (test/integration, its own cluster) against the same build: its
+# script passes extra arguments on, and a later --daemon wins.  Its daemon logs are then
+# checked for sanitizer reports here.
+if [ -x test/integration/run.sh ]; then
+	printf '\n--- integration tests against %s ---\n' "$OUT/livenotifyd"
+	test/integration/run.sh --daemon="$ROOT/$OUT/livenotifyd" || rc=1
+	if grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' build/integration/*.log \
+		2>/dev/null; then
+		grep -hE -A12 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' \
+			build/integration/*.log | head -n 80
+		log "sidecar_asan: sanitizer reports in the integration daemon logs above"
+		rc=1
+	fi
+fi
+exit $rc
