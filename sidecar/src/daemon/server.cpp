@@ -27,6 +27,12 @@ namespace livenotify
 {
 
 static const char *const kProtocolName = "livenotify.v1";
+/*
+ * Rows per catch-up query.  A resuming socket holds at most ~1.5 pages of
+ * replay (resume.hpp): 100 rows of at most livenotify.max_payload (8 kB)
+ * each is under 1.2 MB, while a typical resume is still a single query.
+ */
+static const size_t kCatchupPageRows = 100;
 
 namespace
 {
@@ -64,9 +70,15 @@ struct Session
 	std::optional<int64_t> last_id;
 	SendQueue queue;
 	ResumeGate gate;
-	bool catchup_pending = false;
-	int close_code = 0;
+	bool resume_count_known = false;	  /* the count for the replayed rows was queried */
+	std::optional<int64_t> resume_unread; /* that count, passed to the next page's job */
+	int close_code = 0;					  /* set when we close: our close frame's code */
 	std::string close_reason;
+	bool close_requested = false; /* lws has our close frame; waiting for the peer's */
+	int peer_close_code = 0;	  /* the peer's close frame (1005: it had no code) */
+	std::string peer_close_reason;
+	std::string drop_reason; /* why the connection went without a close frame, when we know */
+	std::chrono::steady_clock::time_point last_valid; /* established, or the last pong */
 	std::string rx;
 	Timer auth_timer;
 	Server *server = nullptr;
@@ -118,8 +130,11 @@ private:
 
 	/* delivery */
 	void enqueue(Session *s, const FramePtr &f, bool bypass_gate = false);
+	void slow_client(Session *s, const char *during);
 	void close_session(Session *s, int code, const std::string &reason);
 	int on_writeable(struct lws *wsi, Session *s);
+	void feed_resume(Session *s);
+	void request_catchup_page(Session *s);
 	void drain_inbox();
 	void on_catchup(Session *s, Event &e);
 	void cleanup(Pss *pss);
@@ -210,10 +225,16 @@ Server::create()
 	/* Client messages are small (auth, resume); bigger ones arrive in pieces and are capped. */
 	protocols_[0].rx_buffer_size = 2048;
 
-	/* lws pings idle sockets and drops those that stay silent (dead peers, half-open TCP). */
+	/*
+	 * lws pings a socket ping_interval_s after it was last known alive (the
+	 * upgrade or a pong) and drops it if no pong came by twice that (lws
+	 * lib/core-net/wsi-timeout.c, lws_validity_cb): dead peers and half-open
+	 * TCP go after 2 x ping_interval_s, as --help and docs/operations.md say.
+	 * Only a pong counts, not other traffic (lws 4.1).
+	 */
 	memset(&retry_, 0, sizeof(retry_));
 	retry_.secs_since_valid_ping = static_cast<uint16_t>(cfg_.ping_interval_s);
-	retry_.secs_since_valid_hangup = static_cast<uint16_t>(cfg_.ping_interval_s * 2 + 5);
+	retry_.secs_since_valid_hangup = static_cast<uint16_t>(cfg_.ping_interval_s * 2);
 
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof(info));
@@ -342,6 +363,24 @@ Server::callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 			if (!s)
 				return 0;
 			return on_writeable(wsi, s);
+
+		case LWS_CALLBACK_RECEIVE_PONG:
+			/* lws restarts its validity timer on a pong; we note it to name a ping timeout. */
+			if (s)
+				s->last_valid = std::chrono::steady_clock::now();
+			return 0;
+
+		case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+			/* in: the peer's close payload (2-byte code, then the reason); lws answers it. */
+			if (s && !s->peer_close_code)
+			{
+				const unsigned char *p = static_cast<const unsigned char *>(in);
+				s->peer_close_code = len >= 2 ? (p[0] << 8 | p[1]) : LWS_CLOSE_STATUS_NO_STATUS;
+				if (len > 2)
+					s->peer_close_reason.assign(reinterpret_cast<const char *>(p) + 2,
+												std::min<size_t>(len - 2, 123));
+			}
+			return 0;
 
 		case LWS_CALLBACK_CLOSED:
 		case LWS_CALLBACK_WSI_DESTROY:
@@ -534,6 +573,7 @@ Server::on_established(struct lws *wsi, Session *s)
 {
 	s->wsi = wsi;
 	s->established = true;
+	s->last_valid = std::chrono::steady_clock::now();
 	sh_->counters.connections_total.fetch_add(1, std::memory_order_relaxed);
 	LOG_DEBUG("ws_established", "session=%llu peer=%s", static_cast<unsigned long long>(s->id),
 			  log_quote(s->peer).c_str());
@@ -589,9 +629,12 @@ Server::authenticated(Session *s, const std::string &user, const char *how)
 	if (a != Admission::Ok)
 	{
 		sh_->counters.rejected_connections.fetch_add(1, std::memory_order_relaxed);
-		LOG_WARN("ws_rejected", "reason=%s user=%s peer=%s",
+		LOG_WARN("ws_rejected", "session=%llu reason=%s user=%s peer=%s",
+				 static_cast<unsigned long long>(s->id),
 				 a == Admission::UserLimit ? "user_socket_limit" : "socket_limit",
 				 log_quote(user).c_str(), log_quote(s->peer).c_str());
+		/* Known now (SQL auth), though not registered: the close line names the user too. */
+		s->user = user;
 		close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many sockets");
 		return;
 	}
@@ -614,15 +657,19 @@ Server::authenticated(Session *s, const std::string &user, const char *how)
 		}
 		else
 		{
-			s->gate.begin(source, *s->last_id);
-			s->catchup_pending = true;
-			Job j;
-			j.type = Job::Type::Catchup;
-			j.session = s->id;
-			j.source = source;
-			j.user = user;
-			j.after_id = *s->last_id;
-			sh_->jobs.push(std::move(j));
+			/*
+			 * Live frames are held from here on: the socket is in its group
+			 * already, so every row committed from now on is also live.  The
+			 * replay is fetched in pages and paced by the send queue
+			 * (resume.hpp); the held frames get their own budget.
+			 */
+			ResumeLimits lim;
+			lim.max_rows = static_cast<size_t>(cfg_.catchup_max_rows);
+			lim.page_rows = std::min<size_t>(kCatchupPageRows, lim.max_rows);
+			lim.held_bytes = cfg_.send_queue_bytes;
+			lim.headroom = LWS_PRE;
+			s->gate.begin(source, *s->last_id, lim);
+			request_catchup_page(s);
 			resume_note = " last_id=" + std::to_string(*s->last_id);
 		}
 	}
@@ -711,9 +758,21 @@ Server::close_session(Session *s, int code, const std::string &reason)
 		lws_callback_on_writable(s->wsi);
 }
 
+/* A socket over its bound (send queue, or live frames held during a replay): 1008. */
+void
+Server::slow_client(Session *s, const char *during)
+{
+	sh_->counters.slow_client_closes.fetch_add(1, std::memory_order_relaxed);
+	LOG_WARN("slow_client",
+			 "session=%llu user=%s during=%s queued_bytes=%zu held_bytes=%zu limit=%zu",
+			 static_cast<unsigned long long>(s->id), log_quote(s->user).c_str(), during,
+			 s->queue.bytes(), s->gate.held_bytes(), s->queue.limit());
+	close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
+}
+
 /*
  * Queue a frame on one socket.  Frames of a resuming socket go through its
- * gate (held until catch-up ends, duplicates dropped); bypass_gate is for
+ * gate (held until the replay ends, duplicates dropped); bypass_gate is for
  * control frames (hello, resync, pong) that are not part of the row stream.
  */
 void
@@ -727,15 +786,14 @@ Server::enqueue(Session *s, const FramePtr &f, bool bypass_gate)
 		{
 			case ResumeGate::Live::Drop:
 				return;
+			case ResumeGate::Live::Overflow:
+				slow_client(s, "catchup");
+				return;
 			case ResumeGate::Live::Held:
-				if (s->gate.held_bytes() + s->queue.bytes() > s->queue.limit())
-				{
-					sh_->counters.slow_client_closes.fetch_add(1, std::memory_order_relaxed);
-					LOG_WARN("slow_client", "session=%llu user=%s during=catchup held_bytes=%zu",
-							 static_cast<unsigned long long>(s->id), log_quote(s->user).c_str(),
-							 s->gate.held_bytes());
-					close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
-				}
+				/* Released in order once the replay is out (now, if it already is). */
+				feed_resume(s);
+				if (!s->queue.empty())
+					lws_callback_on_writable(s->wsi);
 				return;
 			case ResumeGate::Live::Send:
 				break;
@@ -745,14 +803,62 @@ Server::enqueue(Session *s, const FramePtr &f, bool bypass_gate)
 	{
 		/* Over its bound: close 1008 so the client resumes from its last id; others are unaffected.
 		 */
-		sh_->counters.slow_client_closes.fetch_add(1, std::memory_order_relaxed);
-		LOG_WARN("slow_client", "session=%llu user=%s queued_bytes=%zu limit=%zu",
-				 static_cast<unsigned long long>(s->id), log_quote(s->user).c_str(),
-				 s->queue.bytes(), s->queue.limit());
-		close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
+		slow_client(s, "live");
 		return;
 	}
 	lws_callback_on_writable(s->wsi);
+}
+
+/* Ask a worker for the resume's next catch-up page, if the gate wants one now. */
+void
+Server::request_catchup_page(Session *s)
+{
+	std::optional<ResumeGate::PageRequest> p = s->gate.next_page();
+	if (!p)
+		return;
+	Job j;
+	j.type = Job::Type::Catchup;
+	j.session = s->id;
+	j.source = sh_->resume_source();
+	j.user = s->user;
+	j.after_id = p->after_id;
+	j.max_rows = p->max_rows;
+	j.count_known = s->resume_count_known;
+	j.unread = s->resume_unread;
+	sh_->jobs.push(std::move(j));
+}
+
+/*
+ * Move the resume's frames (replayed rows, resync trailer, held live frames)
+ * into the send queue at the pace the socket drains (resume.hpp), and fetch
+ * the next page when the gate runs low.  Called when a page arrives and on
+ * every SERVER_WRITEABLE of a resuming socket.
+ */
+void
+Server::feed_resume(Session *s)
+{
+	if (!s->gate.holding() || s->close_code)
+		return;
+	while (FramePtr f = s->gate.pull(s->queue.bytes(), s->queue.limit()))
+	{
+		if (f->kind == FrameKind::Resync)
+			sh_->counters.resyncs.fetch_add(1, std::memory_order_relaxed);
+		if (s->queue.push(std::move(f)) == SendQueue::Push::Overflow)
+		{
+			/* Only if a SIGHUP shrank the bound below one frame. */
+			slow_client(s, "catchup");
+			return;
+		}
+	}
+	if (s->gate.holding())
+	{
+		request_catchup_page(s);
+		return;
+	}
+	ResumeGate::End end = s->gate.end();
+	LOG_INFO("ws_resumed", "session=%llu user=%s rows=%zu truncated=%d failed=%d",
+			 static_cast<unsigned long long>(s->id), log_quote(s->user).c_str(), s->gate.replayed(),
+			 end == ResumeGate::End::Truncated, end == ResumeGate::End::Failed);
 }
 
 /*
@@ -765,13 +871,28 @@ Server::on_writeable(struct lws *wsi, Session *s)
 {
 	if (s->close_code)
 	{
+		/*
+		 * Hand lws our close frame once and return -1: lws sends it and waits
+		 * (up to 5 s) for the peer's close before it drops TCP, the closing
+		 * handshake of RFC 6455 5.5.1.  A later writeable callback while it
+		 * waits must not return -1 again: lws takes a second close request in
+		 * LRS_AWAITING_CLOSE_ACK as "the polite way failed" and kills the
+		 * connection at once (lib/core-net/close.c, __lws_close_free_wsi).
+		 */
+		if (s->close_requested)
+			return 0;
+		s->close_requested = true;
 		lws_close_reason(wsi, static_cast<enum lws_close_status>(s->close_code),
 						 reinterpret_cast<unsigned char *>(&s->close_reason[0]),
 						 s->close_reason.size());
 		return -1;
 	}
-	while (!s->queue.empty())
+	for (;;)
 	{
+		if (s->gate.holding())
+			feed_resume(s);
+		if (s->queue.empty() || s->close_code)
+			break;
 		const FramePtr &f = s->queue.front();
 		size_t n = f->size();
 		int m = lws_write(wsi, reinterpret_cast<unsigned char *>(f->writable_payload()), n,
@@ -780,6 +901,7 @@ Server::on_writeable(struct lws *wsi, Session *s)
 		{
 			LOG_WARN("write_failed", "session=%llu user=%s", static_cast<unsigned long long>(s->id),
 					 log_quote(s->user).c_str());
+			s->drop_reason = "write failed";
 			return -1;
 		}
 		sh_->counters.frames_sent.fetch_add(1, std::memory_order_relaxed);
@@ -788,29 +910,29 @@ Server::on_writeable(struct lws *wsi, Session *s)
 		if (lws_send_pipe_choked(wsi))
 			break;
 	}
-	if (!s->queue.empty())
+	if (s->close_code || !s->queue.empty())
 		lws_callback_on_writable(wsi);
 	return 0;
 }
 
+/* A catch-up page (or its failure) for a resuming socket. */
 void
 Server::on_catchup(Session *s, Event &e)
 {
-	s->catchup_pending = false;
-	for (auto &row : e.rows)
-		if (s->gate.on_catchup(row.first))
-			enqueue(s, row.second, true);
-	if (e.failed || e.truncated)
+	if (e.failed)
+		s->gate.on_page_failed();
+	else
 	{
-		/* Could not replay everything: the client must refetch; live frames still follow. */
-		sh_->counters.resyncs.fetch_add(1, std::memory_order_relaxed);
-		enqueue(s, make_resync_frame(e.failed ? "catchup_failed" : "catchup_limit", LWS_PRE), true);
+		if (!e.rows.empty())
+		{
+			s->resume_count_known = true;
+			s->resume_unread = e.unread;
+		}
+		s->gate.on_page(std::move(e.rows), e.more);
 	}
-	for (auto &f : s->gate.finish())
-		enqueue(s, f, true);
-	LOG_INFO("ws_resumed", "session=%llu user=%s rows=%zu truncated=%d failed=%d",
-			 static_cast<unsigned long long>(s->id), log_quote(s->user).c_str(), e.rows.size(),
-			 e.truncated, e.failed);
+	feed_resume(s);
+	if (!s->queue.empty())
+		lws_callback_on_writable(s->wsi);
 }
 
 /* LWS_CALLBACK_EVENT_WAIT_CANCELLED: everything the database threads handed over. */
@@ -901,9 +1023,40 @@ Server::cleanup(Pss *pss)
 		groups_.unreserve();
 	sessions_.erase(s->id);
 	if (s->established)
-		LOG_INFO("ws_close", "session=%llu user=%s code=%d reason=%s sockets=%zu",
-				 static_cast<unsigned long long>(s->id), log_quote(s->user).c_str(), s->close_code,
-				 log_quote(s->close_code ? s->close_reason : "peer").c_str(), groups_.sockets());
+	{
+		/*
+		 * Who ended it and why.  by=server: our close frame (code, reason);
+		 * by=peer: the peer's close frame; by=none: TCP went without a close
+		 * frame (code 1006, RFC 6455 7.1.5), either because the peer stopped
+		 * answering pings (lws's validity timeout: nothing else is silent for
+		 * 2 x ping_interval_s) or because the connection was lost.
+		 */
+		const char *by = "server";
+		int code = s->close_code;
+		std::string reason = s->close_reason;
+		if (!code && s->peer_close_code)
+		{
+			by = "peer";
+			code = s->peer_close_code;
+			reason = s->peer_close_reason;
+		}
+		else if (!code)
+		{
+			by = "none";
+			code = LWS_CLOSE_STATUS_ABNORMAL_CLOSE;
+			auto silent = std::chrono::steady_clock::now() - s->last_valid;
+			if (!s->drop_reason.empty())
+				reason = s->drop_reason;
+			else if (silent >= std::chrono::seconds(2 * cfg_.ping_interval_s) -
+								   std::chrono::milliseconds(500))
+				reason = "ping timeout";
+			else
+				reason = "connection lost";
+		}
+		LOG_INFO("ws_close", "session=%llu user=%s by=%s code=%d reason=%s sockets=%zu",
+				 static_cast<unsigned long long>(s->id), log_quote(s->user).c_str(), by, code,
+				 log_quote(reason).c_str(), groups_.sockets());
+	}
 	delete s;
 }
 

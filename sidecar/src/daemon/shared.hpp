@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,10 +50,11 @@ struct Event
 	bool ok = false;
 	bool unavailable = false; /* database down: retry later, not the client's fault */
 	std::string reason;
-	/* CatchupResult: (id, frame) in id order; then a resync when truncated or failed */
+	/* CatchupResult: one page, (id, frame) in id order; more: rows remain after it */
 	std::vector<std::pair<int64_t, FramePtr>> rows;
-	bool truncated = false;
+	bool more = false;
 	bool failed = false;
+	std::optional<int64_t> unread; /* the count spliced into the page (reused for the next) */
 };
 
 class Inbox
@@ -80,9 +82,12 @@ struct Job
 	Type type = Type::AuthSql;
 	uint64_t session = 0;
 	std::string token;	/* AuthSql */
-	std::string source; /* Catchup */
+	std::string source; /* Catchup: one page of livenotify.catchup() */
 	std::string user;	/* Catchup */
 	int64_t after_id = 0;
+	size_t max_rows = 0;
+	bool count_known = false;	   /* later pages reuse the first page's unread count */
+	std::optional<int64_t> unread; /* that count (nullopt: the source has no read column) */
 };
 
 class JobQueue

@@ -137,6 +137,11 @@ private:
 		sh_->inbox.post(std::move(e), sh_->ctx);
 	}
 
+	/*
+	 * One page of a resume: the rows after job.after_id, at most job.max_rows
+	 * (the service thread asks for the next page as the socket drains, see
+	 * resume.hpp).  One row more than asked tells whether rows remain.
+	 */
 	void catchup(const Job &job)
 	{
 		Event e;
@@ -153,8 +158,7 @@ private:
 		}
 		bool has_read = si != sources_.end() && si->second.has_read_column;
 
-		/* One row more than the limit tells us the client is too far behind to replay. */
-		int limit = sh_->cfg.catchup_max_rows;
+		size_t limit = job.max_rows;
 		QueryResult r =
 			query("SELECT id, payload FROM livenotify.catchup($1, $2, $3, $4)",
 				  {job.source, job.user, std::to_string(job.after_id), std::to_string(limit + 1)});
@@ -168,28 +172,35 @@ private:
 			return;
 		}
 
-		std::optional<int64_t> count;
-		if (has_read && r.rows() > 0)
+		/*
+		 * The count as of the resume, spliced into every replayed frame (the
+		 * client shows the latest; held live frames follow with newer counts).
+		 * Queried with the first page that has rows, then carried by the jobs.
+		 */
+		std::optional<int64_t> count = job.unread;
+		bool count_known = job.count_known;
+		if (!count_known && has_read && r.rows() > 0)
 		{
-			/* The count as of now, spliced into every replayed frame (the client shows the latest).
-			 */
 			QueryResult c = query("SELECT unread FROM livenotify.unread_counts($1, ARRAY[$2])",
 								  {job.source, job.user});
 			if (c.ok() && c.rows() > 0 && !c.is_null(0, 0))
 				count = c.integer(0, 0);
 		}
+		e.unread = count;
 
-		int n = r.rows();
+		size_t n = static_cast<size_t>(r.rows());
 		if (n > limit)
 		{
-			e.truncated = true;
+			e.more = true;
 			n = limit;
 		}
-		e.rows.reserve(static_cast<size_t>(n));
-		for (int i = 0; i < n; i++)
+		e.rows.reserve(n);
+		for (size_t i = 0; i < n; i++)
 		{
-			int64_t id = r.integer(i, 0);
-			std::string_view row = r.is_null(i, 1) ? std::string_view("null") : r.view(i, 1);
+			int row_no = static_cast<int>(i);
+			int64_t id = r.integer(row_no, 0);
+			std::string_view row =
+				r.is_null(row_no, 1) ? std::string_view("null") : r.view(row_no, 1);
 			e.rows.emplace_back(id,
 								make_notification_frame(job.source, id, row, count, sh_->headroom));
 		}
