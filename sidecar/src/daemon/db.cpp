@@ -4,6 +4,7 @@
 #include "db.hpp"
 
 #include <cerrno>
+#include <chrono>
 #include <poll.h>
 
 namespace livenotify
@@ -95,6 +96,53 @@ PgConn::connect(const std::string &conninfo, const std::string &application_name
 	return true;
 }
 
+/*
+ * Cancel the running statement and read what the backend sends for it (the
+ * "canceling statement due to user request" error, then ReadyForQuery), so
+ * that the PQfinish that follows finds an idle session and ends it with a
+ * Terminate message.  Closing the socket while the backend still has that
+ * error to send makes it log "FATAL: connection to client lost" on every
+ * daemon stop.  Bounded by timeout_ms: a backend that does not answer in
+ * time (database unreachable) is dropped anyway.  The stop eventfd is not
+ * watched here: it is already readable, that is why we are cancelling.
+ */
+void
+PgConn::cancel_and_drain(int timeout_ms)
+{
+	if (!conn_)
+		return;
+	PGcancel *c = PQgetCancel(conn_);
+	if (!c)
+		return;
+	char buf[256];
+	int sent = PQcancel(c, buf, sizeof(buf));
+	PQfreeCancel(c);
+	if (!sent)
+		return;
+	auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+	for (;;)
+	{
+		while (PQisBusy(conn_))
+		{
+			auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+							deadline - std::chrono::steady_clock::now())
+							.count();
+			if (left <= 0)
+				return;
+			struct pollfd p = {PQsocket(conn_), POLLIN, 0};
+			int n = poll(&p, 1, static_cast<int>(left));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0 || !PQconsumeInput(conn_))
+				return;
+		}
+		PGresult *r = PQgetResult(conn_);
+		if (!r)
+			return; /* idle: PQfinish ends the session cleanly */
+		PQclear(r);
+	}
+}
+
 void
 PgConn::close()
 {
@@ -152,16 +200,10 @@ PgConn::query(const char *sql, const std::vector<std::optional<std::string>> &pa
 			{
 				/*
 				 * Shutdown while the server works (typically read() waiting on
-				 * its latch): cancel so the backend stops promptly, then drop
-				 * the connection; nothing more is read from it.
+				 * its latch): cancel so the backend stops promptly, wait for
+				 * its answer, then end the session with PQfinish.
 				 */
-				PGcancel *c = PQgetCancel(conn_);
-				if (c)
-				{
-					char buf[256];
-					PQcancel(c, buf, sizeof(buf));
-					PQfreeCancel(c);
-				}
+				cancel_and_drain(kCancelWaitMs);
 				close();
 				out.status = DbStatus::Interrupted;
 				out.error = "interrupted";

@@ -5,7 +5,8 @@
  * is never shared between threads.  Connecting and querying use libpq's
  * asynchronous API and poll() on the socket together with the daemon's stop
  * eventfd, so SIGTERM interrupts a read() waiting on its latch at once (the
- * query is cancelled with PQcancel) instead of after read_timeout_ms.
+ * query is cancelled with PQcancel, its answer read, then the session ended
+ * with PQfinish) instead of after read_timeout_ms.
  *
  * Thread: the owning database thread only.
  */
@@ -96,8 +97,13 @@ public:
 	QueryResult query(const char *sql, const std::vector<std::optional<std::string>> &params);
 
 private:
+	/* How long a shutdown waits for the backend to acknowledge a cancel. */
+	static constexpr int kCancelWaitMs = 1000;
+
 	/* Wait until the socket is readable/writable or stop; returns false on stop. */
 	bool wait(bool for_write);
+	/* Cancel the running statement and consume its results, for a clean PQfinish. */
+	void cancel_and_drain(int timeout_ms);
 
 	PGconn *conn_ = nullptr;
 	int stop_fd_;
