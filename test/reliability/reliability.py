@@ -848,16 +848,17 @@ async def t_sql_injection(ctx):
             results[key] = results.get(key, 0) + 1
             if res[0] == "accepted":
                 accepted.append((tok, via, res[1][:1]))
+    m = await d.metrics()  # before the legitimate socket: every mapped user so far is a leak
     ok = await try_token(d.port, legit, "url")
     after = ctx.db.rows("SELECT (SELECT count(*) FROM authtoken_token),"
                         " (SELECT count(*) FROM api_notification),"
                         " (SELECT md5(string_agg(key || user_id, ',' ORDER BY key)) FROM authtoken_token)")[0]
-    m = await d.metrics()
     fig = {"attempts": 2 * len(INJECTIONS), "accepted": len(accepted), "outcomes": results,
            "tables_unchanged": before == after, "users_after": m.get("livenotifyd_users"),
            "legit_token_accepted": ok[0] == "accepted"}
     ctx.figures["sql_auth_injection"] = fig
     check(not accepted, f"injection tokens mapped to a user: {accepted[:3]}")
+    check(not m.get("livenotifyd_users"), f"users with sockets after the attempts: {m.get('livenotifyd_users')}")
     check(before == after, f"tables changed: {before} -> {after}")
     check(ok[0] == "accepted" and json.loads(ok[1][0]).get("user") == str(users[0]),
           f"the legitimate token: {ok}")
