@@ -41,7 +41,10 @@ test/reliability/run.sh --daemon="$OUT/livenotifyd" --tag=asan \
 # checked for sanitizer reports here.
 if [ -x test/integration/run.sh ]; then
 	printf '\n--- integration tests against %s ---\n' "$OUT/livenotifyd"
-	test/integration/run.sh --daemon="$ROOT/$OUT/livenotifyd" || rc=1
+	# Its cluster on the last port of this suite's half of the private range (the daemons
+	# of the runs above are gone by now), not on the integration suite's own port.
+	LIVENOTIFY_INTEGRATION_PORT=${LIVENOTIFY_ASAN_INTEGRATION_PORT:-54379} \
+		test/integration/run.sh --daemon="$ROOT/$OUT/livenotifyd" || rc=1
 	if grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' build/integration/*.log \
 		2>/dev/null; then
 		grep -hE -A12 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' \
