@@ -1,7 +1,7 @@
--- pgbench script of the libpq writer: one notification per transaction (autocommit).
--- bench_n is unique (user = n % users + 1, every tenth row is an "event", which all three
--- systems skip); bench_ts is the insert's clock_timestamp() in microseconds, the start of
--- the commit-to-frame latency (so it includes the commit's WAL flush, the same for all).
+-- pgbench script of the writer-TPS passes: one notification per autocommit transaction, the
+-- same rows the libpq writer (writer.cpp) inserts in the latency runs: bench_n unique
+-- (user = n % users + 1, every tenth row an "event", a type all three systems skip), bench_ts
+-- the INSERT's clock_timestamp() in microseconds.
 INSERT INTO api_notification (user_id, type, title, message, is_read, created_at, extra)
 SELECT s.n % :users + 1, CASE WHEN s.n % 10 = 9 THEN 'event' ELSE 'like' END, 'bench',
 	'someone liked your post', false, now(),

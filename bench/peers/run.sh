@@ -13,11 +13,13 @@
 #
 # Workload per run: USERS users x 2 tabs connected through bench/peers/wsload (C++, epoll),
 # then inserts at a fixed rate for SECONDS from a separate process:
-#   sql  pgbench -R (libpq, Poisson arrivals) with bench/peers/insert.sql
-#   orm  bench/peers/django/orm_writer.py: Notification.objects.create() in 2 processes,
-#        the seed stack's only captured path (raw SQL never fires post_save)
-# Each row carries bench_ts (time of the INSERT) and bench_n; latency = frame read time -
-# bench_ts.  Rates alternate between systems (rate-major order) so drift hits all alike.
+#   sql  bench/peers/writer (C++, libpq): evenly spaced autocommit INSERTs on 16 connections
+#   orm  bench/peers/django/orm_writer.py: Notification.objects.create() in BENCH_ORM_PROCS
+#        processes, the seed stack's only captured path (raw SQL never fires post_save)
+# Each row carries bench_n and bench_ts (when the INSERT was sent); both writers log per row
+# when the COMMIT was acknowledged, the client logs per row when its frame arrived, and the
+# report subtracts: commit-to-frame latency.  Rates alternate between systems (rate-major
+# order) so drift hits all alike.
 # After the writer stops, the run waits until frames stop arriving (max 20 s): a frame later
 # than that counts as lost.  Every delivery process is started fresh for each run, so CPU
 # seconds and peak RSS (VmHWM) belong to that run.
@@ -74,6 +76,8 @@ make -s sidecar >/dev/null
 [ -x build/sidecar/livenotifyd ] || die "build/sidecar/livenotifyd missing (make sidecar)"
 mkdir -p build/bench
 g++ -O2 -std=c++17 -Wall -Wextra -o build/bench/wsload "$HERE/wsload.cpp"
+g++ -O2 -std=c++17 -Wall -Wextra -I"$("$PG_CONFIG" --includedir)" -o build/bench/writer \
+	"$HERE/writer.cpp" -lpq
 if [ ! -d "$HERE/node/node_modules/ws" ] || [ ! -d "$HERE/node/node_modules/pg" ]; then
 	(cd "$HERE/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
@@ -102,6 +106,7 @@ stop_started() {
 trap 'stop_started; _livenotify_cleanup' EXIT
 
 export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=postgres
+export PGOPTIONS='-c client_min_messages=warning' # no "trigger does not exist, skipping"
 psql -X -q -d postgres -c 'CREATE DATABASE app' >/dev/null
 export PGDATABASE=app
 export BENCH_PGHOST=127.0.0.1 BENCH_PGPORT=$PG_PORT BENCH_PGDATABASE=app BENCH_REDIS_PORT=$REDIS_PORT
@@ -233,7 +238,7 @@ run_one() {
 	wl=$!
 	STARTED+=($wl)
 	for i in $(seq 600); do
-		grep -q '^READY' "$OUT/$tag.progress" && break
+		grep -qs '^READY' "$OUT/$tag.progress" && break
 		kill -0 $wl 2>/dev/null || die "wsload failed for $tag: $(cat "$OUT/$tag.wsload.err")"
 		sleep 0.1
 	done
@@ -241,13 +246,15 @@ run_one() {
 	sleep 1 # let group joins (Channels: a redis round trip each) settle
 	c0=$(cpu_ticks)
 	if [ "$writer" = sql ]; then
-		# 4 connections: one connection's commit rate (WAL flush per transaction) is below
-		# the highest rate; pgbench -R spreads the rate over them.
-		"$PGBIN/pgbench" -n -c 4 -j 2 -R "$rate" -T "$SECS" -D users="$USERS" \
-			-f "$HERE/insert.sql" >"$OUT/$tag.writer" 2>&1 || die "pgbench failed: $(cat "$OUT/$tag.writer")"
+		# 16 connections, an app's worth of workers: one connection commits at most ~1/fsync
+		# per second, and the top rates need many commits in flight (group commit).
+		build/bench/writer --conninfo "host=127.0.0.1 port=$PG_PORT user=postgres dbname=app" \
+			--rate "$rate" --seconds "$SECS" --conns 16 --users "$USERS" --out "$OUT/$tag" \
+			>"$OUT/$tag.writer" 2>&1 || die "writer failed: $(cat "$OUT/$tag.writer")"
 	else
 		(cd "$HERE/django" && $PY orm_writer.py --rate "$rate" --seconds "$SECS" --procs "$ORM_PROCS" \
-			--users "$USERS" --signals "$([ "$sys" = django ] && echo on || echo off)") \
+			--users "$USERS" --out "$OUT/$tag" \
+			--signals "$([ "$sys" = django ] && echo on || echo off)") \
 			>"$OUT/$tag.writer" 2>&1 || die "orm writer failed: $(cat "$OUT/$tag.writer")"
 	fi
 	expected=$(sql -c "SELECT count(*) * $TABS FROM api_notification WHERE type NOT IN ('event', 'message')")

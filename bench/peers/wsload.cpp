@@ -15,8 +15,9 @@
  * Prints "READY <n>" once every socket is open and then "P <frames>" (unique benchmark
  * frames so far) every 500 ms, so the harness can wait for a backlog to drain; runs until
  * SIGTERM/SIGINT, then writes
- * PREFIX.sockets ("user tab unique dups closed" per socket) and PREFIX.lat (one latency in
- * microseconds per unique frame) and exits 0.  Exits 1 if the sockets cannot all be opened.
+ * PREFIX.sockets ("user tab unique dups closed" per socket) and PREFIX.lat ("bench_n
+ * microseconds-since-bench_ts" per unique frame) and exits 0.  Exits 1 if the sockets cannot all be
+ * opened.
  */
 #include <arpa/inet.h>
 #include <cerrno>
@@ -34,6 +35,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 namespace
@@ -108,8 +110,8 @@ struct Load
 	int tabs = 2;
 	int epfd = -1;
 	std::vector<Conn> conns;
-	std::vector<int64_t> latencies;
-	uint64_t received = 0; // unique benchmark frames, all sockets
+	std::vector<std::pair<int64_t, int64_t>> latencies; // (bench_n, frame time - bench_ts)
+	uint64_t received = 0;								// unique benchmark frames, all sockets
 	size_t next_to_start = 0;
 	int in_flight = 0;
 	int open = 0;
@@ -222,7 +224,7 @@ Load::on_message(Conn &c, const std::string &m, int64_t t)
 	int64_t ts = find_number(m.data(), m.size(), "\"bench_ts\"");
 	received++;
 	if (ts > 0)
-		latencies.push_back(t - ts);
+		latencies.emplace_back(n, t - ts);
 }
 
 void
@@ -459,8 +461,8 @@ main(int argc, char **argv)
 		perror("fopen");
 		return 1;
 	}
-	for (int64_t v : L.latencies)
-		fprintf(f, "%lld\n", (long long) v);
+	for (const auto &v : L.latencies)
+		fprintf(f, "%lld %lld\n", (long long) v.first, (long long) v.second);
 	fclose(f);
 	return 0;
 }

@@ -10,8 +10,14 @@ Every row carries the benchmark fields in `extra`, like the libpq writer's rows:
 bench_n (unique, user = n % users + 1, every tenth row is a skipped "event") and bench_ts
 (microseconds since the epoch, taken just before create()).
 
-  orm_writer.py --rate 500 --seconds 10 --procs 2 --users 500 [--signals off]
-Prints one JSON object: rows, seconds, achieved rate, late rows (started > 5 ms after schedule).
+The INSERT's acknowledgement is timed inside Django with connection.execute_wrapper: in
+autocommit mode the INSERT has committed when execute() returns, before post_save runs, so
+that time is the commit the client's frame latency is measured from (PREFIX.ack: "n ack_us",
+microseconds after bench_ts, the same file the libpq writer writes).
+
+  orm_writer.py --rate 500 --seconds 10 --procs 4 --users 500 --out PREFIX [--signals off]
+Prints one JSON object: rows, seconds, achieved rate, mean INSERT ms, late rows (started > 5 ms
+after schedule).
 """
 import argparse
 import json
@@ -28,6 +34,7 @@ def worker(p, args, start_at, results):
     import django
 
     django.setup()
+    from django.db import connection
     from django.db.models.signals import post_save
 
     from api.models import Notification
@@ -41,10 +48,19 @@ def worker(p, args, start_at, results):
     end_at = start_at + args.seconds
     rows = late = 0
     i = 0
+    acks = []
+    current = {}
+
+    def time_insert(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if sql.startswith("INSERT"):
+            current["ack"] = time.time()
+        return result
+
     while True:
         due = start_at + i / per_proc
-        if due >= end_at:
-            break
+        if due >= end_at or time.time() >= end_at:
+            break  # a saturated writer stops at the deadline: the achieved rate tells
         now = time.time()
         if now < due:
             time.sleep(due - now)
@@ -52,16 +68,22 @@ def worker(p, args, start_at, results):
             late += 1
         n = i * args.procs + p
         typ = "event" if n % 10 == 9 else "like"
-        Notification.objects.create(
-            user_id=n % args.users + 1,
-            type=typ,
-            title="bench",
-            message="someone liked your post",
-            extra={"bench_n": n, "bench_ts": int(time.time() * 1e6)},
-        )
+        ts = time.time()
+        with connection.execute_wrapper(time_insert):
+            Notification.objects.create(
+                user_id=n % args.users + 1,
+                type=typ,
+                title="bench",
+                message="someone liked your post",
+                extra={"bench_n": n, "bench_ts": int(ts * 1e6)},
+            )
+        acks.append((n, int((current["ack"] - ts) * 1e6)))
         rows += 1
         i += 1
-    results.put((rows, late, time.time()))
+    if args.out:
+        with open(f"{args.out}.ack.{p}", "w") as f:
+            f.writelines(f"{n} {a}\n" for n, a in acks)
+    results.put((rows, late, time.time(), sum(a for _, a in acks)))
 
 
 def main():
@@ -71,6 +93,7 @@ def main():
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--users", type=int, required=True)
     ap.add_argument("--signals", choices=["on", "off"], default="on")
+    ap.add_argument("--out")
     args = ap.parse_args()
     args.signals = args.signals == "on"
     # Workers set Django up themselves (after the fork) and start together at start_at.
@@ -84,9 +107,15 @@ def main():
         pr.join()
     rows = sum(g[0] for g in got)
     late = sum(g[1] for g in got)
-    elapsed = max(g[2] for g in got) - start_at
+    elapsed = min(max(g[2] for g in got), start_at + args.seconds) - start_at
+    with open(f"{args.out}.ack" if args.out else os.devnull, "w") as f:
+        for p in range(args.procs) if args.out else ():
+            with open(f"{args.out}.ack.{p}") as part:
+                f.write(part.read())
+            os.unlink(f"{args.out}.ack.{p}")
     print(json.dumps({"rows": rows, "late": late, "seconds": round(elapsed, 3),
-                      "achieved_rate": round(rows / elapsed, 1)}))
+                      "achieved_rate": round(rows / elapsed, 1),
+                      "insert_ms": round(sum(g[3] for g in got) / max(rows, 1) / 1000, 3)}))
 
 
 if __name__ == "__main__":
