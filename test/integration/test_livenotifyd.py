@@ -718,13 +718,14 @@ def run_inserter(conninfo, user, count, start_evt, prefix):
         conn.close()
 
 
-async def resume_round(ctx, user, last_id, missed, live, inserters, query_for_resume):
+async def resume_round(ctx, user, last_id, missed, live, inserters, query_for_resume,
+                       missed_message="m"):
     """Miss `missed` rows, then reconnect with last_id while `inserters` threads insert `live`
     rows each.  Returns the new last id after checking: hello first, then every row with an
     id > last_id exactly once, no other frame."""
     db = ctx.db
     for i in range(missed):
-        db.insert(user, "like", f"missed {i}")
+        db.insert(user, "like", f"missed {i}", missed_message)
     start_evt = threading.Event()
     threads = [threading.Thread(target=run_inserter,
                                 args=(ctx.opts.conninfo, user, live, start_evt, f"live{k}"))
@@ -1091,6 +1092,10 @@ async def dead_peer_dropped_after_missed_pings(ctx):
                               f" (ping_interval_s={interval})")
         elapsed = time.monotonic() - t0
         check(elapsed >= interval, f"the silent peer was dropped after only {elapsed:.1f}s")
+        # The daemon's close line says what happened: no close frame (1006), ping timeout.
+        want = 'user="1181" by=none code=1006 reason="ping timeout"'
+        check(await log_line(d, want), f"no `ws_close ... {want}` line in the daemon log"
+                                       f"\n{d.log_tail()}")
         await alive.ping()
         ctx.db.send(1182, "tick", {})
         check_eq(await alive.next("tick"), {"type": "tick"}, "the answering peer still gets frames")
@@ -1203,6 +1208,50 @@ async def garbage_before_auth_closes_1008(ctx):
         await ctx.bystander_ok(ctx.jwt, bystander, 1099)
     finally:
         await bystander.close()
+
+
+@test
+async def close_handshake_waits_for_the_client(ctx):
+    """RFC 6455 5.5.1: after its close frame the daemon waits for the client's close before
+    it closes TCP (docs/protocol.md, Closing), and drops a client that never answers."""
+    loop = asyncio.get_running_loop()
+    raw = await RawClient.connect(ctx.jwt.port, "")
+    try:
+        await loop.sock_sendall(raw.sock, raw_frame(0x1, b"}{ not json"))
+        op, payload = await raw.frame()
+        check_eq((op, struct.unpack("!H", payload[:2])[0], payload[2:].decode()),
+                 (0x8, 1008, "unauthorized"), "close frame after garbage before auth")
+        try:
+            await raw.frame(timeout=0.5)
+            raise Failure("a frame after the close frame")
+        except EOFError:
+            raise Failure("TCP closed right after the close frame, before the client's close")
+        except Failure as e:
+            check("nothing within" in str(e), str(e))
+        # The client answers: the daemon closes TCP now.
+        t0 = time.monotonic()
+        await loop.sock_sendall(raw.sock, raw_frame(0x8, struct.pack("!H", 1008)))
+        try:
+            await raw.frame(timeout=2.0)
+            raise Failure("a frame after the closing handshake")
+        except EOFError:
+            pass
+        check(time.monotonic() - t0 < 1.0, "TCP closed late after the client's close")
+    finally:
+        raw.close()
+    # A client that never answers the close is dropped after lws's 5 s close timeout.
+    raw = await RawClient.connect(ctx.jwt.port, "")
+    try:
+        await loop.sock_sendall(raw.sock, raw_frame(0x2, b"\x00binary"))
+        op, payload = await raw.frame()
+        check_eq((op, struct.unpack("!H", payload[:2])[0]), (0x8, 1008), "close after a binary frame")
+        try:
+            await raw.frame(timeout=8.0)
+            raise Failure("a frame after the close frame")
+        except EOFError:
+            pass
+    finally:
+        raw.close()
 
 
 @test
@@ -1446,6 +1495,31 @@ async def resume_replay_larger_than_send_queue(ctx):
 
 
 @test
+async def resume_paged_replay_seam_under_load(ctx):
+    """A replay of several catch-up pages (100 rows each) through a send queue smaller than
+    the missed rows, while two writers commit rows for the same user: every row after
+    last_id exactly once, the missed rows first in id order."""
+    user = 1136
+    d = Daemon(ctx.opts, "paged", ["--auth=none", "--send-queue-bytes=65536"])
+    await d.start()
+    try:
+        base, _ = ctx.db.insert(user, "like", "seen")
+
+        async def reconnect(last_id):
+            return await Client.authed(d, "resumed tab", user, f"last_id={last_id}", hello=False)
+
+        last = base
+        for rnd in range(STRESS):
+            try:
+                # ~170 kB of missed rows for a 64 kB queue.
+                last = await resume_round(ctx, user, last, 250, 25, 2, reconnect, "x" * 400)
+            except Failure as e:
+                raise Failure(f"round {rnd + 1}: {e}")
+    finally:
+        d.stop()
+
+
+@test
 async def origin_allowlist_and_socket_limits(ctx):
     # The SQL daemon runs with allowed_origins and max_sockets_per_user (see main_async).
     key = hashlib.sha1(b"user 1141").hexdigest()
@@ -1671,6 +1745,21 @@ async def metric(d, name):
     return parse_metrics(body).get(name)
 
 
+async def log_line(d, fragment, timeout=2.0):
+    """Whether daemon d's log has a line containing `fragment` (waiting up to `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(d.log_path, errors="replace") as f:
+                if any(fragment in line for line in f):
+                    return True
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+
+
 @test
 async def healthz_and_metrics(ctx):
     c = await Client.authed(ctx.jwt, "tab", 1101)
@@ -1815,6 +1904,97 @@ async def sigterm_closes_1001_exits_0(ctx):
         await close_all(*clients, pre)
     finally:
         d.stop()
+
+
+@test
+async def scale_out_tabs_across_daemons(ctx):
+    """Issue 4, scale-out: three daemons read the same database.  A user's tabs spread over
+    them (two on A, one on B, one on C) all get the same frames with the right counts, each
+    exactly once, and another user's tab on B gets none of them.  SIGTERM on A closes only
+    A's tabs (1001); B's and C's carry on.  A's tabs reconnect to B and C with last_id and
+    get the rows committed meanwhile exactly once, then live rows."""
+    db, user, other = ctx.db, 1191, 1192
+    daemons = {name: Daemon(ctx.opts, f"scale-{name}", ["--auth=none"]) for name in "ABC"}
+    tabs = []
+    try:
+        await asyncio.gather(*(d.start() for d in daemons.values()))
+        A, B, C = daemons["A"], daemons["B"], daemons["C"]
+        a1 = await Client.authed(A, "user tab 1 on A", user)
+        a2 = await Client.authed(A, "user tab 2 on A", user)
+        b1 = await Client.authed(B, "user tab on B", user)
+        c1 = await Client.authed(C, "user tab on C", user)
+        o1 = await Client.authed(B, "other user's tab on B", other)
+        tabs = [a1, a2, b1, c1, o1]
+        mine = [a1, a2, b1, c1]
+
+        async def rows_arrive(ts, what):
+            """Commit one row for `user`; every tab in ts gets its frame with the count."""
+            nid, _ = db.insert(user, "like", what)
+            want = expected_notification(db, nid, db.unread(user))
+            for t in ts:
+                check_eq(await t.next(f"row {nid} ({what})"), want, f"{t.name}: frame of row {nid}")
+            return nid
+
+        last = None
+        for i in range(4):
+            last = await rows_arrive(mine, f"spread {i}")
+        # Two rows in one transaction, then mark-as-read: same frames on every daemon.
+        ids = [r[0] for r in db.rows(
+            "INSERT INTO api_notification (user_id, type, title, message)"
+            " VALUES (%s, 'comment', 'x', 'one'), (%s, 'comment', 'x', 'two') RETURNING id",
+            user, user)]
+        n = db.unread(user)
+        for t in mine:
+            for nid in ids:
+                check_eq(await t.next(f"row {nid}"), expected_notification(db, nid, n),
+                         f"{t.name}: frame for row {nid} of a two-row transaction")
+        last = ids[-1]
+        db.rows("UPDATE api_notification SET is_read = true WHERE id = %s", ids[0])
+        for t in mine:
+            check_eq(await t.next("unread_count"),
+                     {"type": "unread_count", "source": SOURCE, "unread_count": n - 1},
+                     f"{t.name}: count after mark-as-read")
+        db.send(user, "new_message", {"message": {"text": "hi"}})
+        for t in mine:
+            check_eq(await t.next("new_message"), {"type": "new_message", "message": {"text": "hi"}},
+                     f"{t.name}: send() frame")
+        # Exactly once, and nothing of the user's reached the other user.
+        await ctx.markers((user, mine), (other, (o1,)))
+
+        # SIGTERM on A: its tabs close with 1001, it exits 0 within 2 s.
+        A.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = await asyncio.to_thread(A.proc.wait, 2.0)
+        except subprocess.TimeoutExpired:
+            raise Failure("daemon A still running 2 s after SIGTERM")
+        check_eq(rc, 0, "daemon A's exit status after SIGTERM")
+        for t in (a1, a2):
+            check_eq(await t.closed(2.0), (1001, "server shutting down"), f"{t.name}: close after SIGTERM")
+        # B's and C's tabs were not disturbed: rows committed now reach them, and the other user.
+        missed = [await rows_arrive((b1, c1), f"while A is gone {i}") for i in range(3)]
+        oid, _ = db.insert(other, "like", "other user")
+        check_eq(await o1.next("the other user's row"), expected_notification(db, oid, db.unread(other)),
+                 "other user's tab on B")
+        check(B.alive() and C.alive(), "daemon B or C exited after A's SIGTERM")
+
+        # A's tabs reconnect elsewhere with the last id they saw: the missed rows, once each.
+        n = db.unread(user)
+        r1 = await Client.authed(B, "tab 1 of A, resumed on B", user, f"last_id={last}")
+        r2 = await Client.authed(C, "tab 2 of A, resumed on C", user, f"last_id={last}")
+        tabs += [r1, r2]
+        for t in (r1, r2):
+            for nid in missed:
+                check_eq(await t.next(f"replayed row {nid}"), expected_notification(db, nid, n),
+                         f"{t.name}: replayed row {nid}")
+        # Then live rows on every remaining tab of the user, and nothing else anywhere.
+        mine = [b1, c1, r1, r2]
+        for i in range(2):
+            await rows_arrive(mine, f"after the move {i}")
+        await ctx.markers((user, mine), (other, (o1,)))
+    finally:
+        await close_all(*tabs)
+        for d in daemons.values():
+            d.stop()
 
 
 # --------------------------------------------------------------------------------------
