@@ -70,7 +70,8 @@ struct Session
 	std::optional<int64_t> last_id;
 	SendQueue queue;
 	ResumeGate gate;
-	bool resume_count_known = false;	  /* the count for the replayed rows was queried */
+	std::string resume_source;		 /* the source this resume replays (fixed for all its pages) */
+	bool resume_count_known = false; /* the count for the replayed rows was queried */
 	std::optional<int64_t> resume_unread; /* that count, passed to the next page's job */
 	int close_code = 0;					  /* set when we close: our close frame's code */
 	std::string close_reason;
@@ -668,6 +669,7 @@ Server::authenticated(Session *s, const std::string &user, const char *how)
 			lim.page_rows = std::min<size_t>(kCatchupPageRows, lim.max_rows);
 			lim.held_bytes = cfg_.send_queue_bytes;
 			lim.headroom = LWS_PRE;
+			s->resume_source = source;
 			s->gate.begin(source, *s->last_id, lim);
 			request_catchup_page(s);
 			resume_note = " last_id=" + std::to_string(*s->last_id);
@@ -819,7 +821,7 @@ Server::request_catchup_page(Session *s)
 	Job j;
 	j.type = Job::Type::Catchup;
 	j.session = s->id;
-	j.source = sh_->resume_source();
+	j.source = s->resume_source;
 	j.user = s->user;
 	j.after_id = p->after_id;
 	j.max_rows = p->max_rows;
