@@ -11,7 +11,6 @@ import hmac
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error

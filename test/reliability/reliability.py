@@ -8,6 +8,8 @@ prints `ok NAME: figures` or `FAILED NAME: why`, the figures are also written as
 import argparse
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import os
 import random
@@ -21,7 +23,7 @@ import traceback
 import psycopg2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (Daemon, Db, Failure, JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET, SKIPPED,  # noqa: E402
+from common import (Daemon, Db, Failure, JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET,  # noqa: E402
                     Tab, b64url, check, claims_for, compare, http_get, make_jwt, settle,
                     wait_connected)
 import txrun  # noqa: E402
@@ -701,8 +703,7 @@ def forged_tokens(n, victim, rng):
                               b64url('{"alg":"HS256","typ":"JWT"}')))
             body = rng.choice((b64url("garbage"), b64url("null"), b64url('"sub"'), b64url("{"),
                                b64url('{"sub":' + victim + ',"exp":1e400}')))
-            import hmac as _h, hashlib as _hl
-            sig = _h.new(JWT_SECRET.encode(), f"{hdr}.{body}".encode(), _hl.sha256).digest()
+            sig = hmac.new(JWT_SECRET.encode(), f"{hdr}.{body}".encode(), hashlib.sha256).digest()
             t = f"{hdr}.{body}.{b64url(sig)}"
         out.append((k, t))
     return out
@@ -989,18 +990,12 @@ async def run(opts):
             for d in ctx.daemons:
                 d.stop()
             ctx.daemons = []
-            sanitizer_reports(ctx, name)
     if opts.figures:
         with open(opts.figures, "w") as f:
             json.dump({"long": opts.long, "seed": opts.seed, "time": int(time.time()),
                        "figures": ctx.figures}, f, indent=1, sort_keys=True)
     print(f"{passed} passed, {failed} failed", flush=True)
     return failed == 0
-
-
-def sanitizer_reports(ctx, name):
-    """With an ASan/UBSan daemon: any report in its logs fails the run (checked by run.sh)."""
-    return None
 
 
 def main():
