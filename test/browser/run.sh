@@ -99,7 +99,7 @@ SQL
 
 rc=0
 node test/browser/test.mjs \
-	--root="$ROOT" --daemon="$DAEMON" --psql="$LIVENOTIFY_PG_BIN/psql" \
+	--root="$ROOT" --daemon="$DAEMON" --psql="$LIVENOTIFY_PG_BIN/psql" --pg-bin="$LIVENOTIFY_PG_BIN" \
 	--dsn="host=$CLUSTER port=$PORT user=postgres dbname=$DB" \
 	--cluster-dir="$CLUSTER" --port="$PORT" --db="$DB" \
 	--workdir="$WORKDIR" --screenshot="$ROOT/docs/screenshot.png" || rc=$?
