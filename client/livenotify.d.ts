@@ -73,6 +73,10 @@ export interface EphemeralFrame {
   [member: string]: unknown;
 }
 
+/**
+ * `reconnecting` is emitted twice per retry: when it is scheduled (with `delayMs` and the
+ * close's `code`/`reason`) and when the attempt starts.
+ */
 export interface StateEvent {
   state: ConnectionState;
   previous: ConnectionState;

@@ -159,13 +159,13 @@ PIDS+=($!)
 printf '%s\n' "${PIDS[@]}" >"$CLUSTER/pids"
 
 wait_http() {
-	local url=$1 what=$2 i
-	for i in $(seq 1 100); do
+	local url=$1 what=$2 logfile=$3
+	for _ in $(seq 1 100); do
 		"$PYTHON" -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=1)" \
 			"$url" 2>/dev/null && return 0
 		sleep 0.1
 	done
-	die "$what did not come up; its log: $3"
+	die "$what did not come up; its log: $logfile"
 }
 wait_http "http://127.0.0.1:$WS_PORT/healthz" livenotifyd "$CLUSTER/livenotifyd.log"
 wait_http "http://127.0.0.1:$WEB_PORT/healthz" "the demo server" "$CLUSTER/demo-server.log"
