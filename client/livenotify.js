@@ -21,8 +21,10 @@
 
 const STATES = Object.freeze(['idle', 'connecting', 'open', 'reconnecting', 'closed']);
 
-// Close reasons (code 1008) that a new attempt with the same credentials cannot fix.
-const AUTH_REASONS = new Set(['unauthorized', 'authentication timeout']);
+// Close reasons (code 1008) that a new attempt with the same credentials cannot fix.  Not
+// 'authentication timeout' (our auth message was late: a stall, worth another try) nor
+// 'send queue full' (we read too slowly: resume).
+const AUTH_REASONS = new Set(['unauthorized']);
 
 export class LiveNotifyClient {
   /** @param {import('./livenotify').LiveNotifyOptions} options */
