@@ -12,7 +12,9 @@
 #
 # Environment: LIVENOTIFY_BROWSER_PORT (default LIVENOTIFY_TEST_PORT + 4 = 54333),
 # LIVENOTIFY_KEEP_CLUSTER=1 keeps the cluster directory; the daemon's and demo server's logs
-# stay in build/browser/ either way.  The screenshot goes to docs/screenshot.png.
+# stay in build/browser/ either way.  The page's screenshot is saved as
+# build/browser/screenshot.png and copied to docs/screenshot.png (the README's) when that is
+# missing or LIVENOTIFY_UPDATE_SCREENSHOT=1: a test run does not dirty a tracked file.
 set -uo pipefail
 
 cd "$(dirname "$0")/../.." || exit 1
@@ -102,7 +104,11 @@ node test/browser/test.mjs \
 	--root="$ROOT" --daemon="$DAEMON" --psql="$LIVENOTIFY_PG_BIN/psql" --pg-bin="$LIVENOTIFY_PG_BIN" \
 	--dsn="host=$CLUSTER port=$PORT user=postgres dbname=$DB" \
 	--cluster-dir="$CLUSTER" --port="$PORT" --db="$DB" \
-	--workdir="$WORKDIR" --screenshot="$ROOT/docs/screenshot.png" || rc=$?
+	--workdir="$WORKDIR" --screenshot="$WORKDIR/screenshot.png" || rc=$?
+if [ $rc -eq 0 ] && [ -f "$WORKDIR/screenshot.png" ] &&
+	{ [ ! -f docs/screenshot.png ] || [ "${LIVENOTIFY_UPDATE_SCREENSHOT:-0}" = 1 ]; }; then
+	cp "$WORKDIR/screenshot.png" docs/screenshot.png && log "browser: updated docs/screenshot.png"
+fi
 if [ $rc -ne 0 ]; then
 	log "browser: logs in $WORKDIR"
 	cluster_log "$CLUSTER"
