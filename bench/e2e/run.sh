@@ -30,15 +30,29 @@
 # The machine is shared: the whole run holds /tmp/livenotify-bench.lock (as every benchmark
 # here does) so that no two benchmarks overlap.  Set LIVENOTIFY_BENCH_LOCKED=1 when the caller
 # already holds it (flock /tmp/livenotify-bench.lock bash bench/e2e/run.sh would otherwise
-# wait for itself).  LIVENOTIFY_E2E_PERF=1 records `perf record -g` of the daemon during the
-# latency phase and each ramp step (build/bench-e2e/perf-*.data); with
-# LIVENOTIFY_E2E_PERF_ALL=1 as well, the whole machine (-a: PostgreSQL, client, inserter too).
+# wait for itself).  The figures, the method and the command go into docs/benchmarks.md, section
+# "End to end (issue 3)", with bench/e2e/profile.md (the profile notes) appended; other sections
+# stay as they are (BENCH_WRITE_DOCS=0 leaves the file alone).
+#
+# LIVENOTIFY_E2E_PERF=1 records `perf record -g` of the daemon during the latency phase and
+# each ramp step (build/bench-e2e/perf-*.data); with LIVENOTIFY_E2E_PERF_ALL=1 as well, of the
+# whole machine (-a: PostgreSQL, client and inserter too).  LIVENOTIFY_E2E_DAEMON=PATH measures
+# another build of livenotifyd (an A/B experiment) instead of build/sidecar/livenotifyd.
 set -uo pipefail
 
 cd "$(dirname "$0")/../.." || exit 1
 ROOT=$(pwd)
 # shellcheck source=test/lib.sh
 source test/lib.sh
+
+# lib.sh's messages say [test]; this is not a test.
+log() {
+	printf '[bench] %s\n' "$*" >&2
+}
+die() {
+	printf '[bench] ERROR: %s\n' "$*" >&2
+	exit 1
+}
 
 PORT=${LIVENOTIFY_E2E_PORT:-54360}
 WS_PORT=${LIVENOTIFY_E2E_WS_PORT:-8790}
@@ -48,6 +62,8 @@ LAT_RATE=${LAT_RATE:-5000}
 LAT_SECS=${LAT_SECS:-30}
 WARM_SECS=${WARM_SECS:-3}
 LAT_CONNS=${LAT_CONNS:-16}
+LOW_RATE=${LOW_RATE:-500}
+LOW_SECS=${LOW_SECS:-10}
 RAMP_RATES=${RAMP_RATES:-"5000 10000 15000 20000 25000 30000 40000 50000"}
 RAMP_SECS=${RAMP_SECS:-8}
 RAMP_BATCH=${RAMP_BATCH:-10}
@@ -56,7 +72,7 @@ IDLE_USERS=${IDLE_USERS:-5000}
 IDLE_SECS=${IDLE_SECS:-10}
 
 OUT=$ROOT/build/bench-e2e
-DAEMON=$ROOT/build/sidecar/livenotifyd
+DAEMON=${LIVENOTIFY_E2E_DAEMON:-$ROOT/build/sidecar/livenotifyd}
 DB=livenotify_e2e
 SECRET=e2e-benchmark-hs256-secret-of-32-bytes-or-more-$$
 SHM=/dev/shm/livenotify-e2e.$$
@@ -230,7 +246,9 @@ insert() {
 : >"$RESULTS"
 note() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
 note "# livenotify e2e benchmark $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)"
+note "daemon: $DAEMON"
 note "machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(free -g | awk '/Mem:/ { print $2 }') GB, kernel $(uname -r)"
+load_start=$(uptime | sed 's/.*load average: //')
 note "load at start: $(uptime)"
 
 # ---- phase 1: latency at a fixed rate -------------------------------------------------------
@@ -239,7 +257,8 @@ warm_rows=$((LAT_RATE * WARM_SECS))
 lat_rows=$((LAT_RATE * LAT_SECS))
 ramp_total=0
 for r in $RAMP_RATES; do ramp_total=$((ramp_total + r * RAMP_SECS)); done
-CAPACITY=$((warm_rows + lat_rows + ramp_total))
+low_rows=$((LOW_RATE * LOW_SECS))
+CAPACITY=$((warm_rows + low_rows + lat_rows + ramp_total))
 start_client run "$USERS" "$CAPACITY"
 rss_connected=$(vm "$DAEMON_PID" VmRSS)
 
@@ -248,8 +267,21 @@ insert --from=0 --count="$warm_rows" --rate="$LAT_RATE" --batch=1 --conns="$LAT_
 	die "warm-up inserts failed"
 report warm 0 "$warm_rows" >/dev/null
 
-log "e2e: latency, $LAT_RATE rows/s (single-row transactions) for ${LAT_SECS}s"
+# The same path at a tenth of the rate: the machine is not saturated, so this is the
+# pipeline's own latency, without the queueing for CPU the 5,000/s phase adds.
+log "e2e: floor, $LOW_RATE rows/s (single-row transactions) for ${LOW_SECS}s"
 k0=$warm_rows
+k1=$((k0 + low_rows))
+s0=$(cpu_sample)
+ins_low=$(insert --from="$k0" --count="$low_rows" --rate="$LOW_RATE" --batch=1 --conns=4)
+s1=$(cpu_sample)
+low=$(report floor "$k0" "$k1")
+low_busy=$(busy_pct "$s0" "$s1")
+note "$ins_low"
+note "$low machine_busy=$low_busy"
+
+log "e2e: latency, $LAT_RATE rows/s (single-row transactions) for ${LAT_SECS}s"
+k0=$((warm_rows + low_rows))
 k1=$((k0 + lat_rows))
 d0=$(cpu_secs "$DAEMON_PID")
 c0=$(cpu_secs "$CLIENT_PID")
@@ -266,6 +298,23 @@ rss_lat=$(vm "$DAEMON_PID" VmRSS)
 note "$ins_lat"
 note "$lat"
 note "cpu: daemon ${lat_daemon_cpu}% client ${lat_client_cpu}% machine ${lat_busy}% busy; daemon VmRSS ${rss_lat} MB"
+
+# What one batch's unread-count call costs the reader (it runs once per read() batch, on the
+# latency path), with the table as the latency phase left it: the documented
+# livenotify.unread_counts() and the same count as a plain prepared statement, 10 users per
+# call, one client, pgbench's average latency.
+users10="ARRAY[(:u)::text, (:u+1)::text, (:u+2)::text, (:u+3)::text, (:u+4)::text, (:u+5)::text, (:u+6)::text, (:u+7)::text, (:u+8)::text, (:u+9)::text]"
+printf '\\set u random(1, %d)\nSELECT * FROM livenotify.unread_counts('"'"'api_notification'"'"', %s);\n' \
+	$((USERS - 10)) "$users10" >"$OUT/counts-fn.sql"
+printf '\\set u random(1, %d)\nSELECT u.k, (SELECT count(*) FROM api_notification t WHERE t.user_id = u.k::int AND NOT t.is_read) FROM unnest(%s) WITH ORDINALITY AS u(k, n) ORDER BY u.n;\n' \
+	$((USERS - 10)) "$users10" >"$OUT/counts-sql.sql"
+probe() {
+	"$LIVENOTIFY_PG_BIN/pgbench" -n -M prepared -T 3 -c 1 -f "$OUT/$1" -h "$CLUSTER" -p "$PORT" \
+		-U postgres "$DB" 2>/dev/null | awk '/latency average/ { print $4 }'
+}
+counts_fn_ms=$(probe counts-fn.sql)
+counts_sql_ms=$(probe counts-sql.sql)
+note "probe: unread_counts() 10 users ${counts_fn_ms} ms; the same count as a prepared plain statement ${counts_sql_ms} ms"
 
 # ---- phase 2: ramp to the highest sustained delivery rate -----------------------------------
 ramp_lines=()
@@ -330,28 +379,110 @@ stop_pid "$DAEMON_PID"
 DAEMON_PID=""
 note "load at end: $(uptime)"
 
-# ---- table ----------------------------------------------------------------------------------
+# ---- table and docs/benchmarks.md ------------------------------------------------------------
 verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == "<=") ? v <= t : v >= t; print ok ? "met" : "MISSED" }'; }
-{
-	echo
+best_del=$(kv "$best_line" delivered_per_s | sed 's/?/0/')
+load_end=$(uptime | sed 's/.*load average: //')
+pg_version=$("$LIVENOTIFY_PG_BIN/postgres" --version | sed 's/.*) //')
+TABLE=$(
 	echo "| measure | result | target | |"
-	echo "|---|---|---|---|"
-	echo "| commit-to-frame p50 at $LAT_RATE rows/s, $USERS users x $TABS tabs | $(kv "$lat" c2f_ms_p50) ms | <= 1 ms | $(verdict "$(kv "$lat" c2f_ms_p50)" 1 '<=') |"
+	echo "|---|---:|---:|---|"
+	echo "| commit-to-frame p50, $(kv "$ins_lat" rate) rows/s, $USERS users x $TABS tabs | $(kv "$lat" c2f_ms_p50) ms | <= 1 ms | $(verdict "$(kv "$lat" c2f_ms_p50)" 1 '<=') |"
 	echo "| commit-to-frame p99 | $(kv "$lat" c2f_ms_p99) ms | <= 5 ms | $(verdict "$(kv "$lat" c2f_ms_p99)" 5 '<=') |"
-	echo "| commit-to-frame p99.9 / max | $(kv "$lat" c2f_ms_p999) / $(kv "$lat" c2f_ms_max) ms | | |"
-	echo "| INSERT-sent-to-frame p50 / p99 (adds execution + WAL flush) | $(kv "$lat" s2f_ms_p50) / $(kv "$lat" s2f_ms_p99) ms | | |"
-	echo "| frames expected / received / lost / duplicates | $(kv "$lat" expected) / $(kv "$lat" received) / $(kv "$lat" lost) / $(kv "$lat" duplicates) | 0 lost, 0 dup | |"
-	echo "| achieved insert rate | $(kv "$ins_lat" rate) rows/s | | |"
-	echo "| highest sustained delivery rate | $(kv "$best_line" delivered_per_s) deliveries/s (step $best_rate rows/s) | >= 50,000/s | $(verdict "$(kv "$best_line" delivered_per_s | sed 's/?/0/')" 50000 '>=') |"
-	echo "| daemon VmRSS, $idle_sockets idle sockets (VmHWM) | $rss_idle MB ($hwm_idle MB) | <= 100 MB | $(verdict "${hwm_idle:-999}" 100 '<=') |"
-	echo
-	echo "ramp (rows in transactions of $RAMP_BATCH, $RAMP_CONNS connections, ${RAMP_SECS}s per step):"
-	echo
-	echo "| rows/s asked | rows/s achieved | deliveries offered/s | delivered/s | lost | dup | c2f p50 | c2f p99 | c2f max | daemon CPU | client CPU | machine busy |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| commit-to-frame p90 / p99.9 / max | $(kv "$lat" c2f_ms_p90) / $(kv "$lat" c2f_ms_p999) / $(kv "$lat" c2f_ms_max) ms | | |"
+	echo "| INSERT-sent-to-frame p50 / p99 (adds the INSERT and its WAL flush) | $(kv "$lat" s2f_ms_p50) / $(kv "$lat" s2f_ms_p99) ms | | |"
+	echo "| floor: commit-to-frame p50 / p99 / max at $(kv "$ins_low" rate) rows/s (machine ${low_busy}% busy) | $(kv "$low" c2f_ms_p50) / $(kv "$low" c2f_ms_p99) / $(kv "$low" c2f_ms_max) ms | | |"
+	echo "| one unread_counts() call for 10 users (the same count as a prepared plain statement) | ${counts_fn_ms} ms (${counts_sql_ms} ms) | | |"
+	echo "| INSERT round trip incl. COMMIT p50 / p99 (inserter's view) | $(kv "$ins_lat" tx_ms_p50) / $(kv "$ins_lat" tx_ms_p99) ms | | |"
+	echo "| frames expected / received / lost / duplicates | $(kv "$lat" expected) / $(kv "$lat" received) / $(kv "$lat" lost) / $(kv "$lat" duplicates) | no loss, no duplicate | $( [ "$(kv "$lat" lost)$(kv "$lat" duplicates)" = 00 ] && echo met || echo MISSED) |"
+	echo "| CPU during the latency phase: daemon / client / whole machine | ${lat_daemon_cpu}% / ${lat_client_cpu}% / ${lat_busy}% | | |"
+	echo "| highest sustained delivery rate | $best_del deliveries/s ($best_rate rows/s x $TABS tabs) | >= 50,000/s | $(verdict "$best_del" 50000 '>=') |"
+	echo "| daemon VmRSS with $idle_sockets idle sockets (VmHWM) | $rss_idle MB ($hwm_idle MB); $rss_empty MB with none | <= 100 MB | $(verdict "${hwm_idle:-999}" 100 '<=') |"
+)
+RAMP_TABLE=$(
+	echo "| rows/s asked | rows/s achieved | deliveries offered/s | delivered/s | lost | dup | c2f p50 ms | c2f p99 ms | c2f max ms | daemon CPU | client CPU | machine busy |"
+	echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for r in "${ramp_lines[@]}"; do
 		IFS='|' read -r rate ins line dcpu ccpu busy <<<"$r"
 		echo "| $rate | $(kv "$ins" rate) | $(kv "$line" offered_per_s) | $(kv "$line" delivered_per_s) | $(kv "$line" lost) | $(kv "$line" duplicates) | $(kv "$line" c2f_ms_p50) | $(kv "$line" c2f_ms_p99) | $(kv "$line" c2f_ms_max) | $dcpu% | $ccpu% | $busy% |"
 	done
-} | tee -a "$RESULTS"
+)
+printf '\n%s\n\nramp:\n\n%s\n\n' "$TABLE" "$RAMP_TABLE" | tee -a "$RESULTS"
+
+SECTION="## End to end (issue 3)
+
+Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/e2e/run.sh\` (commit $(git rev-parse --short HEAD)$([ "$DAEMON" = "$ROOT/build/sidecar/livenotifyd" ] || echo ", daemon \`${DAEMON#"$ROOT"/}\`")).
+
+- Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), shared with other
+  engineers' work: load average $load_start before the run, $load_end after.
+  Everything below (PostgreSQL, livenotifyd, the load client, the inserter) runs on it.
+- $pg_version, private cluster on port $PORT: fsync and synchronous_commit on, default
+  shared_buffers, livenotify.ring_size 64MB (the default). Table \`api_notification\` shaped like
+  Django's (id bigserial, user_id, type, title, message, is_read, created_at, extra jsonb),
+  registered with \`livenotify.register('api_notification', 'user_id', 'type', 'id', 'is_read')\`,
+  indexes \`(user_id, id)\` and \`(user_id) WHERE NOT is_read\`.
+- livenotifyd \`--auth=jwt\` (HS256; every socket presents its own token in \`?token=\`),
+  \`--log-level=warn\`, otherwise defaults.
+- Load client (\`bench/e2e/client.cpp\`, C++17): all sockets on one libwebsockets client context on
+  lws's libev loop, one thread. For every \`notification\` frame it takes CLOCK_REALTIME, finds
+  the row's title (\`k:send_ns\`) and \`user_id\` by string search (no JSON parse), checks the user
+  and the \`unread_count\` member, and stores the receive time per row and tab.
+- Inserter (\`bench/e2e/insert.cpp\`, a separate process): libpq, asynchronous, several
+  connections, a prepared \`INSERT ... SELECT FROM unnest(...)\`, paced: transaction j is due at
+  start + j x batch / rate. It stores per row the time the INSERT was sent and the time its
+  COMMIT was acknowledged. Rows go to the users in turn (row k to user k mod $USERS + 1).
+- Commit-to-frame = the frame's receive time - the time the inserter's COMMIT returned (the
+  moment the application knows the row is committed; the ring is written after the WAL flush).
+  A frame can beat that reply to the inserter, so the minimum is slightly negative.
+  INSERT-sent-to-frame adds the INSERT's execution and the commit's WAL flush.
+- Latency phase: $USERS users x $TABS tabs, single-row transactions at $LAT_RATE rows/s on
+  $LAT_CONNS connections for ${LAT_SECS}s after a ${WARM_SECS}s warm-up that is not counted
+  ($((LAT_RATE * TABS)) deliveries/s).
+- Floor: before it, the same at $LOW_RATE rows/s for ${LOW_SECS}s on 4 connections, when the machine
+  is not saturated: the pipeline's own latency without the wait for a CPU.
+- Probe: after it, pgbench (one client, prepared, 3 s) times one \`livenotify.unread_counts()\`
+  call for 10 users (the reader makes one per \`read()\` batch) and the same count written as a
+  plain statement.
+- Ramp: the same sockets, transactions of $RAMP_BATCH rows on $RAMP_CONNS connections, ${RAMP_SECS}s per
+  rate, the table truncated between steps (unread counts stay those of a live app). A step is
+  sustained when no frame is lost or duplicated, no socket is closed, the delivered rate
+  (frames / (last receive - first send)) is >= 97% of the offered one and the commit-to-frame
+  p99 stays under 100 ms (a growing backlog shows there first). The ramp stops at the first
+  step that is not.
+- Idle: a fresh daemon (so that VmHWM is not the ramp's peak), $((IDLE_USERS * TABS)) sockets
+  ($IDLE_USERS users x $TABS tabs, from 8 loopback source addresses), each authenticated
+  (\`hello\` received), then ${IDLE_SECS}s idle; VmRSS and VmHWM from /proc/PID/status.
+
+$TABLE
+
+Ramp:
+
+$RAMP_TABLE
+
+Reproduce (as root on Debian 12, from the repository root; about 4 minutes):
+
+\`\`\`sh
+bash bench/e2e/run.sh     # takes /tmp/livenotify-bench.lock, so it never overlaps another benchmark
+\`\`\`
+
+(\`LAT_RATE\`, \`LAT_SECS\`, \`RAMP_RATES\`, \`RAMP_BATCH\`, \`IDLE_USERS\` and the others at the top of
+the script change the load; \`LIVENOTIFY_E2E_PERF=1\` records \`perf record -g\` of the daemon per
+phase; raw lines in \`build/bench-e2e/results.txt\`.)"
+if [ -f bench/e2e/profile.md ]; then
+	SECTION="$SECTION
+
+$(cat bench/e2e/profile.md)"
+fi
+
+if [ "${BENCH_WRITE_DOCS:-1}" = 1 ]; then
+	DOC=docs/benchmarks.md
+	if [ ! -f "$DOC" ]; then
+		printf '# livenotify benchmarks\n\nEach section is written by the script it names; rerun it to refresh the figures.\n' >"$DOC"
+	fi
+	# Replace this benchmark's section (its heading to the next "## "), keep every other one.
+	awk '/^## / { skip = ($0 == "## End to end (issue 3)") } !skip' "$DOC" >"$OUT/doc.md"
+	sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$OUT/doc.md" >"$DOC"
+	printf '\n%s\n' "$SECTION" >>"$DOC"
+	log "e2e: wrote $ROOT/$DOC"
+fi
 log "e2e: results in $RESULTS"
