@@ -127,6 +127,13 @@ def main():
     rates = sorted({r["rate"] for r in runs})
 
     lines = [HEADING, ""]
+    import datetime
+
+    when = params.get("started") or datetime.datetime.utcfromtimestamp(
+        os.path.getmtime(os.path.join(out, "runs.tsv"))).strftime("%Y-%m-%d %H:%M UTC")
+    lines += [f"Measured {when} by `bench/peers/run.sh`"
+              + (f"; load average {params['load_start']} before, {params['load_end']} after."
+                 if "load_start" in params and "load_end" in params else "."), ""]
     lines += [
         f"`make bench-peers` (`bash bench/peers/run.sh`), {params['users']} users x {params['tabs']} tabs "
         f"(every user online in two tabs), {params['seconds']} s of inserts per run, one private "
@@ -140,7 +147,8 @@ def main():
         "of delivered types x tabs) never received (the run waits until frames stop arriving, up to "
         "20 s). CPU and peak RSS: the delivery processes (livenotifyd; node; daphne + redis-server), "
         "not PostgreSQL. Writers: *libpq* = bench/peers/writer.cpp, evenly spaced autocommit INSERTs "
-        "over 16 connections; *ORM* = `Notification.objects.create()` in 4 processes (the seed stack's "
+        f"over {params.get('writer_conns', '4')} connections; *ORM* = `Notification.objects.create()` in "
+        f"{params.get('orm_procs', '4')} processes (the seed stack's "
         "only captured path; for livenotify the app's receiver is disconnected). A rate the writer "
         "could not reach shows in *achieved*.",
         "",

@@ -49,6 +49,7 @@ SECS=${BENCH_SECONDS:-8}
 TPS_SECS=${BENCH_TPS_SECONDS:-10}
 DJANGO_SQL_RATE=${BENCH_DJANGO_SQL_RATE:-500}
 ORM_PROCS=${BENCH_ORM_PROCS:-4}
+WRITER_CONNS=${BENCH_WRITER_CONNS:-16}
 PG_PORT=54391
 REDIS_PORT=56391
 LN_PORT=18391
@@ -83,9 +84,14 @@ if [ ! -d "$HERE/node/node_modules/ws" ] || [ ! -d "$HERE/node/node_modules/pg" 
 fi
 
 # --- the lock ------------------------------------------------------------------------------
-exec 9>/tmp/livenotify-bench.lock
-blog "waiting for /tmp/livenotify-bench.lock"
-flock 9
+# LIVENOTIFY_BENCH_LOCKED=1: the caller already holds it (as bench/e2e/run.sh allows), e.g.
+# `flock /tmp/livenotify-bench.lock env LIVENOTIFY_BENCH_LOCKED=1 bash bench/peers/run.sh`;
+# taking it again here would wait for ourselves.
+if [ "${LIVENOTIFY_BENCH_LOCKED:-0}" != 1 ]; then
+	exec 9>/tmp/livenotify-bench.lock
+	blog "waiting for /tmp/livenotify-bench.lock"
+	flock 9
+fi
 blog "lock held; results in $OUT"
 
 CLUSTER=$(cluster_dir peers)
@@ -249,7 +255,7 @@ run_one() {
 		# 16 connections, an app's worth of workers: one connection commits at most ~1/fsync
 		# per second, and the top rates need many commits in flight (group commit).
 		build/bench/writer --conninfo "host=127.0.0.1 port=$PG_PORT user=postgres dbname=app" \
-			--rate "$rate" --seconds "$SECS" --conns 16 --users "$USERS" --out "$OUT/$tag" \
+			--rate "$rate" --seconds "$SECS" --conns "$WRITER_CONNS" --users "$USERS" --out "$OUT/$tag" \
 			>"$OUT/$tag.writer" 2>&1 || die "writer failed: $(cat "$OUT/$tag.writer")"
 	else
 		(cd "$HERE/django" && $PY orm_writer.py --rate "$rate" --seconds "$SECS" --procs "$ORM_PROCS" \
@@ -305,7 +311,10 @@ tps_one() {
 
 : >"$OUT/runs.tsv"
 : >"$OUT/tps.tsv"
-printf 'users\t%s\ntabs\t%s\nseconds\t%s\nrates\t%s\n' "$USERS" $TABS "$SECS" "$RATES" >"$OUT/params.tsv"
+printf 'users\t%s\ntabs\t%s\nseconds\t%s\nrates\t%s\nwriter_conns\t%s\norm_procs\t%s\n' \
+	"$USERS" $TABS "$SECS" "$RATES" "$WRITER_CONNS" "$ORM_PROCS" >"$OUT/params.tsv"
+printf 'started\t%s\nload_start\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" \
+	"$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/params.tsv"
 for rate in $RATES; do
 	for pair in livenotify-sql node-sql django-orm livenotify-orm django-sql; do
 		[ "$pair" != django-sql ] || [ "$rate" = "$DJANGO_SQL_RATE" ] || continue
@@ -321,7 +330,8 @@ done
 
 stop_started
 cluster_stop "$CLUSTER"
-exec 9>&- # release the lock: the report below measures nothing
+printf 'load_end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/params.tsv"
+[ "${LIVENOTIFY_BENCH_LOCKED:-0}" = 1 ] || exec 9>&- # release the lock: the report measures nothing
 
 if [ "${BENCH_NO_DOCS:-0}" = 1 ]; then
 	$PY "$HERE/report.py" "$OUT" --no-docs
