@@ -192,6 +192,29 @@ TEST(Jwt, NotYetValid)
 	EXPECT_EQ(reason(hs_verifier(), mint(JWT_ALG_HS256, kSecret, c)), "not_yet_valid");
 }
 
+TEST(Jwt, TimeClaimsOutOfTime_tRangeAreCompared)
+{
+	/* Signed tokens whose nbf/exp overflow a time_t: compared as numbers, never cast. */
+	struct Case
+	{
+		const char *grants;
+		const char *want;
+	} cases[] = {
+		{R"({"nbf":1e300})", "not_yet_valid"}, {R"({"nbf":9.3e18})", "not_yet_valid"},
+		{R"({"nbf":-1e300})", "ok:42"},		   {R"({"exp":-1e300})", "expired"},
+		{R"({"exp":-9.3e18})", "expired"},	   {R"({"exp":1e300})", "ok:42"},
+	};
+	for (const auto &tc : cases)
+	{
+		Claims c = good_claims();
+		c.num.erase("nbf");
+		if (std::string(tc.grants).find("exp") != std::string::npos)
+			c.num.erase("exp");
+		c.raw_json = tc.grants;
+		EXPECT_EQ(reason(hs_verifier(), mint(JWT_ALG_HS256, kSecret, c)), tc.want) << tc.grants;
+	}
+}
+
 TEST(Jwt, BadSignatureHs256)
 {
 	EXPECT_EQ(reason(hs_verifier(), mint(JWT_ALG_HS256, kSecret + "x", good_claims())),

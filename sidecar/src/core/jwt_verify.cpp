@@ -6,6 +6,7 @@
 #include <jwt.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdlib>
 #include <memory>
 
@@ -92,11 +93,21 @@ JwtVerifier::verify(std::string_view token_view, time_t now) const
 	if (claims.is_discarded() || !claims.is_object())
 		return fail("malformed");
 
+	/*
+	 * Times are compared as doubles, as JSON numbers are: casting a claim to
+	 * time_t is undefined past its range, and in practice turned nbf = 1e300
+	 * into a large negative number, i.e. "valid since forever".  A claim that
+	 * is not finite fails its check.
+	 */
+	const double now_s = static_cast<double>(now);
+	const double leeway = static_cast<double>(settings_.leeway_s);
+
 	/* exp is required: a token that never expires is a standing credential. */
 	auto exp = claims.find("exp");
 	if (exp == claims.end() || !exp->is_number())
 		return fail("missing_exp");
-	if (now >= static_cast<time_t>(exp->get<double>()) + settings_.leeway_s)
+	const double exp_s = exp->get<double>();
+	if (!std::isfinite(exp_s) || now_s >= exp_s + leeway)
 		return fail("expired");
 
 	auto nbf = claims.find("nbf");
@@ -104,7 +115,8 @@ JwtVerifier::verify(std::string_view token_view, time_t now) const
 	{
 		if (!nbf->is_number())
 			return fail("malformed_nbf");
-		if (now + settings_.leeway_s < static_cast<time_t>(nbf->get<double>()))
+		const double nbf_s = nbf->get<double>();
+		if (!std::isfinite(nbf_s) || now_s + leeway < nbf_s)
 			return fail("not_yet_valid");
 	}
 
