@@ -122,11 +122,15 @@ async function load() {
 }
 
 // Another tab (or psql) marked rows as read: the count frame says how many are unread, not
-// which; fetch the read flags again, at most once per burst of frames.
+// which; fetch the read flags again, at most once per burst of frames.  A refetch that fails
+// (the app's database is restarting, say) is tried again until it works: a resync means the
+// list may be missing rows.
 let refreshTimer = null;
-function refreshSoon() {
+function refreshSoon(delay = 150, retry = 1000) {
   clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(() => load().catch(() => {}), 150);
+  refreshTimer = setTimeout(() => {
+    load().catch(() => refreshSoon(retry, Math.min(retry * 2, 30000)));
+  }, delay);
 }
 
 async function markRead(id) {
@@ -186,7 +190,7 @@ async function main() {
   client.on('*', (frame) => {
     if (frame.type === 'unread_count') refreshSoon();
   });
-  client.on('resync', () => load().catch(() => {}));
+  client.on('resync', () => refreshSoon(0));
   client.on('new_message', (frame) => {
     const m = frame.message || {};
     toast(`${m.from || 'someone'} says: ${m.text || ''}`);

@@ -19,6 +19,7 @@ Never expose it beyond loopback.
 """
 import argparse
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -114,11 +115,18 @@ class Handler(BaseHTTPRequestHandler):
             return None
         return verify_jwt(self.server.opts.jwt_secret, auth[len("Bearer "):].strip())
 
+    @contextlib.contextmanager
     def db(self):
-        # One short connection per request: a demo, and it keeps the server stateless.
+        """A cursor on a connection of its own, closed afterwards (also on errors).
+
+        One short connection per request: a demo, and it keeps the server stateless."""
         conn = psycopg2.connect(self.server.opts.dsn)
-        conn.autocommit = True
-        return conn
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                yield cur
+        finally:
+            conn.close()
 
     # ------------------------------------------------------------------ routes
 
@@ -146,8 +154,11 @@ class Handler(BaseHTTPRequestHandler):
             if url.path == "/healthz":
                 return self.send_json(200, {"ok": True})
             return self.send_json(404, {"error": "not found"})
-        except (ValueError, psycopg2.Error) as e:
-            return self.send_json(400 if isinstance(e, ValueError) else 500, {"error": str(e)})
+        except ValueError as e:
+            return self.send_json(400, {"error": str(e)})
+        except psycopg2.Error as e:
+            sys.stderr.write(f"[demo] {self.command} {self.path}: {str(e).strip()}\n")
+            return self.send_json(500, {"error": str(e).strip()})
 
     def do_POST(self):
         url = urllib.parse.urlsplit(self.path)
@@ -166,6 +177,7 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError as e:
             return self.send_json(400, {"error": str(e)})
         except psycopg2.Error as e:
+            sys.stderr.write(f"[demo] {self.command} {self.path}: {str(e).strip()}\n")
             return self.send_json(500, {"error": str(e).strip()})
 
     def static(self, rel, ctype):
@@ -182,7 +194,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def list_for(self, user):
-        with self.db() as conn, conn.cursor() as cur:
+        with self.db() as cur:
             # row_to_json: the same shape as the rows inside the daemon's notification frames.
             cur.execute(
                 "SELECT row_to_json(n)::text FROM api_notification n WHERE user_id = %s"
@@ -195,7 +207,6 @@ class Handler(BaseHTTPRequestHandler):
             cur.execute("SELECT coalesce(max(id), 0) FROM api_notification WHERE user_id = %s",
                         (user,))
             (last_id,) = cur.fetchone()
-        conn.close()
         return {"notifications": rows, "unread_count": unread, "last_id": last_id}
 
     def create(self, body):
@@ -205,17 +216,16 @@ class Handler(BaseHTTPRequestHandler):
         ntype = str(body.get("type") or "system")[:50]
         title = str(body.get("title") or "Test notification")[:255]
         message = str(body.get("message") or "")
-        with self.db() as conn, conn.cursor() as cur:
+        with self.db() as cur:
             cur.execute(
                 "INSERT INTO api_notification (user_id, type, title, message, extra)"
                 " VALUES (%s, %s, %s, %s, %s) RETURNING id",
                 (user, ntype, title, message, json.dumps({"via": "demo"})))
             (new_id,) = cur.fetchone()
-        conn.close()
         return self.send_json(201, {"id": new_id})
 
     def mark_read(self, user, body):
-        with self.db() as conn, conn.cursor() as cur:
+        with self.db() as cur:
             if body.get("all"):
                 cur.execute("UPDATE api_notification SET is_read = true"
                             " WHERE user_id = %s AND NOT is_read", (user,))
@@ -224,17 +234,15 @@ class Handler(BaseHTTPRequestHandler):
                             " WHERE user_id = %s AND id = %s AND NOT is_read",
                             (user, int(body.get("id", 0))))
             changed = cur.rowcount
-        conn.close()
         return self.send_json(200, {"updated": changed})
 
     def send_message(self, body):
         user = int(body.get("user_id", 0))
         text = str(body.get("text") or "")[:1000]
         sender = str(body.get("from") or "demo")[:50]
-        with self.db() as conn, conn.cursor() as cur:
+        with self.db() as cur:
             cur.execute("SELECT livenotify.send(%s, 'new_message', %s::jsonb)",
                         (str(user), json.dumps({"message": {"from": sender, "text": text}})))
-        conn.close()
         return self.send_json(200, {"sent": True})
 
 
