@@ -498,6 +498,16 @@ async function scenario(browser) {
   }
 }
 
+// Interrupted (Ctrl-C, run.sh's trap): stop our children and go; without this the process
+// would wait on whatever it was awaiting once Playwright has closed the browser.
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    for (const p of [stack.daemon, stack.web]) if (p && p.exitCode === null) p.kill('SIGTERM');
+    console.log(`interrupted (${sig}); ${passed} passed, ${failed + 1} failed`);
+    process.exit(1);
+  });
+}
+
 main()
   .catch((err) => {
     failed++;
