@@ -383,7 +383,7 @@ note "load at end: $(uptime)"
 verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == "<=") ? v <= t : v >= t; print ok ? "met" : "MISSED" }'; }
 best_del=$(kv "$best_line" delivered_per_s | sed 's/?/0/')
 load_end=$(uptime | sed 's/.*load average: //')
-pg_version=$("$LIVENOTIFY_PG_BIN/postgres" --version | sed 's/.*) //')
+pg_version="PostgreSQL $("$LIVENOTIFY_PG_BIN/postgres" --version | sed 's/.*) //')"
 TABLE=$(
 	echo "| measure | result | target | |"
 	echo "|---|---:|---:|---|"
@@ -479,10 +479,23 @@ if [ "${BENCH_WRITE_DOCS:-1}" = 1 ]; then
 	if [ ! -f "$DOC" ]; then
 		printf '# livenotify benchmarks\n\nEach section is written by the script it names; rerun it to refresh the figures.\n' >"$DOC"
 	fi
-	# Replace this benchmark's section (its heading to the next "## "), keep every other one.
-	awk '/^## / { skip = ($0 == "## End to end (issue 3)") } !skip' "$DOC" >"$OUT/doc.md"
+	# Replace this benchmark's section (its heading to the next "## ") where it stands, or
+	# append it; every other section stays as it is.
+	printf '%s\n' "$SECTION" >"$OUT/section.md"
+	awk -v f="$OUT/section.md" '
+		/^## / {
+			skip = 0
+			if ($0 == "## End to end (issue 3)") {
+				while ((getline l < f) > 0) print l
+				print ""
+				skip = 1
+				done = 1
+			}
+		}
+		!skip { print }
+		END { if (!done) { print ""; while ((getline l < f) > 0) print l } }' "$DOC" >"$OUT/doc.md"
+	# No blank lines at the end of the file.
 	sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$OUT/doc.md" >"$DOC"
-	printf '\n%s\n' "$SECTION" >>"$DOC"
 	log "e2e: wrote $ROOT/$DOC"
 fi
 log "e2e: results in $RESULTS"
