@@ -43,12 +43,34 @@ if [ -x test/integration/run.sh ]; then
 	printf '\n--- integration tests against %s ---\n' "$OUT/livenotifyd"
 	# Its cluster on the last port of this suite's half of the private range (the daemons
 	# of the runs above are gone by now), not on the integration suite's own port.
-	LIVENOTIFY_INTEGRATION_PORT=${LIVENOTIFY_ASAN_INTEGRATION_PORT:-54379} \
-		test/integration/run.sh --daemon="$ROOT/$OUT/livenotifyd" || rc=1
+	export LIVENOTIFY_INTEGRATION_PORT=${LIVENOTIFY_ASAN_INTEGRATION_PORT:-54379}
+	rm -rf build/sidecar-asan-integration-first
+	ilog=$ROOT/build/sidecar-asan-integration.log
+	test/integration/run.sh --daemon="$ROOT/$OUT/livenotifyd" 2>&1 | tee "$ilog"
+	if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+		# A few integration tests measure time (ping timeouts, closing handshakes) and the
+		# instrumented daemon is several times slower: a test that failed is run once more
+		# on its own, and fails this suite only if it fails again.  Sanitizer reports (below)
+		# fail it whatever the retry says.
+		failed=$(sed -n 's/^FAILED \([a-z0-9_]*\).*/\1/p' "$ilog" | sort -u)
+		if [ -z "$failed" ]; then
+			rc=1
+		else
+			retry=()
+			for t in $failed; do retry+=(--only "$t"); done
+			log "sidecar_asan: retrying under ASan: $failed"
+			# The retry starts by clearing build/integration: keep the first run's logs for
+			# the sanitizer check.
+			rm -rf build/sidecar-asan-integration-first
+			cp -r build/integration build/sidecar-asan-integration-first
+			test/integration/run.sh --daemon="$ROOT/$OUT/livenotifyd" "${retry[@]}" || rc=1
+		fi
+	fi
 	if grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' build/integration/*.log \
-		2>/dev/null; then
+		build/sidecar-asan-integration-first/*.log 2>/dev/null; then
 		grep -hE -A12 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' \
-			build/integration/*.log | head -n 80
+			build/integration/*.log build/sidecar-asan-integration-first/*.log 2>/dev/null |
+			head -n 80
 		log "sidecar_asan: sanitizer reports in the integration daemon logs above"
 		rc=1
 	fi
