@@ -34,6 +34,18 @@ if [ ! -x "$DAEMON" ]; then
 	make -s sidecar >/dev/null || die "the sidecar did not build"
 fi
 
+# One run at a time per checkout: every run uses $WORKDIR (its daemons.pid and the logs), so a
+# second run would wipe the first one's logs and its EXIT trap would stop the first one's
+# daemons (seen with the sidecar_asan suite running this script while another run was on).
+# The lock is on fd 9, which the cluster and the test process must not inherit (9>&- below),
+# or a leftover server would hold it.
+mkdir -p "$ROOT/build"
+exec 9>"$ROOT/build/integration.lock"
+if ! flock -n 9; then
+	log "integration: another run in this checkout holds build/integration.lock, waiting"
+	flock -w 1800 9 || die "build/integration.lock still held after 30 minutes"
+fi
+
 rm -rf "$WORKDIR"
 mkdir -p "$WORKDIR"
 
@@ -66,7 +78,7 @@ kill_daemons() {
 CLUSTER=$(cluster_dir integration)
 # A ring larger than lib.sh's 1 MB: the slow-client test commits a few MB in a burst, and an
 # overwritten ring would turn its exact expectations into a `resync`.
-cluster_start "$CLUSTER" "$PORT" "livenotify.ring_size = '64MB'" || die "cluster did not start"
+cluster_start "$CLUSTER" "$PORT" "livenotify.ring_size = '64MB'" 9>&- || die "cluster did not start"
 # lib.sh's EXIT trap (installed by cluster_start) stops the cluster; run kill_daemons first.
 trap 'rc=$?; kill_daemons; _livenotify_cleanup; exit $rc' EXIT
 
@@ -104,7 +116,7 @@ SQL
 "$PYTHON" test/integration/test_livenotifyd.py \
 	--daemon="$DAEMON" \
 	--conninfo="host=$CLUSTER port=$PORT user=postgres dbname=$DB" \
-	--cluster-dir="$CLUSTER" --pg-bin="$LIVENOTIFY_PG_BIN" --workdir="$WORKDIR" "$@" &
+	--cluster-dir="$CLUSTER" --pg-bin="$LIVENOTIFY_PG_BIN" --workdir="$WORKDIR" "$@" 9>&- &
 PY_PID=$!
 wait "$PY_PID"
 rc=$?
