@@ -289,7 +289,7 @@ def plot(path, runs, rates, order):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(f"{p} commit-to-frame latency")
-        ax.set_xlabel("insert rate (rows/s)")
+        ax.set_xlabel("insert rate asked (rows/s); see the table for the rate reached")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("ms (log scale)")
     axes[0].legend(fontsize=8)
