@@ -61,6 +61,10 @@ main(int argc, char **argv)
 	const uint64_t tabs = sh.h->tabs;
 
 	std::vector<int64_t> c2f, s2f;
+	/* The first and the last tenth of the range (by row number, i.e. send order): a latency that
+	 * grows while the rate stays the same shows a cost that grows with the table. */
+	std::vector<int64_t> c2f_first, c2f_last;
+	const uint64_t tenth = (to > from ? to - from : 0) / 10;
 	uint64_t rows = 0, unacked = 0, expected = 0, received = 0, dups = 0;
 	int64_t first_send = INT64_MAX, last_send = 0, last_recv = 0;
 	for (uint64_t k = from; k < to; k++)
@@ -87,11 +91,19 @@ main(int argc, char **argv)
 			last_recv = std::max(last_recv, r);
 			s2f.push_back(r - sent);
 			if (acked)
+			{
 				c2f.push_back(r - acked);
+				if (k < from + tenth)
+					c2f_first.push_back(r - acked);
+				else if (k >= to - tenth)
+					c2f_last.push_back(r - acked);
+			}
 		}
 	}
 	std::sort(c2f.begin(), c2f.end());
 	std::sort(s2f.begin(), s2f.end());
+	std::sort(c2f_first.begin(), c2f_first.end());
+	std::sort(c2f_last.begin(), c2f_last.end());
 	double send_secs = rows > 1 ? (last_send - first_send) / 1e9 : 0;
 	double span_secs = received ? (last_recv - first_send) / 1e9 : 0;
 	const e2e::ClientCounters &c = sh.h->c;
@@ -99,6 +111,8 @@ main(int argc, char **argv)
 		   "duplicates=%llu offered_per_s=%.0f delivered_per_s=%.0f "
 		   "c2f_ms_p50=%.3f c2f_ms_p90=%.3f c2f_ms_p99=%.3f c2f_ms_p999=%.3f c2f_ms_max=%.3f "
 		   "c2f_ms_min=%.3f s2f_ms_p50=%.3f s2f_ms_p99=%.3f s2f_ms_max=%.3f "
+		   "c2f_ms_p50_first10=%.3f c2f_ms_p99_first10=%.3f c2f_ms_p50_last10=%.3f "
+		   "c2f_ms_p99_last10=%.3f "
 		   "sockets_open=%llu closes=%llu wrong_user=%llu resyncs=%llu no_count=%llu\n",
 		   label.c_str(), (unsigned long long) rows, (unsigned long long) unacked,
 		   (unsigned long long) expected, (unsigned long long) received,
@@ -107,7 +121,8 @@ main(int argc, char **argv)
 		   span_secs > 0 ? received / span_secs : 0.0, pct(c2f, 0.50), pct(c2f, 0.90),
 		   pct(c2f, 0.99), pct(c2f, 0.999), c2f.empty() ? 0.0 : c2f.back() / 1e6,
 		   c2f.empty() ? 0.0 : c2f.front() / 1e6, pct(s2f, 0.50), pct(s2f, 0.99),
-		   s2f.empty() ? 0.0 : s2f.back() / 1e6, (unsigned long long) c.sockets_open.load(),
+		   s2f.empty() ? 0.0 : s2f.back() / 1e6, pct(c2f_first, 0.50), pct(c2f_first, 0.99),
+		   pct(c2f_last, 0.50), pct(c2f_last, 0.99), (unsigned long long) c.sockets_open.load(),
 		   (unsigned long long) c.closes.load(), (unsigned long long) c.wrong_user.load(),
 		   (unsigned long long) c.resyncs.load(), (unsigned long long) c.no_count.load());
 	return 0;

@@ -390,6 +390,7 @@ TABLE=$(
 	echo "| commit-to-frame p50, $(kv "$ins_lat" rate) rows/s, $USERS users x $TABS tabs | $(kv "$lat" c2f_ms_p50) ms | <= 1 ms | $(verdict "$(kv "$lat" c2f_ms_p50)" 1 '<=') |"
 	echo "| commit-to-frame p99 | $(kv "$lat" c2f_ms_p99) ms | <= 5 ms | $(verdict "$(kv "$lat" c2f_ms_p99)" 5 '<=') |"
 	echo "| commit-to-frame p90 / p99.9 / max | $(kv "$lat" c2f_ms_p90) / $(kv "$lat" c2f_ms_p999) / $(kv "$lat" c2f_ms_max) ms | | |"
+	echo "| commit-to-frame p50 / p99, first tenth of the rows -> last tenth | $(kv "$lat" c2f_ms_p50_first10) / $(kv "$lat" c2f_ms_p99_first10) -> $(kv "$lat" c2f_ms_p50_last10) / $(kv "$lat" c2f_ms_p99_last10) ms | | |"
 	echo "| INSERT-sent-to-frame p50 / p99 (adds the INSERT and its WAL flush) | $(kv "$lat" s2f_ms_p50) / $(kv "$lat" s2f_ms_p99) ms | | |"
 	echo "| floor: commit-to-frame p50 / p99 / max at $(kv "$ins_low" rate) rows/s (machine ${low_busy}% busy) | $(kv "$low" c2f_ms_p50) / $(kv "$low" c2f_ms_p99) / $(kv "$low" c2f_ms_max) ms | | |"
 	echo "| one unread_counts() call for 10 users (the same count as a prepared plain statement) | ${counts_fn_ms} ms (${counts_sql_ms} ms) | | |"
