@@ -365,12 +365,47 @@ $$;
 COMMENT ON FUNCTION livenotify.catchup(text, text, bigint, integer) IS
 	'A user''s rows after after_id as the live stream would have sent them; index (user, id)';
 
+-- The query behind unread_counts(), for a reader that prepares it once per session
+-- (livenotifyd does, per batch of notifications): $1 is a jsonb array of user keys; it
+-- returns (user_key, unread) per key, in order.  PL/pgSQL plans its dynamic SQL on every
+-- call; a prepared statement is planned once.
+CREATE FUNCTION livenotify.unread_counts_query(source text) RETURNS text LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s livenotify.sources;
+	utype regtype;
+	tbl text;
+BEGIN
+	PERFORM livenotify.check_loaded();
+	s := livenotify._source(source);
+	IF s.read_column IS NULL THEN
+		RAISE EXCEPTION 'livenotify source "%" has no read column', s.source
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			      HINT = 'Register the table with read_column to count unread rows.';
+	END IF;
+	SELECT a.atttypid::regtype INTO utype FROM pg_attribute a
+	 WHERE a.attrelid = s.relid AND a.attname = s.user_column;
+	-- Schema-qualified, so the text means the same table under any search_path.
+	SELECT format('%I.%I', n.nspname, c.relname) INTO tbl
+	  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = s.relid;
+	RETURN format(
+		'SELECT u.k AS user_key,
+		        (SELECT pg_catalog.count(*) FROM %1$s t
+		          WHERE t.%2$I = u.k::%3$s AND NOT t.%4$I) AS unread
+		   FROM pg_catalog.jsonb_array_elements_text($1::pg_catalog.jsonb)
+		        WITH ORDINALITY AS u(k, n)
+		  ORDER BY u.n',
+		tbl, s.user_column, utype::text, s.read_column);
+END
+$$;
+COMMENT ON FUNCTION livenotify.unread_counts_query(text) IS
+	'SQL text of unread_counts() for one source, taking a jsonb array of keys as $1: prepare it';
+
 CREATE FUNCTION livenotify.unread_counts(source text, user_keys text[])
 RETURNS TABLE (user_key text, unread bigint) LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	s livenotify.sources;
-	utype regtype;
 BEGIN
 	PERFORM livenotify.check_loaded();
 	s := livenotify._source(source);
@@ -378,19 +413,10 @@ BEGIN
 		RAISE EXCEPTION 'user_keys of livenotify.unread_counts() must not be or contain NULL'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF s.read_column IS NULL THEN
-		RAISE EXCEPTION 'livenotify source "%" has no read column', s.source
-			USING ERRCODE = 'object_not_in_prerequisite_state',
-			      HINT = 'Register the table with read_column to count unread rows.';
+	IF s.read_column IS NOT NULL THEN
+		PERFORM livenotify._check_user_keys(s, user_keys);
 	END IF;
-	utype := livenotify._check_user_keys(s, user_keys);
-
-	RETURN QUERY EXECUTE format(
-		'SELECT u.k, (SELECT count(*) FROM %1$s t WHERE t.%2$I = u.k::%3$s AND NOT t.%4$I)
-		   FROM unnest($1) WITH ORDINALITY AS u(k, n)
-		  ORDER BY u.n',
-		s.relid, s.user_column, utype, s.read_column)
-	USING user_keys;
+	RETURN QUERY EXECUTE livenotify.unread_counts_query(source) USING to_jsonb(user_keys);
 END
 $$;
 COMMENT ON FUNCTION livenotify.unread_counts(text, text[]) IS

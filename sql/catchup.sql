@@ -76,3 +76,15 @@ SELECT livenotify.register('noread_notification');
 SELECT count(*) FROM livenotify.unread_counts('noread_notification', '{81}');
 SELECT livenotify.unregister('noread_notification');
 DROP TABLE noread_notification;
+
+-- unread_counts_query: the same counts from a statement prepared once (what livenotifyd
+-- runs per batch), keys as a jsonb array, rows in the order of the keys given; the text is
+-- schema-qualified, so it means the same table under any search_path.
+SELECT livenotify.unread_counts_query('api_notification') ~ '"public"."api_notification"|public\.api_notification' AS qualified;
+SELECT format('PREPARE counts(jsonb) AS %s', livenotify.unread_counts_query('api_notification')) AS prep \gset
+:prep;
+SET search_path = pg_catalog;
+EXECUTE counts('["99999", "82", "81"]');
+RESET search_path;
+DEALLOCATE counts;
+SELECT livenotify.unread_counts_query('no_such_source');
