@@ -41,9 +41,15 @@ test/reliability/run.sh --daemon="$OUT/livenotifyd" --tag=asan \
 # checked for sanitizer reports here.
 if [ -x test/integration/run.sh ]; then
 	printf '\n--- integration tests against %s ---\n' "$OUT/livenotifyd"
-	# Its cluster on the last port of this suite's half of the private range (the daemons
-	# of the runs above are gone by now), not on the integration suite's own port.
-	export LIVENOTIFY_INTEGRATION_PORT=${LIVENOTIFY_ASAN_INTEGRATION_PORT:-54379}
+	# Its cluster on a free port of this suite's half of the private range (the clusters and
+	# daemons of the runs above are gone by now), not on the integration suite's own port.
+	iport=${LIVENOTIFY_ASAN_INTEGRATION_PORT:-}
+	for p in 54379 54378 54377 54376 54375 54374 54373 54372 54371 54370; do
+		[ -z "$iport" ] || break
+		/usr/bin/python3 -c 'import socket,sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' \
+			"$p" 2>/dev/null && iport=$p
+	done
+	export LIVENOTIFY_INTEGRATION_PORT=${iport:-54379}
 	rm -rf build/sidecar-asan-integration-first
 	ilog=$ROOT/build/sidecar-asan-integration.log
 	test/integration/run.sh --daemon="$ROOT/$OUT/livenotifyd" 2>&1 | tee "$ilog"
