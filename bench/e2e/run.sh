@@ -2,7 +2,7 @@
 # bench/e2e/run.sh: livenotify end to end -- commit-to-frame latency, the highest sustained
 # delivery rate, and livenotifyd's memory with 10,000 idle sockets (issue 3, "Performance").
 #
-#   bash bench/e2e/run.sh            (as root; ~3-5 minutes; results in build/bench-e2e/)
+#   bash bench/e2e/run.sh            (as root; ~2 minutes; results in build/bench-e2e/)
 #
 # What runs, all on this machine:
 #   - a private cluster on port 54360 (fsync on, livenotify.ring_size 64MB, the default),
@@ -460,7 +460,7 @@ Ramp:
 
 $RAMP_TABLE
 
-Reproduce (as root on Debian 12, from the repository root; about 4 minutes):
+Reproduce (as root on Debian 12, from the repository root; about 2 minutes plus the wait for the lock):
 
 \`\`\`sh
 bash bench/e2e/run.sh     # takes /tmp/livenotify-bench.lock, so it never overlaps another benchmark
