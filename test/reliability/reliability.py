@@ -22,6 +22,8 @@ import traceback
 
 import psycopg2
 
+# No __pycache__ in the source tree for the helper modules imported below.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (Daemon, Db, Failure, JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET,  # noqa: E402
                     Tab, b64url, check, claims_for, compare, http_get, make_jwt, settle,
