@@ -153,8 +153,14 @@ CREATE TABLE api_notification (
 );
 CREATE INDEX ON api_notification (user_id, id);
 CREATE INDEX ON api_notification (user_id) WHERE NOT is_read;
-SELECT livenotify.register('api_notification', 'user_id', 'type', 'id', 'is_read');
 SQL
+# READ_COLUMN=none registers the table without its read column: no unread counts at all, an
+# experiment that shows what the per-batch count costs (frames then carry no unread_count).
+if [ "${READ_COLUMN:-is_read}" = none ]; then
+	psql_admin -d "$DB" -c "SELECT livenotify.register('api_notification', 'user_id', 'type', 'id')" >/dev/null
+else
+	psql_admin -d "$DB" -c "SELECT livenotify.register('api_notification', 'user_id', 'type', 'id', 'is_read')" >/dev/null
+fi || die "register failed"
 CONNINFO="host=$CLUSTER port=$PORT user=postgres dbname=$DB"
 
 start_daemon() {
@@ -247,6 +253,7 @@ insert() {
 note() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
 note "# livenotify e2e benchmark $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)"
 note "daemon: $DAEMON"
+[ "${READ_COLUMN:-is_read}" = none ] && note "experiment: registered without a read column (no unread counts)"
 note "machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(free -g | awk '/Mem:/ { print $2 }') GB, kernel $(uname -r)"
 load_start=$(uptime | sed 's/.*load average: //')
 note "load at start: $(uptime)"
