@@ -38,6 +38,8 @@
 # each ramp step (build/bench-e2e/perf-*.data); with LIVENOTIFY_E2E_PERF_ALL=1 as well, of the
 # whole machine (-a: PostgreSQL, client and inserter too).  LIVENOTIFY_E2E_DAEMON=PATH measures
 # another build of livenotifyd (an A/B experiment) instead of build/sidecar/livenotifyd.
+# READ_COLUMN=none registers the table without its read column (no unread counts: what the
+# per-batch count costs); BENCH_WRITE_DOCS=0 is then advisable.
 set -uo pipefail
 
 cd "$(dirname "$0")/../.." || exit 1
