@@ -212,7 +212,8 @@ class Daemon:
         self.log_path = os.path.join(opts.workdir, f"livenotifyd-{name}.log")
 
     async def start(self, healthy=200):
-        """Start and wait for GET /healthz to answer `healthy` (503: the database is down)."""
+        """Start and wait for GET /healthz to answer `healthy` (503: the database is down;
+        None: do not wait, the caller connects at once)."""
         # A free port can be taken between the probe and the bind: try a few.
         for _ in range(3):
             self.port = free_port()
@@ -230,6 +231,8 @@ class Daemon:
             log.close()
             with open(self.opts.pidfile, "a") as f:
                 f.write(f"{self.proc.pid}\n")
+            if healthy is None:
+                return
             if await self.wait_health(healthy, 15.0):
                 return
             if self.proc.poll() is None:
@@ -1701,6 +1704,150 @@ async def second_source_without_read_column(ctx):
         db.rows("SELECT livenotify.unregister('api_alert') FROM livenotify.sources"
                 " WHERE source = 'api_alert'")
         db.rows("DROP TABLE IF EXISTS api_alert")
+
+
+async def connect_early(d, name, timeout=10.0):
+    """Connect to a daemon just spawned, retrying every 2 ms until it listens."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await Client.connect(d, name)
+        except (OSError, websockets.exceptions.InvalidHandshake, asyncio.TimeoutError):
+            check(d.alive(), f"livenotifyd {d.name} exited: {d.proc.poll()}\n{d.log_tail()}")
+            check(time.monotonic() < deadline, f"{name}: livenotifyd {d.name} never listened")
+            await asyncio.sleep(0.002)
+
+
+async def early_resume(ctx, name, user, args):
+    """A client that authenticates (with last_id) before the daemon first reached the
+    database gets the rows after last_id exactly once, then live frames, and no resync.
+
+    The daemon's first database session is held up deterministically: the catalog table
+    its reader reads first (livenotify.source_tables, under livenotify.sources) is locked
+    until the client has its hello (epoch 0: the daemon has not reached the database).
+    Rows are committed while the lock is released and the reader takes its starting
+    position, so the catch-up/live seam of the first connection is under load too."""
+    db = ctx.db
+    seen, _ = db.insert(user, "like", "seen")
+    missed = [db.insert(user, "like", f"missed {i}")[0] for i in range(4)]
+    other = user + 1  # a socket opened early without a resume: it may have missed rows
+    lock = psycopg2.connect(ctx.opts.conninfo)
+    d = Daemon(ctx.opts, name, ["--auth=jwt", "--jwt-alg=HS256", f"--jwt-audience={JWT_AUDIENCE}",
+                                f"--jwt-issuer={JWT_ISSUER}", "--reconnect-min-ms=50",
+                                "--reconnect-max-ms=500", *args],
+               {"LIVENOTIFY_JWT_SECRET": JWT_SECRET})
+    tabs, threads = [], []
+    try:
+        with lock.cursor() as cur:
+            cur.execute("SET lock_timeout = '20s'")
+            cur.execute("LOCK TABLE livenotify.source_tables IN ACCESS EXCLUSIVE MODE")
+        await d.start(healthy=None)
+        c = await connect_early(d, "early resume")
+        tabs.append(c)
+        await c.ws.send(json.dumps({"type": "auth", "token": token_for(user), "last_id": seen}))
+        await c.expect_hello(user, epoch=0)
+        o = await connect_early(d, "early tab without resume")
+        tabs.append(o)
+        await o.ws.send(json.dumps({"type": "auth", "token": token_for(other)}))
+        await o.expect_hello(other, epoch=0)
+        # Rows committing while the reader gets through and takes its position.
+        start_evt = threading.Event()
+        threads = [threading.Thread(target=run_inserter,
+                                    args=(ctx.opts.conninfo, user, 30, start_evt, "seam"))]
+        for t in threads:
+            t.start()
+        start_evt.set()
+        await asyncio.sleep(random.uniform(0.005, 0.03))
+        lock.rollback()
+        await asyncio.to_thread(lambda: [t.join(20) for t in threads])
+        check(await d.wait_health(200, 15.0), f"livenotifyd {name} did not reach the database")
+        want = [r[0] for r in db.rows(
+            "SELECT id FROM api_notification WHERE user_id = %s AND id > %s ORDER BY id",
+            user, seen)]
+        check_eq(len(want), len(missed) + 30, "rows inserted")
+        ctx.marker += 1
+        marker = {"type": "test_marker", "n": ctx.marker}
+        db.send(user, "test_marker", {"n": ctx.marker})
+        db.send(other, "test_marker", {"n": ctx.marker})
+        got = []
+        while True:
+            f = await c.next(f"row {len(got) + 1} of {len(want)} or the marker (got ids {got})")
+            if f == marker:
+                break
+            check_eq(f.get("type"), "notification", f"frame of the early resume ({f})")
+            got.append(f["id"])
+        dups = sorted({i for i in got if got.count(i) > 1})
+        check(not dups, f"rows delivered twice: {dups} (stream {got})")
+        missing = sorted(set(want) - set(got))
+        check(not missing, f"rows never delivered: {missing} (stream {got})")
+        check_eq(got, want, "the early resume's stream: the rows after last_id, in order")
+        # The early socket without a resume: one resync (it may have missed rows), nothing else.
+        check_eq(await o.next("resync of the early tab without resume"),
+                 {"type": "resync", "reason": "epoch"}, "early tab without resume")
+        await o.expect_marker(ctx.marker)
+        # Live frames after the seam.
+        nid, _ = db.insert(user, "like", "live")
+        check_eq(await c.next("live row"), expected_notification(db, nid, db.unread(user)),
+                 "live row after the early resume")
+        await ctx.markers((user, (c,)), (other, (o,)))
+    finally:
+        lock.close()
+        await asyncio.to_thread(lambda: [t.join(20) for t in threads])
+        await close_all(*tabs)
+        d.stop()
+
+
+@test
+async def resume_before_first_db_connection_with_source(ctx):
+    await early_resume(ctx, "early-source", 1401, [f"--source={SOURCE}"])
+
+
+@test
+async def resume_before_first_db_connection_only_source(ctx):
+    check_eq(ctx.db.one("SELECT array_agg(source) FROM livenotify.sources"), [SOURCE],
+             "registered sources (the daemon must resolve the only one)")
+    await early_resume(ctx, "early-nosource", 1411, [])
+
+
+
+@test
+async def resume_before_first_db_connection_times_out(ctx):
+    """docs/protocol.md: a resume asked for before the daemon first reached the database
+    waits up to 5 s for it, then gets one resync `catchup_failed`.  When the database is
+    reached later the socket gets resync `epoch` (rows committed between the client's
+    refetch and the daemon's starting position were in neither), then live frames."""
+    db, user = ctx.db, 1421
+    seen, _ = db.insert(user, "like", "seen")
+    db.insert(user, "like", "missed")
+    lock = psycopg2.connect(ctx.opts.conninfo)
+    d = Daemon(ctx.opts, "early-timeout", ["--auth=none", f"--source={SOURCE}",
+                                           "--reconnect-min-ms=50", "--reconnect-max-ms=500"])
+    c = None
+    try:
+        with lock.cursor() as cur:
+            cur.execute("SET lock_timeout = '20s'")
+            cur.execute("LOCK TABLE livenotify.source_tables IN ACCESS EXCLUSIVE MODE")
+        await d.start(healthy=None)
+        c = await connect_early(d, "early resume, database held up")
+        await c.ws.send(json.dumps({"type": "auth", "user": str(user), "last_id": seen}))
+        await c.expect_hello(user, epoch=0)
+        t0 = time.monotonic()
+        check_eq(await c.next("resync after the wait", timeout=8.0),
+                 {"type": "resync", "reason": "catchup_failed"}, "resume that waited too long")
+        check(time.monotonic() - t0 > 4.0, f"resync after {time.monotonic() - t0:.1f}s, not ~5 s")
+        await c.ping()  # nothing else was sent meanwhile
+        lock.rollback()
+        check(await d.wait_health(200, 15.0), "livenotifyd did not reach the database")
+        check_eq(await c.next("resync once the database is reached"),
+                 {"type": "resync", "reason": "epoch"}, "after the database was reached")
+        nid, _ = db.insert(user, "like", "live")
+        check_eq(await c.next("live row"), expected_notification(db, nid, db.unread(user)),
+                 "live row once the database was reached")
+        await ctx.markers((user, (c,)))
+    finally:
+        lock.close()
+        await close_all(c)
+        d.stop()
 
 
 METRIC_NAMES = [

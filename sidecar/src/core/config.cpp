@@ -149,8 +149,9 @@ key_table()
 				 throw ConfigError("jwt_alg", "\"" + v + "\" is not HS256 or RS256");
 			 c.jwt_alg = v;
 		 }},
-		STR_KEY(jwt_secret, "HS256 shared secret"),
-		STR_KEY(jwt_secret_file, "file holding the HS256 secret (trailing newline stripped)"),
+		STR_KEY(jwt_secret, "HS256 shared secret, at least 32 bytes"),
+		STR_KEY(jwt_secret_file,
+				"file holding the HS256 secret (trailing newline stripped; at least 32 bytes)"),
 		STR_KEY(jwt_public_key_file, "PEM public key file for RS256"),
 		STR_KEY(jwt_issuer, "required iss claim (empty: not checked)"),
 		STR_KEY(jwt_audience, "required aud claim (empty: not checked)"),

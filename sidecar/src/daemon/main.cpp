@@ -158,6 +158,8 @@ main(int argc, char **argv)
 
 	Shared shared;
 	shared.cfg = cfg;
+	/* Known now: a resume asked for before the reader first connects needs no database for it. */
+	shared.set_resume_source(cfg.source);
 	shared.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (shared.stop_fd < 0)
 	{

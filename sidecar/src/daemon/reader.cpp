@@ -136,11 +136,18 @@ private:
 			/* First connection: deliver what commits from now on; older rows come from catch-up. */
 			after_ = last;
 			/*
-			 * Sockets accepted while the database was unreachable at startup
-			 * (hello with epoch 0) may have missed rows committed meanwhile.
+			 * Sockets accepted before this (hello with epoch 0) may have missed
+			 * rows committed meanwhile, except those whose resume waits for
+			 * this position: their catch-up runs after it, so every row is in
+			 * the catch-up or in the live stream from here.  The service
+			 * thread sorts them out on ReaderReady (before any frame of ours,
+			 * which follow in the inbox): catch-up for the waiting resumes,
+			 * resync `epoch` for the other sockets that were already open.
 			 */
-			if (sh_->active.size() > 0)
-				broadcast_resync(sh_, "epoch");
+			sh_->reader_positioned.store(true);
+			Event ready;
+			ready.type = Event::Type::ReaderReady;
+			sh_->inbox.post(std::move(ready), sh_->ctx);
 		}
 		else if (epoch != epoch_)
 		{

@@ -33,6 +33,11 @@ static const char *const kProtocolName = "livenotify.v1";
  * each is under 1.2 MB, while a typical resume is still a single query.
  */
 static const size_t kCatchupPageRows = 100;
+/*
+ * How long a resume asked for before the reader's first position waits for
+ * it (the database unreachable at startup); then resync `catchup_failed`.
+ */
+static const int kResumeWaitMs = 5000;
 
 namespace
 {
@@ -73,7 +78,9 @@ struct Session
 	std::string resume_source;		 /* the source this resume replays (fixed for all its pages) */
 	bool resume_count_known = false; /* the count for the replayed rows was queried */
 	std::optional<int64_t> resume_unread; /* that count, passed to the next page's job */
-	int close_code = 0;					  /* set when we close: our close frame's code */
+	bool resume_waiting = false;		  /* resume asked for before the reader's first position */
+	bool before_reader = false; /* authenticated before it: may have missed rows (no resume) */
+	int close_code = 0;			/* set when we close: our close frame's code */
 	std::string close_reason;
 	bool close_requested = false; /* lws has our close frame; waiting for the peer's */
 	int peer_close_code = 0;	  /* the peer's close frame (1005: it had no code) */
@@ -82,12 +89,15 @@ struct Session
 	std::chrono::steady_clock::time_point last_valid; /* established, or the last pong */
 	std::string rx;
 	Timer auth_timer;
+	Timer resume_timer; /* bound of resume_waiting */
 	Server *server = nullptr;
 
 	explicit Session(size_t limit) : queue(limit)
 	{
 		memset(&auth_timer, 0, sizeof(auth_timer));
 		auth_timer.owner = this;
+		memset(&resume_timer, 0, sizeof(resume_timer));
+		resume_timer.owner = this;
 	}
 };
 
@@ -128,6 +138,9 @@ private:
 	void auth_failed(Session *s, const std::string &reason);
 	void on_message(Session *s);
 	static void auth_deadline(lws_sorted_usec_list_t *sul);
+	void start_resume(Session *s);
+	void reader_ready();
+	static void resume_wait_deadline(lws_sorted_usec_list_t *sul);
 
 	/* delivery */
 	void enqueue(Session *s, const FramePtr &f, bool bypass_gate = false);
@@ -647,37 +660,114 @@ Server::authenticated(Session *s, const std::string &user, const char *how)
 
 	enqueue(s, make_hello_frame(user, sh_->epoch.load(), LWS_PRE), true);
 
+	/*
+	 * Before the reader's first position there is no live stream for this
+	 * socket yet: rows committed from now until that position would be in
+	 * neither a catch-up run now nor the live frames.  So a resume waits for
+	 * the position (reader_ready()), and a socket without one gets resync
+	 * `epoch` then.  The flag is read after activate(): once it is set, the
+	 * reader delivers everything committed from here on.
+	 */
+	s->before_reader = !sh_->reader_positioned.load();
 	std::string resume_note;
 	if (s->last_id)
 	{
-		std::string source = sh_->resume_source();
-		if (source.empty())
+		resume_note = " last_id=" + std::to_string(*s->last_id);
+		if (s->before_reader)
 		{
-			/* No source to replay from: tell the client to refetch instead of pretending. */
-			enqueue(s, make_resync_frame("no_resume_source", LWS_PRE), true);
+			s->resume_waiting = true;
+			lws_sul_schedule(ctx_, 0, &s->resume_timer.sul, resume_wait_deadline,
+							 static_cast<lws_usec_t>(kResumeWaitMs) * LWS_US_PER_MS);
+			resume_note += " waiting=reader";
 		}
 		else
-		{
-			/*
-			 * Live frames are held from here on: the socket is in its group
-			 * already, so every row committed from now on is also live.  The
-			 * replay is fetched in pages and paced by the send queue
-			 * (resume.hpp); the held frames get their own budget.
-			 */
-			ResumeLimits lim;
-			lim.max_rows = static_cast<size_t>(cfg_.catchup_max_rows);
-			lim.page_rows = std::min<size_t>(kCatchupPageRows, lim.max_rows);
-			lim.held_bytes = cfg_.send_queue_bytes;
-			lim.headroom = LWS_PRE;
-			s->resume_source = source;
-			s->gate.begin(source, *s->last_id, lim);
-			request_catchup_page(s);
-			resume_note = " last_id=" + std::to_string(*s->last_id);
-		}
+			start_resume(s);
 	}
 	LOG_INFO("ws_open", "session=%llu user=%s auth=%s peer=%s sockets=%zu%s",
 			 static_cast<unsigned long long>(s->id), log_quote(user).c_str(), how,
 			 log_quote(s->peer).c_str(), groups_.sockets(), resume_note.c_str());
+}
+
+/* Start the replay of an authenticated socket's resume (the reader has its position). */
+void
+Server::start_resume(Session *s)
+{
+	std::string source = sh_->resume_source();
+	if (source.empty())
+	{
+		/* No source to replay from: tell the client to refetch instead of pretending. */
+		enqueue(s, make_resync_frame("no_resume_source", LWS_PRE), true);
+		return;
+	}
+	/*
+	 * Live frames are held from here on: the socket is in its group already,
+	 * so every row committed from now on is also live.  The replay is fetched
+	 * in pages and paced by the send queue (resume.hpp); the held frames get
+	 * their own budget.
+	 */
+	ResumeLimits lim;
+	lim.max_rows = static_cast<size_t>(cfg_.catchup_max_rows);
+	lim.page_rows = std::min<size_t>(kCatchupPageRows, lim.max_rows);
+	lim.held_bytes = cfg_.send_queue_bytes;
+	lim.headroom = LWS_PRE;
+	s->resume_source = source;
+	s->gate.begin(source, *s->last_id, lim);
+	request_catchup_page(s);
+}
+
+/*
+ * ReaderReady: the reader took its first position (and resolved the resume
+ * source).  Waiting resumes start now, so their catch-up query runs after that
+ * position: a row committed before the query is in the catch-up, one committed
+ * after the position is live, one in both is sent once (resume.hpp).  Sockets
+ * that joined before it without a resume may have missed rows: resync `epoch`.
+ */
+void
+Server::reader_ready()
+{
+	size_t resynced = 0;
+	auto resync = make_resync_frame("epoch", LWS_PRE);
+	for (auto &kv : sessions_)
+	{
+		Session *s = kv.second;
+		bool before = s->before_reader;
+		s->before_reader = false;
+		if (!s->authed || s->close_code || !before)
+			continue;
+		if (s->resume_waiting)
+		{
+			s->resume_waiting = false;
+			lws_sul_cancel(&s->resume_timer.sul);
+			start_resume(s);
+			continue;
+		}
+		enqueue(s, resync, true);
+		resynced++;
+	}
+	if (resynced)
+	{
+		sh_->counters.resyncs.fetch_add(1, std::memory_order_relaxed);
+		LOG_WARN("resync", "reason=epoch sockets=%zu", resynced);
+	}
+}
+
+/*
+ * Service thread (lws timer): a resume waited kResumeWaitMs for the reader's
+ * first position.  The client refetches (resync `catchup_failed`); it still
+ * gets resync `epoch` when the reader connects, as rows committed between its
+ * refetch and that position are in neither.
+ */
+void
+Server::resume_wait_deadline(lws_sorted_usec_list_t *sul)
+{
+	Session *s = static_cast<Session *>(Timer::owner_of(sul));
+	if (!s->resume_waiting || s->close_code)
+		return;
+	s->resume_waiting = false;
+	LOG_WARN("catchup_failed", "session=%llu user=%s error=\"database not reached yet\"",
+			 static_cast<unsigned long long>(s->id), log_quote(s->user).c_str());
+	s->server->sh_->counters.resyncs.fetch_add(1, std::memory_order_relaxed);
+	s->server->enqueue(s, make_resync_frame("catchup_failed", LWS_PRE), true);
 }
 
 /* A complete client message. */
@@ -1003,6 +1093,9 @@ Server::drain_inbox()
 					on_catchup(it->second, e);
 				break;
 			}
+			case Event::Type::ReaderReady:
+				reader_ready();
+				break;
 		}
 	}
 	if (!backlog_.empty())
@@ -1019,6 +1112,7 @@ Server::cleanup(Pss *pss)
 	Session *s = pss->session;
 	pss->session = nullptr;
 	lws_sul_cancel(&s->auth_timer.sul);
+	lws_sul_cancel(&s->resume_timer.sul);
 	if (s->registered && groups_.remove(s->user, s))
 		sh_->active.deactivate(s->user);
 	if (s->reserved)

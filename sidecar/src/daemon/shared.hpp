@@ -41,6 +41,7 @@ struct Event
 		Broadcast,	   /* frame to every authenticated socket (resync) */
 		AuthResult,	   /* SQL auth finished for session */
 		CatchupResult, /* catch-up rows for session */
+		ReaderReady,   /* the reader's first position is taken and the resume source resolved */
 	};
 	Type type = Type::Deliver;
 	std::string user;
@@ -112,12 +113,22 @@ struct Shared
 	Inbox inbox;
 	JobQueue jobs;
 	std::atomic<int64_t> epoch{0};
+	/*
+	 * Set by the reader once its first livenotify.position() is taken (then it
+	 * posts ReaderReady).  A socket that joined before has no live stream for
+	 * the rows committed meanwhile: its catch-up waits for ReaderReady, or it
+	 * gets resync `epoch` then.
+	 */
+	std::atomic<bool> reader_positioned{false};
 	std::atomic<bool> stopping{false};
 	int stop_fd = -1;						 /* eventfd, readable once shutdown starts */
 	std::atomic<lws_context *> ctx{nullptr}; /* written by the main thread, read by every thread */
 	size_t headroom = 0;					 /* LWS_PRE, passed to the lws-free frame builders */
 
-	/* The source used for resume: cfg.source, or the only registered source (set by the reader). */
+	/*
+	 * The source used for resume: cfg.source (set at startup, before any socket
+	 * is accepted), or the only registered source (set by the reader).
+	 */
 	std::string resume_source()
 	{
 		std::lock_guard<std::mutex> g(source_mu_);
