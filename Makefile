@@ -43,7 +43,7 @@ BITCODE_CXXFLAGS += -std=c++17 -Wno-register -Wno-deprecated-register
 # Every object depends on the headers (PGXS tracks no header dependencies).
 $(OBJS): $(wildcard extension/*.hpp)
 
-.PHONY: sidecar test demo format check-format bench soak bench-peers
+.PHONY: sidecar test demo format check-format bench soak bench-write bench-e2e bench-peers
 
 all: sidecar
 
@@ -67,9 +67,13 @@ soak:
 
 # Benchmarks take minutes and are never part of `make test`.  bench-peers alone: livenotify
 # against the Django Channels seed stack and a LISTEN/NOTIFY bridge (bench/peers/run.sh).
-bench:
+bench: bench-write bench-e2e bench-peers
+
+bench-write:
 	bash bench/write-path.sh
-	bash bench/peers/run.sh
+
+bench-e2e:
+	bash bench/e2e/run.sh
 
 bench-peers:
 	bash bench/peers/run.sh
