@@ -20,7 +20,8 @@ export PG_CONFIG=${PG_CONFIG:-$LIVENOTIFY_PG_BIN/pg_config}
 
 LIVENOTIFY_PACKAGES=(
 	postgresql-15 postgresql-server-dev-15 libpq-dev
-	libwebsockets-dev nlohmann-json3-dev libjwt-dev libgtest-dev libsystemd-dev
+	libwebsockets-dev libwebsockets-evlib-ev libev-dev nlohmann-json3-dev libjwt-dev libgtest-dev
+	libsystemd-dev
 	cmake pkg-config clang-format g++ make
 	python3-websockets python3-psycopg2
 	# test/fuzz: libFuzzer and the sanitizer runtimes come with clang-14's compiler-rt

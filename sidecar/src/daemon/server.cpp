@@ -14,6 +14,7 @@
 #include "resume.hpp"
 #include "send_queue.hpp"
 
+#include <ev.h>
 #include <libwebsockets.h>
 #include <systemd/sd-daemon.h>
 
@@ -27,6 +28,8 @@ namespace livenotify
 {
 
 static const char *const kProtocolName = "livenotify.v1";
+/* Longest wait of an lws timer on a quiet libev loop (Server::run()). */
+static const double kKickSeconds = 0.05;
 /*
  * Rows per catch-up query.  A resuming socket holds at most ~1.5 pages of
  * replay (resume.hpp): 100 rows of at most livenotify.max_payload (8 kB)
@@ -165,6 +168,7 @@ private:
 	void begin_shutdown();
 	static void shutdown_tick(lws_sorted_usec_list_t *sul);
 	static void watchdog_tick(lws_sorted_usec_list_t *sul);
+	static void kick_cb(struct ev_loop *loop, ev_timer *w, int revents);
 	void rebuild_verifier();
 
 	Shared *sh_;
@@ -185,6 +189,9 @@ private:
 	Timer shutdown_timer_;
 	Timer watchdog_timer_;
 	uint64_t watchdog_usec_ = 0;
+	/* The libev loop lws runs on (epoll); null when lws fell back to its own poll() loop. */
+	struct ev_loop *loop_ = nullptr;
+	ev_timer kick_;
 };
 
 namespace
@@ -265,7 +272,32 @@ Server::create()
 	if (cfg_.listen_address.find(':') == std::string::npos && cfg_.listen_address != "localhost")
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 
+	/*
+	 * lws 4.1's own loop poll()s every socket on each turn, and the loop turns
+	 * on every inbox hand-off: with thousands of sockets that scan was most of
+	 * the daemon's CPU.  Debian's libev plugin for lws (libwebsockets-evlib-ev)
+	 * waits with epoll instead.  The loop is ours (foreign), so that lws
+	 * installs no signal watcher (signals stay with the signal thread,
+	 * main.cpp) and the shutdown can stop it with ev_break().
+	 */
+	loop_ = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+	void *loops[1] = {loop_};
+	if (loop_)
+	{
+		info.options |= LWS_SERVER_OPTION_LIBEV;
+		info.foreign_loops = loops;
+	}
 	ctx_ = lws_create_context(&info);
+	if (!ctx_ && loop_)
+	{
+		/* The plugin is missing or failed: serve on lws's poll() loop rather than not at all. */
+		LOG_WARN("evlib_unavailable", "loop=poll");
+		ev_loop_destroy(loop_);
+		loop_ = nullptr;
+		info.options &= ~static_cast<uint64_t>(LWS_SERVER_OPTION_LIBEV);
+		info.foreign_loops = nullptr;
+		ctx_ = lws_create_context(&info);
+	}
 	if (!ctx_)
 	{
 		LOG_ERROR("listen_failed", "address=%s port=%d", log_quote(cfg_.listen_address).c_str(),
@@ -292,11 +324,36 @@ void
 Server::run()
 {
 	sd_notify(0, "READY=1\nSTATUS=serving");
+	if (loop_)
+	{
+		/*
+		 * lws 4.1's libev glue runs its timers (ours: auth, shutdown,
+		 * watchdog; its own: pings, timeouts) when a socket event was handled
+		 * or when the earliest timer armed so far is due, so a timer set for
+		 * sooner than that one could wait for it on a quiet loop.  A periodic
+		 * wake-up through lws_cancel_service() bounds that delay to
+		 * kKickSeconds; it only runs drain_inbox() on an empty inbox.
+		 */
+		ev_timer_init(&kick_, kick_cb, kKickSeconds, kKickSeconds);
+		kick_.data = this;
+		ev_timer_start(loop_, &kick_);
+		ev_run(loop_, 0); /* until shutdown_tick()'s ev_break() */
+		ev_timer_stop(loop_, &kick_);
+		return;
+	}
 	while (!done_)
 	{
 		if (lws_service(ctx_, 0) < 0)
 			break;
 	}
+}
+
+/* Service thread (libev timer): see run(). */
+void
+Server::kick_cb(struct ev_loop *, ev_timer *w, int)
+{
+	Server *s = static_cast<Server *>(w->data);
+	lws_cancel_service(s->ctx_);
 }
 
 void
@@ -307,6 +364,12 @@ Server::destroy()
 		lws_context_destroy(ctx_);
 		ctx_ = nullptr;
 		sh_->ctx = nullptr;
+	}
+	/* After the context: lws stops its watchers on this loop while it is destroyed. */
+	if (loop_)
+	{
+		ev_loop_destroy(loop_);
+		loop_ = nullptr;
 	}
 }
 
@@ -1307,7 +1370,10 @@ Server::shutdown_tick(lws_sorted_usec_list_t *sul)
 	if (!established || std::chrono::steady_clock::now() >= s->shutdown_deadline_)
 	{
 		s->done_ = true;
-		lws_cancel_service(s->ctx_);
+		if (s->loop_)
+			ev_break(s->loop_, EVBREAK_ALL);
+		else
+			lws_cancel_service(s->ctx_);
 		return;
 	}
 	lws_sul_schedule(s->ctx_, 0, &s->shutdown_timer_.sul, shutdown_tick, 20 * LWS_US_PER_MS);
