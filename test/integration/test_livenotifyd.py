@@ -1706,6 +1706,52 @@ async def second_source_without_read_column(ctx):
         db.rows("DROP TABLE IF EXISTS api_alert")
 
 
+@test
+async def counts_statement_survives_reregistration(ctx):
+    """The reader counts with a statement prepared per source and session.  When the read
+    column is dropped and the source registered again on another column, that statement fails:
+    the batch is counted through unread_counts() and the next one prepares the new statement."""
+    db, user = ctx.db, 1181
+    d = Daemon(ctx.opts, "counts", ["--auth=none"])
+    await d.start()
+    tabs = []
+    try:
+        db.rows("CREATE TABLE api_counted (id bigserial PRIMARY KEY, owner text NOT NULL,"
+                " kind text NOT NULL, is_read boolean NOT NULL DEFAULT false,"
+                " seen boolean NOT NULL DEFAULT false)")
+        db.rows("SELECT livenotify.register('api_counted', 'owner', 'kind', 'id', 'is_read')")
+        c = await Client.authed(d, "counted", user)
+        tabs.append(c)
+
+        def add():
+            return db.one("INSERT INTO api_counted (owner, kind) VALUES (%s, 'like')"
+                          " RETURNING id", str(user))
+        for n in (1, 2):
+            nid = add()
+            f = await c.next(f"row {n}")
+            check_eq((f.get("id"), f.get("unread_count")), (nid, n), f"row {n}: prepared count")
+        db.script([("BEGIN", ()),
+                   ("SELECT livenotify.unregister('api_counted')", ()),
+                   ("ALTER TABLE api_counted DROP COLUMN is_read", ()),
+                   ("UPDATE api_counted SET seen = true WHERE id = (SELECT min(id) FROM api_counted)",
+                    ()),
+                   ("SELECT livenotify.register('api_counted', 'owner', 'kind', 'id', 'seen')", ()),
+                   ("COMMIT", ())])
+        for n in (2, 3):
+            nid = add()
+            f = await c.next(f"row after re-registration, {n} unseen")
+            check_eq((f.get("id"), f.get("unread_count")), (nid, n),
+                     "count on the new read column")
+        check("unread_counts_prepared_failed" in d.log_tail(400),
+              "the old statement failed and was dropped")
+    finally:
+        await close_all(*tabs)
+        d.stop()
+        db.rows("SELECT livenotify.unregister('api_counted') FROM livenotify.sources"
+                " WHERE source = 'api_counted'")
+        db.rows("DROP TABLE IF EXISTS api_counted")
+
+
 async def connect_early(d, name, timeout=10.0):
     """Connect to a daemon just spawned, retrying every 2 ms until it listens."""
     deadline = time.monotonic() + timeout

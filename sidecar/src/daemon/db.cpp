@@ -93,6 +93,7 @@ PgConn::connect(const std::string &conninfo, const std::string &application_name
 		close();
 		return false;
 	}
+	generation_++;
 	return true;
 }
 
@@ -156,6 +157,26 @@ PgConn::close()
 QueryResult
 PgConn::query(const char *sql, const std::vector<std::optional<std::string>> &params)
 {
+	return run(Send::Query, sql, sql, params);
+}
+
+QueryResult
+PgConn::prepare(const std::string &name, const std::string &sql)
+{
+	return run(Send::Prepare, name.c_str(), sql.c_str(), {});
+}
+
+QueryResult
+PgConn::exec_prepared(const std::string &name,
+					  const std::vector<std::optional<std::string>> &params)
+{
+	return run(Send::Prepared, name.c_str(), nullptr, params);
+}
+
+QueryResult
+PgConn::run(Send how, const char *name, const char *sql,
+			const std::vector<std::optional<std::string>> &params)
+{
 	QueryResult out;
 	if (!conn_)
 	{
@@ -168,8 +189,15 @@ PgConn::query(const char *sql, const std::vector<std::optional<std::string>> &pa
 	for (const auto &p : params)
 		values.push_back(p ? p->c_str() : nullptr);
 
-	if (!PQsendQueryParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(),
-						   nullptr, nullptr, 0))
+	int n = static_cast<int>(values.size());
+	int sent = 0;
+	if (how == Send::Query)
+		sent = PQsendQueryParams(conn_, sql, n, nullptr, values.data(), nullptr, nullptr, 0);
+	else if (how == Send::Prepare)
+		sent = PQsendPrepare(conn_, name, sql, 0, nullptr); /* parameter types from the SQL */
+	else
+		sent = PQsendQueryPrepared(conn_, name, n, values.data(), nullptr, nullptr, 0);
+	if (!sent)
 	{
 		out.status = PQstatus(conn_) == CONNECTION_BAD ? DbStatus::ConnLost : DbStatus::Error;
 		out.error = one_line(PQerrorMessage(conn_));

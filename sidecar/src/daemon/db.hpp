@@ -14,6 +14,7 @@
 
 #include <libpq-fe.h>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -95,6 +96,19 @@ public:
 
 	/* Run one parameterised statement (text parameters, text results). */
 	QueryResult query(const char *sql, const std::vector<std::optional<std::string>> &params);
+	/* Prepare a named statement on this session (PQsendPrepare). */
+	QueryResult prepare(const std::string &name, const std::string &sql);
+	/* Run a statement prepare() made on this session (text parameters, text results). */
+	QueryResult exec_prepared(const std::string &name,
+							  const std::vector<std::optional<std::string>> &params);
+	/*
+	 * Changes on every successful connect(): named statements belong to one
+	 * session, so a caller that caches them compares this to know they are gone.
+	 */
+	uint64_t generation() const
+	{
+		return generation_;
+	}
 
 private:
 	/* How long a shutdown waits for the backend to acknowledge a cancel. */
@@ -105,8 +119,18 @@ private:
 	/* Cancel the running statement and consume its results, for a clean PQfinish. */
 	void cancel_and_drain(int timeout_ms);
 
+	enum class Send
+	{
+		Query,
+		Prepare,
+		Prepared
+	};
+	QueryResult run(Send how, const char *name, const char *sql,
+					const std::vector<std::optional<std::string>> &params);
+
 	PGconn *conn_ = nullptr;
 	int stop_fd_;
+	uint64_t generation_ = 0;
 };
 
 /* One line of a libpq error message, for a log line. */

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <map>
 #include <poll.h>
 #include <unordered_map>
@@ -257,15 +258,84 @@ private:
 		return true;
 	}
 
-	/* Counts for the active users of one source: ONE unread_counts() call. */
+	/*
+	 * The name of this session's prepared counting statement for a source,
+	 * prepared on first use from livenotify.unread_counts_query(); empty when
+	 * that failed (then unread_counts() is used until the next connection).
+	 * unread_counts() is PL/pgSQL that plans its EXECUTE on every call, and
+	 * every frame of a batch waits for the count: the prepared statement
+	 * skips that planning.  A source registered again with another user or
+	 * read column on the same table raises no error in the old statement, so
+	 * each is prepared again after kCountsStatementTtl.
+	 */
+	std::string counts_statement(const std::string &source)
+	{
+		if (prepared_generation_ != conn_.generation())
+		{
+			/* A new session: the statements of the previous one are gone with it. */
+			prepared_.clear();
+			prepared_generation_ = conn_.generation();
+		}
+		auto now = std::chrono::steady_clock::now();
+		auto it = prepared_.find(source);
+		if (it != prepared_.end())
+		{
+			if (now - it->second.at < kCountsStatementTtl)
+				return it->second.name;
+			if (!it->second.name.empty())
+				conn_.query(("DEALLOCATE " + it->second.name).c_str(), {});
+			prepared_.erase(it);
+		}
+		std::string name;
+		QueryResult q = conn_.query("SELECT livenotify.unread_counts_query($1)", {source});
+		if (q.ok() && q.rows() == 1 && !q.is_null(0, 0))
+		{
+			/* A fresh name each time: one dropped after an error may still exist. */
+			std::string candidate = "livenotify_counts_" + std::to_string(++statement_seq_);
+			QueryResult p = conn_.prepare(candidate, q.text(0, 0));
+			if (p.ok())
+				name = candidate;
+			else
+				q = std::move(p);
+		}
+		if (name.empty())
+			LOG_WARN("unread_counts_prepare_failed", "source=%s error=%s fallback=unread_counts",
+					 log_quote(source).c_str(), log_quote(q.error).c_str());
+		if (q.status == DbStatus::Ok || q.status == DbStatus::Error)
+			prepared_[source] = {name, now}; /* not cached when the session is lost */
+		return name;
+	}
+
+	/* Counts for the active users of one source: ONE counting statement. */
 	void fetch_counts(const std::string &source, const std::vector<std::string> &users,
 					  std::unordered_map<std::string, int64_t> *out)
 	{
 		/* The user array travels as a JSON parameter so no SQL array literal is built by hand. */
 		nlohmann::json arr = users;
-		QueryResult r = conn_.query("SELECT user_key, unread FROM livenotify.unread_counts($1, "
-									"ARRAY(SELECT jsonb_array_elements_text($2::jsonb)))",
-									{source, arr.dump()});
+		std::string keys = arr.dump();
+		QueryResult r;
+		std::string name = counts_statement(source);
+		if (!name.empty())
+		{
+			r = conn_.exec_prepared(name, {keys});
+			if (r.status == DbStatus::Error)
+			{
+				/*
+				 * The statement no longer fits the table (source registered
+				 * again, column dropped or retyped): drop it, prepare again on
+				 * the next batch, and count this one the slow way.
+				 */
+				LOG_WARN("unread_counts_prepared_failed", "source=%s error=%s",
+						 log_quote(source).c_str(), log_quote(r.error).c_str());
+				prepared_.erase(source);
+				conn_.query(("DEALLOCATE " + name).c_str(), {});
+				name.clear();
+			}
+		}
+		if (name.empty() && r.status != DbStatus::ConnLost && r.status != DbStatus::Interrupted)
+			r = conn_.query("SELECT user_key, unread FROM livenotify.unread_counts($1, "
+							"ARRAY(SELECT jsonb_array_elements_text($2::jsonb)))",
+							{source, keys});
 		if (!r.ok())
 		{
 			sh_->counters.db_errors.fetch_add(1, std::memory_order_relaxed);
@@ -378,6 +448,15 @@ private:
 	std::unordered_map<std::string, SourceInfo> sources_;
 	bool refreshed_this_batch_ = false;
 	bool ever_connected_ = false;
+	struct Prepared
+	{
+		std::string name; /* empty: preparing failed, unread_counts() is used */
+		std::chrono::steady_clock::time_point at;
+	};
+	static constexpr std::chrono::seconds kCountsStatementTtl{30};
+	std::unordered_map<std::string, Prepared> prepared_; /* source -> counts_statement() */
+	uint64_t prepared_generation_ = 0;					 /* conn_.generation() of prepared_ */
+	uint64_t statement_seq_ = 0;
 	int64_t epoch_ = 0;
 	int64_t after_ = 0;
 };
