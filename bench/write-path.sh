@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/write-path.sh: the write-path benchmark of issue 2 (`make bench`).
+# bench/write-path.sh: the write-path benchmark of issue 2 (`make bench-write`).
 #
 # What does the livenotify trigger cost an application that INSERTs notifications?  Measured
 # in one run, on one private cluster, against two baselines:
@@ -432,7 +432,7 @@ $CHECKS
 Reproduce (as root on Debian 12, from the repository root):
 
 \`\`\`sh
-make bench            # or: bash bench/write-path.sh
+make bench-write      # or: bash bench/write-path.sh  (make bench also runs the other benchmarks)
 \`\`\`
 
 (\`BENCH_SECONDS\` and \`BENCH_ROUNDS\` change the pass length and count; passes on a shared
