@@ -31,9 +31,13 @@ cmake --build "$OUT" -j2 --target livenotifyd >"$OUT.build.log" 2>&1 ||
 # A shorter randomized run: the instrumented daemon is several times slower.
 export LIVENOTIFY_TX=${LIVENOTIFY_TX:-3000}
 rc=0
+# Not slow_client: it counts slow-client closes among 60 Python readers, and under the
+# instrumented daemon on a loaded machine honest readers fall behind their bound too.  The
+# close path still runs under ASan in the integration suite below
+# (slow_client_closed_1008_others_unaffected); the count is asserted on the normal build.
 test/reliability/run.sh --daemon="$OUT/livenotifyd" --tag=asan \
 	--only transactions --only kill9 --only pg_restart_fast --only ring_overflow \
-	--only slow_client --only connection_storm --only forged_tokens --only sql_auth \
+	--only connection_storm --only forged_tokens --only sql_auth \
 	--only admission --sanitized "$@" || rc=1
 
 # The integration suite (test/integration, its own cluster) against the same build: its
