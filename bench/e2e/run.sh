@@ -115,6 +115,7 @@ cleanup() {
 }
 
 ensure_packages postgresql-15 postgresql-server-dev-15 libpq-dev libwebsockets-dev \
+	libwebsockets-evlib-ev libev-dev \
 	nlohmann-json3-dev libjwt-dev libsystemd-dev libssl-dev cmake pkg-config g++ make curl
 mkdir -p "$OUT"
 log "e2e: building the extension, the sidecar and the benchmark programs"
