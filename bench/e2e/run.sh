@@ -142,21 +142,7 @@ psql_admin -d postgres -c "CREATE DATABASE $DB" || die "CREATE DATABASE failed"
 # Django's api_notification (as in test/integration/run.sh), registered with the documented
 # call and the indexes docs/sql-api.md recommends: the partial one keeps each batch's
 # unread_counts() call an index-only count of the user's unread rows.
-psql_admin -d "$DB" >/dev/null <<'SQL' || die "schema setup failed"
-CREATE EXTENSION livenotify;
-CREATE TABLE api_notification (
-    id          bigserial PRIMARY KEY,
-    user_id     integer NOT NULL,
-    type        varchar(50) NOT NULL,
-    title       varchar(255) NOT NULL,
-    message     text NOT NULL,
-    is_read     boolean NOT NULL DEFAULT false,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    extra       jsonb
-);
-CREATE INDEX ON api_notification (user_id, id);
-CREATE INDEX ON api_notification (user_id) WHERE NOT is_read;
-SQL
+psql_admin -d "$DB" -f "$ROOT/test/api_notification.sql" >/dev/null || die "schema setup failed"
 # READ_COLUMN=none registers the table without its read column: no unread counts at all, an
 # experiment that shows what the per-batch count costs (frames then carry no unread_count).
 if [ "${READ_COLUMN:-is_read}" = none ]; then

@@ -77,21 +77,9 @@ psql_admin() {
 	"$LIVENOTIFY_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$CLUSTER" -p "$PORT" -U postgres "$@"
 }
 psql_admin -d postgres -c "CREATE DATABASE $DB" || die "CREATE DATABASE failed"
-# Django's api_notification (as in test/demo.sh), registered with the documented call.
+# Django's api_notification (test/api_notification.sql), registered with the documented call.
+psql_admin -d "$DB" -f "$ROOT/test/api_notification.sql" >/dev/null || die "schema setup failed"
 psql_admin -d "$DB" >/dev/null <<'SQL' || die "schema setup failed"
-CREATE EXTENSION livenotify;
-CREATE TABLE api_notification (
-    id          bigserial PRIMARY KEY,
-    user_id     integer NOT NULL,
-    type        varchar(50) NOT NULL,
-    title       varchar(255) NOT NULL,
-    message     text NOT NULL,
-    is_read     boolean NOT NULL DEFAULT false,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    extra       jsonb
-);
-CREATE INDEX ON api_notification (user_id, id);
-CREATE INDEX ON api_notification (user_id) WHERE NOT is_read;
 SELECT livenotify.register('api_notification', 'user_id', 'type', 'id', 'is_read');
 INSERT INTO api_notification (user_id, type, title, message, is_read) VALUES
     (1, 'follow',  'Bob started following you', '', true),

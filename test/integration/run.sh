@@ -89,20 +89,8 @@ psql_admin -d postgres -c "CREATE DATABASE $DB" || die "CREATE DATABASE failed"
 # The table is shaped like Django's api_notification (as in sql/setup.sql) and registered
 # with the documented call; authtoken_token is Django REST framework's token table, for the
 # daemon in auth = sql mode.
+psql_admin -d "$DB" -f "$ROOT/test/api_notification.sql" >/dev/null || die "schema setup failed"
 psql_admin -d "$DB" >/dev/null <<'SQL' || die "schema setup failed"
-CREATE EXTENSION livenotify;
-CREATE TABLE api_notification (
-    id          bigserial PRIMARY KEY,
-    user_id     integer NOT NULL,
-    type        varchar(50) NOT NULL,
-    title       varchar(255) NOT NULL,
-    message     text NOT NULL,
-    is_read     boolean NOT NULL DEFAULT false,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    extra       jsonb
-);
-CREATE INDEX ON api_notification (user_id, id);
-CREATE INDEX ON api_notification (user_id) WHERE NOT is_read;
 SELECT livenotify.register('api_notification', 'user_id', 'type', 'id', 'is_read');
 CREATE TABLE authtoken_token (
     key      varchar(40) PRIMARY KEY,
