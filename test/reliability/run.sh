@@ -112,21 +112,10 @@ setup_db() {
 	"$LIVENOTIFY_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres \
 		-d postgres -c "CREATE DATABASE $DB" || return 1
 	"$LIVENOTIFY_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres \
+		-d "$DB" -f test/api_notification.sql >/dev/null || return 1
+	"$LIVENOTIFY_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres \
 		-d "$DB" >/dev/null <<'SQL'
-CREATE EXTENSION livenotify;
--- Shaped like Django's api_notification (as sql/setup.sql), registered the documented way.
-CREATE TABLE api_notification (
-    id          bigserial PRIMARY KEY,
-    user_id     integer NOT NULL,
-    type        varchar(50) NOT NULL,
-    title       varchar(255) NOT NULL,
-    message     text NOT NULL,
-    is_read     boolean NOT NULL DEFAULT false,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    extra       jsonb
-);
-CREATE INDEX ON api_notification (user_id, id);
-CREATE INDEX ON api_notification (user_id) WHERE NOT is_read;
+-- The shared Django-shaped table (test/api_notification.sql), registered the documented way.
 SELECT livenotify.register('api_notification', 'user_id', 'type', 'id', 'is_read');
 -- Django REST framework's token table, for the daemon in auth = sql mode.
 CREATE TABLE authtoken_token (
