@@ -6,8 +6,8 @@
  *
  * An entry is built once, in its final layout, when the trigger fires or
  * send() is called; the commit callback then only copies bytes into the
- * ring and stamps the sequence number.  Nothing on the commit path formats,
- * allocates or can fail.
+ * ring and stamps the sequence number and the transaction id.  Nothing on
+ * the commit path formats, allocates or can fail.
  *
  *	  [EntryHeader][source][kind][user key][payload][padding to 8]
  *
@@ -29,9 +29,18 @@ enum EntryFlags : uint16_t
 	ENTRY_PAYLOAD_NULL = 1 << 1,
 };
 
+constexpr size_t ENTRY_ALIGN = 8;
+
 struct EntryHeader
 {
-	uint64_t seq;  /* stamped at commit; 0 while pending */
+	uint64_t seq; /* stamped at commit; 0 while pending */
+	/*
+	 * FullTransactionId of the committing top-level transaction, stamped at
+	 * commit (see pending.cpp); 0 when it has none (send() alone assigns no
+	 * xid).  A reader compares it with a pg_current_snapshot() to tell
+	 * whether a count it fetched already saw this transaction.
+	 */
+	uint64_t xid;
 	uint32_t len;  /* whole entry, header and padding included */
 	uint32_t dbid; /* database Oid of the writer */
 	uint32_t user_len;
@@ -42,9 +51,8 @@ struct EntryHeader
 	uint16_t reserved;
 };
 
-static_assert(sizeof(EntryHeader) == 32, "entry header layout");
-
-constexpr size_t ENTRY_ALIGN = 8;
+static_assert(sizeof(EntryHeader) == 40, "entry header layout");
+static_assert(sizeof(EntryHeader) % ENTRY_ALIGN == 0, "entry header keeps entries 8-aligned");
 
 constexpr size_t
 EntryAlign(size_t n)

@@ -16,6 +16,7 @@ extern "C"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/tuplestore.h"
+#include "utils/xid8.h"
 }
 
 #include "guard.hpp"
@@ -112,9 +113,23 @@ send_cpp(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* The columns of read()'s result, in order. */
+enum ReadColumn
+{
+	READ_EPOCH,
+	READ_SEQ,
+	READ_LOST,
+	READ_SOURCE,
+	READ_USER_KEY,
+	READ_KIND,
+	READ_PAYLOAD,
+	READ_XID,
+	READ_NCOLUMNS
+};
+
 /*
  * read(after bigint, max_entries int, timeout_ms int)
- *	 RETURNS TABLE(epoch, seq, lost, source, user_key, kind, payload)
+ *	 RETURNS TABLE(epoch, seq, lost, source, user_key, kind, payload, xid)
  */
 Datum
 read_cpp(PG_FUNCTION_ARGS)
@@ -148,34 +163,46 @@ read_cpp(PG_FUNCTION_ARGS)
 
 	if (res.lost > 0)
 	{
-		Datum values[7] = {0};
-		bool nulls[7] = {false, false, false, true, true, false, true};
+		Datum values[READ_NCOLUMNS] = {0};
+		bool nulls[READ_NCOLUMNS];
 
-		values[0] = Int64GetDatum(static_cast<int64>(res.epoch));
-		values[1] = Int64GetDatum(static_cast<int64>(res.lost_last_seq));
-		values[2] = Int64GetDatum(static_cast<int64>(res.lost));
-		values[5] = CStringGetTextDatum("lost");
+		/* epoch, seq (the last lost one), lost and kind; nothing else. */
+		for (bool &n : nulls)
+			n = true;
+		values[READ_EPOCH] = Int64GetDatum(static_cast<int64>(res.epoch));
+		values[READ_SEQ] = Int64GetDatum(static_cast<int64>(res.lost_last_seq));
+		values[READ_LOST] = Int64GetDatum(static_cast<int64>(res.lost));
+		values[READ_KIND] = CStringGetTextDatum("lost");
+		nulls[READ_EPOCH] = nulls[READ_SEQ] = nulls[READ_LOST] = nulls[READ_KIND] = false;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	for (int i = 0; i < res.nentries; i++)
 	{
 		const EntryHeader *e = res.entries[i];
-		Datum values[7];
-		bool nulls[7] = {false};
+		Datum values[READ_NCOLUMNS] = {0};
+		bool nulls[READ_NCOLUMNS] = {false};
 
-		values[0] = Int64GetDatum(static_cast<int64>(res.epoch));
-		values[1] = Int64GetDatum(static_cast<int64>(e->seq));
-		values[2] = Int64GetDatum(0);
+		values[READ_EPOCH] = Int64GetDatum(static_cast<int64>(res.epoch));
+		values[READ_SEQ] = Int64GetDatum(static_cast<int64>(e->seq));
+		values[READ_LOST] = Int64GetDatum(0);
 		if (e->flags & ENTRY_SOURCE_NULL)
-			nulls[3] = true, values[3] = 0;
+			nulls[READ_SOURCE] = true;
 		else
-			values[3] = PointerGetDatum(cstring_to_text_with_len(EntrySource(e), e->source_len));
-		values[4] = PointerGetDatum(cstring_to_text_with_len(EntryUser(e), e->user_len));
-		values[5] = PointerGetDatum(cstring_to_text_with_len(EntryKind(e), e->kind_len));
+			values[READ_SOURCE] =
+				PointerGetDatum(cstring_to_text_with_len(EntrySource(e), e->source_len));
+		values[READ_USER_KEY] =
+			PointerGetDatum(cstring_to_text_with_len(EntryUser(e), e->user_len));
+		values[READ_KIND] = PointerGetDatum(cstring_to_text_with_len(EntryKind(e), e->kind_len));
 		if (e->flags & ENTRY_PAYLOAD_NULL)
-			nulls[6] = true, values[6] = 0;
+			nulls[READ_PAYLOAD] = true;
 		else
-			values[6] = PointerGetDatum(cstring_to_text_with_len(EntryPayload(e), e->payload_len));
+			values[READ_PAYLOAD] =
+				PointerGetDatum(cstring_to_text_with_len(EntryPayload(e), e->payload_len));
+		/* xid8; a transaction without an xid (send() alone) has none. */
+		if (e->xid == 0)
+			nulls[READ_XID] = true;
+		else
+			values[READ_XID] = FullTransactionIdGetDatum(FullTransactionIdFromU64(e->xid));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -256,7 +256,7 @@ RETURNS record AS 'MODULE_PATHNAME', 'livenotify_position' LANGUAGE C VOLATILE;
 CREATE FUNCTION livenotify.read(after bigint, max_entries integer DEFAULT 1000,
                                 timeout_ms integer DEFAULT 10000)
 RETURNS TABLE (epoch bigint, seq bigint, lost bigint, source text, user_key text,
-               kind text, payload text)
+               kind text, payload text, xid xid8)
 AS 'MODULE_PATHNAME', 'livenotify_read' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION livenotify.read(bigint, integer, integer) IS
 	'Committed entries of this database after seq "after"; waits up to timeout_ms for one';

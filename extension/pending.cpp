@@ -163,9 +163,19 @@ XactCallback(XactEvent event, void *arg)
 			 * After the commit record: too late to abort, so nothing here may
 			 * fail.  TopTransactionContext (and the entries) are still valid;
 			 * they are released right after the callbacks.
+			 *
+			 * The xid is read here, not at PRE_COMMIT: in PG 15's
+			 * CommitTransaction() (xact.c) PreCommit_Notify() and the ON
+			 * COMMIT actions run after the PRE_COMMIT callbacks and may still
+			 * assign one, and XactTopFullTransactionId is reset only at the
+			 * very end, after AtCommit_Memory(), long after these COMMIT
+			 * callbacks.  So this is exactly the xid of the commit record
+			 * (InvalidFullTransactionId, 0, if there was none).
+			 * GetTopFullTransactionIdIfAny() only reads that variable.
 			 */
 			if (pending != nullptr)
-				RingAppendCommitted(pending->entries, pending->nentries);
+				RingAppendCommitted(pending->entries, pending->nentries,
+									U64FromFullTransactionId(GetTopFullTransactionIdIfAny()));
 			pending = nullptr;
 			break;
 

@@ -92,9 +92,10 @@ struct RingControl
 };
 
 /*
- * The smallest entry (header + "unread_count" + a short key) is about 48
- * bytes; one index slot per 64 data bytes means the index almost never
- * limits the ring before the bytes do.
+ * The smallest entry (header + "unread_count" + a short key) is about 56
+ * bytes, a trigger's (with its source name) rather 72; one index slot per
+ * 64 data bytes means the index almost never limits the ring before the
+ * bytes do.
  */
 constexpr uint64 BYTES_PER_SLOT = 64;
 
@@ -219,9 +220,9 @@ EvictOldest(uint64 slowest_reader)
 	ring->oldest_seq++;
 }
 
-/* Copy one entry in.  Exclusive lock held; cannot fail. */
+/* Copy one entry in, stamping seq and xid.  Exclusive lock held; cannot fail. */
 void
-AppendOne(const EntryHeader *e, uint64 slowest_reader)
+AppendOne(const EntryHeader *e, uint64 xid, uint64 slowest_reader)
 {
 	uint64 pos = ring->head_pos;
 	uint64 end;
@@ -240,6 +241,7 @@ AppendOne(const EntryHeader *e, uint64 slowest_reader)
 
 	memcpy(ring_data + pos % ring->data_size, e, e->len);
 	EntryAt(pos)->seq = ring->next_seq;
+	EntryAt(pos)->xid = xid;
 	ring_index[ring->next_seq % ring->nslots] = pos;
 	ring->next_seq++;
 	ring->head_pos = end;
@@ -348,7 +350,7 @@ RingCountOversize()
 }
 
 void
-RingAppendCommitted(EntryHeader *const *entries, int nentries) noexcept
+RingAppendCommitted(EntryHeader *const *entries, int nentries, uint64 xid) noexcept
 {
 	int wake[1024];
 	int nwake = 0;
@@ -360,7 +362,7 @@ RingAppendCommitted(EntryHeader *const *entries, int nentries) noexcept
 	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
 	slowest = SlowestReaderPos();
 	for (int i = 0; i < nentries; i++)
-		AppendOne(entries[i], slowest);
+		AppendOne(entries[i], xid, slowest);
 	for (int i = 0; i < ring->max_readers && nwake < 1024; i++)
 	{
 		ReaderSlot *r = &ring->readers[i];

@@ -27,11 +27,13 @@ bool RingAvailable();
 void RequireRing();
 
 /*
- * Append committed entries and wake the readers of this database.  Called
- * from the COMMIT callback, after the commit record: it never raises an
- * ERROR and never waits for a reader (a full ring overwrites).
+ * Append committed entries and wake the readers of this database; each copy
+ * gets its seq and xid (the committing transaction's FullTransactionId as a
+ * uint64, 0 for none).  Called from the COMMIT callback, after the commit
+ * record: it never raises an ERROR and never waits for a reader (a full
+ * ring overwrites).
  */
-void RingAppendCommitted(EntryHeader *const *entries, int nentries) noexcept;
+void RingAppendCommitted(EntryHeader *const *entries, int nentries, uint64 xid) noexcept;
 
 /* Counters kept outside the lock. */
 void RingCountFiltered();
