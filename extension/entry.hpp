@@ -27,6 +27,14 @@ enum EntryFlags : uint16_t
 {
 	ENTRY_SOURCE_NULL = 1 << 0,
 	ENTRY_PAYLOAD_NULL = 1 << 1,
+	/*
+	 * A 'notification' of a source with a read column: ENTRY_UNREAD says
+	 * whether the inserted row counts as unread.  Without this flag (other
+	 * kinds, sources without a read column) read() returns unread NULL.
+	 */
+	ENTRY_READ_STATE = 1 << 2,
+	/* With ENTRY_READ_STATE: the row's read column is false (NULL is not unread). */
+	ENTRY_UNREAD = 1 << 3,
 };
 
 constexpr size_t ENTRY_ALIGN = 8;

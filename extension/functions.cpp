@@ -124,12 +124,13 @@ enum ReadColumn
 	READ_KIND,
 	READ_PAYLOAD,
 	READ_XID,
+	READ_UNREAD,
 	READ_NCOLUMNS
 };
 
 /*
  * read(after bigint, max_entries int, timeout_ms int)
- *	 RETURNS TABLE(epoch, seq, lost, source, user_key, kind, payload, xid)
+ *	 RETURNS TABLE(epoch, seq, lost, source, user_key, kind, payload, xid, unread)
  */
 Datum
 read_cpp(PG_FUNCTION_ARGS)
@@ -203,6 +204,11 @@ read_cpp(PG_FUNCTION_ARGS)
 			nulls[READ_XID] = true;
 		else
 			values[READ_XID] = FullTransactionIdGetDatum(FullTransactionIdFromU64(e->xid));
+		/* Only a notification of a source with a read column knows (entry.hpp). */
+		if (e->flags & ENTRY_READ_STATE)
+			values[READ_UNREAD] = BoolGetDatum((e->flags & ENTRY_UNREAD) != 0);
+		else
+			nulls[READ_UNREAD] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -184,10 +184,10 @@ BEGIN
 	INSERT INTO livenotify.rules (source, type, action)
 	SELECT DISTINCT src, x, 'skip' FROM unnest(skip_types) AS x;
 
-	-- Trigger arguments: the source and column numbers (see trigger.cpp).
+	-- Trigger arguments: the source and column numbers, 0 for no read column (trigger.cpp).
 	EXECUTE format('CREATE TRIGGER livenotify_capture AFTER INSERT ON %s FOR EACH ROW '
-	               'EXECUTE FUNCTION livenotify.capture_insert(%L, %L, %L, %L)',
-	               tbl, src, u, t, i);
+	               'EXECUTE FUNCTION livenotify.capture_insert(%L, %L, %L, %L, %L)',
+	               tbl, src, u, t, i, coalesce(r, 0));
 	IF read_column IS NOT NULL THEN
 		EXECUTE format('CREATE TRIGGER livenotify_read AFTER UPDATE OF %I ON %s FOR EACH ROW '
 		               'WHEN (OLD.%I IS DISTINCT FROM NEW.%I) '
@@ -256,7 +256,7 @@ RETURNS record AS 'MODULE_PATHNAME', 'livenotify_position' LANGUAGE C VOLATILE;
 CREATE FUNCTION livenotify.read(after bigint, max_entries integer DEFAULT 1000,
                                 timeout_ms integer DEFAULT 10000)
 RETURNS TABLE (epoch bigint, seq bigint, lost bigint, source text, user_key text,
-               kind text, payload text, xid xid8)
+               kind text, payload text, xid xid8, unread boolean)
 AS 'MODULE_PATHNAME', 'livenotify_read' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION livenotify.read(bigint, integer, integer) IS
 	'Committed entries of this database after seq "after"; waits up to timeout_ms for one';

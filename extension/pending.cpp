@@ -232,7 +232,8 @@ InitPending()
 
 EntryHeader *
 PendingMakeEntry(const char *source, size_t source_len, const char *kind, size_t kind_len,
-				 const char *user, size_t user_len, const char *payload, size_t payload_len)
+				 const char *user, size_t user_len, const char *payload, size_t payload_len,
+				 uint16 flags)
 {
 	size_t size = EntrySize(source_len, kind_len, user_len, payload ? payload_len : 0);
 	EntryHeader *e = static_cast<EntryHeader *>(MemoryContextAlloc(CurTransactionContext, size));
@@ -246,7 +247,7 @@ PendingMakeEntry(const char *source, size_t source_len, const char *kind, size_t
 	e->kind_len = static_cast<uint16>(kind_len);
 	e->user_len = static_cast<uint32>(user_len);
 	e->payload_len = static_cast<uint32>(payload ? payload_len : 0);
-	e->flags = (source ? 0 : ENTRY_SOURCE_NULL) | (payload ? 0 : ENTRY_PAYLOAD_NULL);
+	e->flags = flags | (source ? 0 : ENTRY_SOURCE_NULL) | (payload ? 0 : ENTRY_PAYLOAD_NULL);
 	if (source)
 		memcpy(p, source, source_len), p += source_len;
 	memcpy(p, kind, kind_len), p += kind_len;

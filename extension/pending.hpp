@@ -24,11 +24,12 @@ void InitPending();
 /*
  * Allocate an entry in the current (sub)transaction's memory, laid out and
  * filled in; the caller then passes it to PendingAdd.  payload may be NULL
- * (no payload); source may be NULL (send()).
+ * (no payload); source may be NULL (send()).  flags adds EntryFlags beyond
+ * the NULL ones, which are derived from the arguments.
  */
 EntryHeader *PendingMakeEntry(const char *source, size_t source_len, const char *kind,
 							  size_t kind_len, const char *user, size_t user_len,
-							  const char *payload, size_t payload_len);
+							  const char *payload, size_t payload_len, uint16 flags = 0);
 
 /* Queue an entry made by PendingMakeEntry for this transaction's commit. */
 void PendingAdd(EntryHeader *entry);

@@ -3,9 +3,12 @@
  * trigger.cpp
  *	  The row triggers that livenotify.register() installs on a source table.
  *
- *	  livenotify.capture_insert(source, user_attnum, type_attnum, id_attnum)
+ *	  livenotify.capture_insert(source, user_attnum, type_attnum, id_attnum
+ *								[, read_attnum])
  *		AFTER INSERT FOR EACH ROW: apply the type rules, serialise the row
  *		with row_to_json (JSON columns stay JSON), queue a 'notification'.
+ *		With a read column (read_attnum not 0) the entry also says whether
+ *		the row counts as unread.
  *
  *	  livenotify.capture_read(source, user_attnum)
  *		AFTER UPDATE OF <read column> FOR EACH ROW WHEN (changed): queue one
@@ -52,7 +55,8 @@ namespace
 {
 
 TriggerData *
-CheckTrigger(FunctionCallInfo fcinfo, const char *funcname, int nargs, bool want_update)
+CheckTrigger(FunctionCallInfo fcinfo, const char *funcname, int min_nargs, int max_nargs,
+			 bool want_update)
 {
 	TriggerData *trig;
 
@@ -67,13 +71,21 @@ CheckTrigger(FunctionCallInfo fcinfo, const char *funcname, int nargs, bool want
 						errmsg("%s() must be fired AFTER %s FOR EACH ROW", funcname,
 							   want_update ? "UPDATE" : "INSERT"),
 						errhint("Install it with livenotify.register().")));
-	if (trig->tg_trigger->tgnargs != nargs)
+	if (trig->tg_trigger->tgnargs < min_nargs || trig->tg_trigger->tgnargs > max_nargs)
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-						errmsg("%s() expects %d trigger arguments, got %d", funcname, nargs,
+						errmsg("%s() expects %d trigger arguments, got %d", funcname, max_nargs,
 							   trig->tg_trigger->tgnargs),
 						errhint("Install it with livenotify.register().")));
 	return trig;
 }
+
+/* What a column must still be for the trigger to read it. */
+enum ColumnType
+{
+	COLUMN_ANY,	 /* read through its type's output function */
+	COLUMN_TEXT, /* text, varchar or char: read as text */
+	COLUMN_BOOL, /* boolean (the read column) */
+};
 
 /*
  * The column a trigger argument names, by number, so that renaming it is
@@ -82,7 +94,7 @@ CheckTrigger(FunctionCallInfo fcinfo, const char *funcname, int nargs, bool want
  * return 0 so the row is skipped.
  */
 int
-ResolveColumn(Relation rel, const char *arg, const char *source, const char *role, bool text_like)
+ResolveColumn(Relation rel, const char *arg, const char *source, const char *role, ColumnType type)
 {
 	TupleDesc desc = RelationGetDescr(rel);
 	long attnum = strtol(arg, nullptr, 10);
@@ -99,18 +111,39 @@ ResolveColumn(Relation rel, const char *arg, const char *source, const char *rol
 		return 0;
 	}
 	att = TupleDescAttr(desc, attnum - 1);
-	if (text_like && att->atttypid != TEXTOID && att->atttypid != VARCHAROID &&
-		att->atttypid != BPCHAROID)
+	if ((type == COLUMN_TEXT && att->atttypid != TEXTOID && att->atttypid != VARCHAROID &&
+		 att->atttypid != BPCHAROID) ||
+		(type == COLUMN_BOOL && att->atttypid != BOOLOID))
 	{
-		ereport(WARNING,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("livenotify source \"%s\": the %s column \"%s\" is no longer text; "
-						"row not queued",
-						source, role, NameStr(att->attname)),
-				 errhint("Unregister the source and register it again.")));
+		ereport(WARNING, (errcode(ERRCODE_DATATYPE_MISMATCH),
+						  errmsg("livenotify source \"%s\": the %s column \"%s\" is no longer %s; "
+								 "row not queued",
+								 source, role, NameStr(att->attname),
+								 type == COLUMN_TEXT ? "text" : "boolean"),
+						  errhint("Unregister the source and register it again.")));
 		return 0;
 	}
 	return static_cast<int>(attnum);
+}
+
+/* Does the trigger have a read column argument (argument argno, not "0")? */
+bool
+HasReadColumn(const Trigger *tg, int argno)
+{
+	return tg->tgnargs > argno && strtol(tg->tgargs[argno], nullptr, 10) != 0;
+}
+
+/*
+ * Does the row count as unread, as livenotify.unread_counts() counts: its
+ * read column is false.  NULL is neither read nor unread and is not counted.
+ */
+bool
+RowUnread(HeapTuple tuple, TupleDesc desc, int read_att)
+{
+	bool isnull;
+	Datum value = heap_getattr(tuple, read_att, desc, &isnull);
+
+	return !isnull && !DatumGetBool(value);
 }
 
 /* The text form of a column, or NULL. */
@@ -160,7 +193,7 @@ TypeDelivered(const char *source, HeapTuple tuple, TupleDesc desc, int attnum)
 Datum
 capture_insert_cpp(PG_FUNCTION_ARGS)
 {
-	TriggerData *trig = CheckTrigger(fcinfo, "livenotify.capture_insert", 4, false);
+	TriggerData *trig = CheckTrigger(fcinfo, "livenotify.capture_insert", 4, 5, false);
 	char **args = trig->tg_trigger->tgargs;
 	const char *source = args[0];
 	Relation rel = trig->tg_relation;
@@ -173,14 +206,18 @@ capture_insert_cpp(PG_FUNCTION_ARGS)
 	int user_att;
 	int type_att;
 	int id_att;
+	int read_att = 0;
+	uint16 flags = 0;
 
 	RequireRing();
 	if (!guc_enabled)
 		return PointerGetDatum(nullptr);
 
-	if ((user_att = ResolveColumn(rel, args[1], source, "user", false)) == 0 ||
-		(type_att = ResolveColumn(rel, args[2], source, "type", true)) == 0 ||
-		(id_att = ResolveColumn(rel, args[3], source, "id", false)) == 0)
+	if ((user_att = ResolveColumn(rel, args[1], source, "user", COLUMN_ANY)) == 0 ||
+		(type_att = ResolveColumn(rel, args[2], source, "type", COLUMN_TEXT)) == 0 ||
+		(id_att = ResolveColumn(rel, args[3], source, "id", COLUMN_ANY)) == 0 ||
+		(HasReadColumn(trig->tg_trigger, 4) &&
+		 (read_att = ResolveColumn(rel, args[4], source, "read", COLUMN_BOOL)) == 0))
 		return PointerGetDatum(nullptr);
 
 	if (!TypeDelivered(source, tuple, desc, type_att))
@@ -220,9 +257,13 @@ capture_insert_cpp(PG_FUNCTION_ARGS)
 		return PointerGetDatum(nullptr);
 	}
 
+	/* The stub keeps the flags: the row counts the same whatever its size. */
+	if (read_att != 0)
+		flags = ENTRY_READ_STATE | (RowUnread(tuple, desc, read_att) ? ENTRY_UNREAD : 0);
+
 	PendingAdd(PendingMakeEntry(source, strlen(source), KIND_NOTIFICATION,
 								sizeof(KIND_NOTIFICATION) - 1, user, strlen(user), payload,
-								payload_len));
+								payload_len, flags));
 	return PointerGetDatum(nullptr);
 }
 
@@ -232,7 +273,7 @@ capture_insert_cpp(PG_FUNCTION_ARGS)
 Datum
 capture_read_cpp(PG_FUNCTION_ARGS)
 {
-	TriggerData *trig = CheckTrigger(fcinfo, "livenotify.capture_read", 2, true);
+	TriggerData *trig = CheckTrigger(fcinfo, "livenotify.capture_read", 2, 2, true);
 	char **args = trig->tg_trigger->tgargs;
 	const char *source = args[0];
 	Relation rel = trig->tg_relation;
@@ -243,7 +284,7 @@ capture_read_cpp(PG_FUNCTION_ARGS)
 	if (!guc_enabled)
 		return PointerGetDatum(nullptr);
 
-	if ((user_att = ResolveColumn(rel, args[1], source, "user", false)) == 0)
+	if ((user_att = ResolveColumn(rel, args[1], source, "user", COLUMN_ANY)) == 0)
 		return PointerGetDatum(nullptr);
 	user = ColumnText(trig->tg_newtuple, RelationGetDescr(rel), user_att);
 	if (user == nullptr || strlen(user) > RingMaxPayload())

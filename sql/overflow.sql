@@ -42,7 +42,7 @@ SELECT last_seq - :base AS new_entries FROM livenotify.position();
 -- lost how many there were; the other columns are NULL.  The 'lost' row is a marker, not
 -- an entry: max_entries (1 here) entries follow it.
 SELECT kind, lost > 0 AS some_lost, source IS NULL AS no_source, user_key IS NULL AS no_user,
-       payload IS NULL AS no_payload, xid IS NULL AS no_xid
+       payload IS NULL AS no_payload, xid IS NULL AS no_xid, unread IS NULL AS no_unread
   FROM livenotify.read(:base, 1, 10);
 SELECT seq AS lost_seq, lost AS n_lost FROM livenotify.read(:base, 1, 10) WHERE kind = 'lost' \gset
 SELECT :lost_seq - :base = :n_lost AS lost_up_to_seq;
