@@ -35,6 +35,11 @@ enum EntryFlags : uint16_t
 	ENTRY_READ_STATE = 1 << 2,
 	/* With ENTRY_READ_STATE: the row's read column is false (NULL is not unread). */
 	ENTRY_UNREAD = 1 << 3,
+	/*
+	 * No user key: an 'unread_count' for every user of the source (TRUNCATE
+	 * of the source table).  read() returns user_key NULL.
+	 */
+	ENTRY_USER_NULL = 1 << 4,
 };
 
 constexpr size_t ENTRY_ALIGN = 8;

@@ -191,8 +191,12 @@ read_cpp(PG_FUNCTION_ARGS)
 		else
 			values[READ_SOURCE] =
 				PointerGetDatum(cstring_to_text_with_len(EntrySource(e), e->source_len));
-		values[READ_USER_KEY] =
-			PointerGetDatum(cstring_to_text_with_len(EntryUser(e), e->user_len));
+		/* No user key: an unread_count for every user of the source (TRUNCATE). */
+		if (e->flags & ENTRY_USER_NULL)
+			nulls[READ_USER_KEY] = true;
+		else
+			values[READ_USER_KEY] =
+				PointerGetDatum(cstring_to_text_with_len(EntryUser(e), e->user_len));
 		values[READ_KIND] = PointerGetDatum(cstring_to_text_with_len(EntryKind(e), e->kind_len));
 		if (e->flags & ENTRY_PAYLOAD_NULL)
 			nulls[READ_PAYLOAD] = true;

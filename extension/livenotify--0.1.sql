@@ -76,6 +76,8 @@ CREATE FUNCTION livenotify.capture_insert() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'livenotify_capture_insert' LANGUAGE C;
 CREATE FUNCTION livenotify.capture_read() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'livenotify_capture_read' LANGUAGE C;
+CREATE FUNCTION livenotify.capture_truncate() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'livenotify_capture_truncate' LANGUAGE C;
 
 ------------------------------------------------------------------------------
 -- Registration
@@ -188,17 +190,30 @@ BEGIN
 	EXECUTE format('CREATE TRIGGER livenotify_capture AFTER INSERT ON %s FOR EACH ROW '
 	               'EXECUTE FUNCTION livenotify.capture_insert(%L, %L, %L, %L, %L)',
 	               tbl, src, u, t, i, coalesce(r, 0));
+	-- With a read column, every committed change to a user's unread count queues an
+	-- unread_count (trigger.cpp decides exactly whose count moved): a changed read or user
+	-- column, a deleted unread row, a TRUNCATE (and, in capture_insert, a skipped unread row).
+	-- No UPDATE OF column list: it would miss a change made by the app's own BEFORE UPDATE
+	-- trigger (CREATE TRIGGER, "column-specific trigger"); the WHEN clause does the filtering.
 	IF read_column IS NOT NULL THEN
-		EXECUTE format('CREATE TRIGGER livenotify_read AFTER UPDATE OF %I ON %s FOR EACH ROW '
-		               'WHEN (OLD.%I IS DISTINCT FROM NEW.%I) '
-		               'EXECUTE FUNCTION livenotify.capture_read(%L, %L)',
-		               read_column, tbl, read_column, read_column, src, u);
+		EXECUTE format('CREATE TRIGGER livenotify_read AFTER UPDATE ON %1$s FOR EACH ROW '
+		               'WHEN (OLD.%2$I IS DISTINCT FROM NEW.%2$I '
+		               'OR OLD.%3$I IS DISTINCT FROM NEW.%3$I) '
+		               'EXECUTE FUNCTION livenotify.capture_read(%4$L, %5$L, %6$L)',
+		               tbl, read_column, user_column, src, u, r);
+		EXECUTE format('CREATE TRIGGER livenotify_delete AFTER DELETE ON %1$s FOR EACH ROW '
+		               'WHEN (OLD.%2$I IS FALSE) '
+		               'EXECUTE FUNCTION livenotify.capture_read(%3$L, %4$L, %5$L)',
+		               tbl, read_column, src, u, r);
+		EXECUTE format('CREATE TRIGGER livenotify_truncate AFTER TRUNCATE ON %s '
+		               'FOR EACH STATEMENT EXECUTE FUNCTION livenotify.capture_truncate(%L)',
+		               tbl, src);
 	END IF;
 	RETURN src;
 END
 $$;
 COMMENT ON FUNCTION livenotify.register(regclass, name, name, name, name, text[], text) IS
-	'Capture rows inserted into tbl (and read-flag changes) as livenotify entries';
+	'Capture rows inserted into tbl (and, with read_column, changes of unread counts) as livenotify entries';
 
 CREATE FUNCTION livenotify.unregister(source text) RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
@@ -217,7 +232,9 @@ BEGIN
 	END IF;
 	FOR trg IN
 		SELECT t.tgname FROM pg_trigger t
-		 WHERE t.tgrelid = s.relid AND t.tgname IN ('livenotify_capture', 'livenotify_read')
+		 WHERE t.tgrelid = s.relid
+		   AND t.tgname IN ('livenotify_capture', 'livenotify_read', 'livenotify_delete',
+		                    'livenotify_truncate')
 	LOOP
 		EXECUTE format('DROP TRIGGER %I ON %s', trg, s.relid);
 	END LOOP;

@@ -51,7 +51,7 @@ struct Mark
 	int start; /* first entry index queued at that level */
 };
 
-/* Dedup of unread_count entries: hash of (source, user) -> entry index. */
+/* Dedup of unread_count entries: hash of (source, user or none) -> entry index. */
 struct UnreadKey
 {
 	uint64 hash;
@@ -154,8 +154,8 @@ XactCallback(XactEvent event, void *arg)
 										  "%d entries are pending; entries are published at "
 										  "COMMIT and cannot survive a prepared transaction.",
 										  pending->nentries, pending->nentries),
-						 errhint("Commit the inserts in an ordinary transaction, or set "
-								 "livenotify.enabled = off before inserting.")));
+						 errhint("Change registered tables in an ordinary transaction, or set "
+								 "livenotify.enabled = off before changing them.")));
 			break;
 
 		case XACT_EVENT_COMMIT:
@@ -215,10 +215,14 @@ bool
 SameUnread(const EntryHeader *e, const char *source, size_t source_len, const char *user,
 		   size_t user_len)
 {
-	return e->kind_len == sizeof(KIND_UNREAD_COUNT) - 1 &&
-		   memcmp(EntryKind(e), KIND_UNREAD_COUNT, e->kind_len) == 0 &&
-		   e->source_len == source_len && memcmp(EntrySource(e), source, source_len) == 0 &&
-		   e->user_len == user_len && memcmp(EntryUser(e), user, user_len) == 0;
+	if (e->kind_len != sizeof(KIND_UNREAD_COUNT) - 1 ||
+		memcmp(EntryKind(e), KIND_UNREAD_COUNT, e->kind_len) != 0 || e->source_len != source_len ||
+		memcmp(EntrySource(e), source, source_len) != 0)
+		return false;
+	if (user == nullptr)
+		return (e->flags & ENTRY_USER_NULL) != 0;
+	return (e->flags & ENTRY_USER_NULL) == 0 && e->user_len == user_len &&
+		   memcmp(EntryUser(e), user, user_len) == 0;
 }
 
 } /* namespace */
@@ -235,7 +239,8 @@ PendingMakeEntry(const char *source, size_t source_len, const char *kind, size_t
 				 const char *user, size_t user_len, const char *payload, size_t payload_len,
 				 uint16 flags)
 {
-	size_t size = EntrySize(source_len, kind_len, user_len, payload ? payload_len : 0);
+	size_t size = EntrySize(source ? source_len : 0, kind_len, user ? user_len : 0,
+							payload ? payload_len : 0);
 	EntryHeader *e = static_cast<EntryHeader *>(MemoryContextAlloc(CurTransactionContext, size));
 	char *p = reinterpret_cast<char *>(e + 1);
 
@@ -245,13 +250,15 @@ PendingMakeEntry(const char *source, size_t source_len, const char *kind, size_t
 	e->dbid = MyDatabaseId;
 	e->source_len = static_cast<uint16>(source ? source_len : 0);
 	e->kind_len = static_cast<uint16>(kind_len);
-	e->user_len = static_cast<uint32>(user_len);
+	e->user_len = static_cast<uint32>(user ? user_len : 0);
 	e->payload_len = static_cast<uint32>(payload ? payload_len : 0);
-	e->flags = flags | (source ? 0 : ENTRY_SOURCE_NULL) | (payload ? 0 : ENTRY_PAYLOAD_NULL);
+	e->flags = flags | (source ? 0 : ENTRY_SOURCE_NULL) | (user ? 0 : ENTRY_USER_NULL) |
+			   (payload ? 0 : ENTRY_PAYLOAD_NULL);
 	if (source)
 		memcpy(p, source, source_len), p += source_len;
 	memcpy(p, kind, kind_len), p += kind_len;
-	memcpy(p, user, user_len), p += user_len;
+	if (user)
+		memcpy(p, user, user_len), p += user_len;
 	if (payload)
 		memcpy(p, payload, payload_len), p += payload_len;
 	/* Zero the padding: the ring's bytes are copied verbatim to readers. */
@@ -293,8 +300,12 @@ PendingAddUnreadCount(const char *source, size_t source_len, const char *user, s
 								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 
+	/* A user-less entry hashes apart from the users'; SameUnread settles any collision. */
 	h = hash_bytes_extended(reinterpret_cast<const unsigned char *>(source), source_len, 0);
-	h = hash_bytes_extended(reinterpret_cast<const unsigned char *>(user), user_len, h);
+	if (user != nullptr)
+		h = hash_bytes_extended(reinterpret_cast<const unsigned char *>(user), user_len, h);
+	else
+		h = ~h;
 	slot = static_cast<UnreadKey *>(hash_search(p->unread, &h, HASH_ENTER, &found));
 
 	/*

@@ -24,7 +24,8 @@ void InitPending();
 /*
  * Allocate an entry in the current (sub)transaction's memory, laid out and
  * filled in; the caller then passes it to PendingAdd.  payload may be NULL
- * (no payload); source may be NULL (send()).  flags adds EntryFlags beyond
+ * (no payload); source may be NULL (send()); user may be NULL (an
+ * unread_count for every user of the source).  flags adds EntryFlags beyond
  * the NULL ones, which are derived from the arguments.
  */
 EntryHeader *PendingMakeEntry(const char *source, size_t source_len, const char *kind,
@@ -37,7 +38,8 @@ void PendingAdd(EntryHeader *entry);
 /*
  * Queue an unread_count entry for (source, user) unless one is already
  * pending in this transaction: a "mark all as read" UPDATE of a thousand
- * rows sends the user's tabs one fresh count, not a thousand.
+ * rows sends the user's tabs one fresh count, not a thousand.  user NULL:
+ * every user of the source (TRUNCATE), also once per transaction.
  */
 void PendingAddUnreadCount(const char *source, size_t source_len, const char *user,
 						   size_t user_len);

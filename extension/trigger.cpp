@@ -1,22 +1,34 @@
 /*-------------------------------------------------------------------------
  *
  * trigger.cpp
- *	  The row triggers that livenotify.register() installs on a source table.
+ *	  The triggers that livenotify.register() installs on a source table.
  *
  *	  livenotify.capture_insert(source, user_attnum, type_attnum, id_attnum
  *								[, read_attnum])
- *		AFTER INSERT FOR EACH ROW: apply the type rules, serialise the row
- *		with row_to_json (JSON columns stay JSON), queue a 'notification'.
- *		With a read column (read_attnum not 0) the entry also says whether
- *		the row counts as unread.
+ *		livenotify_capture, AFTER INSERT FOR EACH ROW: apply the type rules,
+ *		serialise the row with row_to_json (JSON columns stay JSON), queue a
+ *		'notification'.  With a read column (read_attnum not 0) the entry
+ *		also says whether the row counts as unread, and a row of a skipped
+ *		type that counts as unread queues its user's 'unread_count' instead.
  *
- *	  livenotify.capture_read(source, user_attnum)
- *		AFTER UPDATE OF <read column> FOR EACH ROW WHEN (changed): queue one
- *		'unread_count' per user per transaction.
+ *	  livenotify.capture_read(source, user_attnum, read_attnum)
+ *		livenotify_read, AFTER UPDATE FOR EACH ROW WHEN (read or user column
+ *		changed), and livenotify_delete, AFTER DELETE FOR EACH ROW WHEN (the
+ *		row was unread): queue an 'unread_count' for each user whose count
+ *		changed, once per user per transaction.
+ *
+ *	  livenotify.capture_truncate(source)
+ *		livenotify_truncate, AFTER TRUNCATE FOR EACH STATEMENT: one
+ *		'unread_count' without a user key: every count of the source changed.
  *
  *	  livenotify.rules_changed()
  *		AFTER ... FOR EACH STATEMENT on livenotify.rules: invalidate every
  *		backend's rules cache (see rules.cpp).
+ *
+ * The unread_count entries cover every committed change to what
+ * livenotify.unread_counts() counts (rows of the user whose read column is
+ * false), so a reader can keep a cached count exact: the notification of an
+ * unread row adds one, everything else says "fetch this count again".
  *
  * Columns travel as trigger arguments by number (validated by register()),
  * so a migration that renames a column changes nothing.  A column dropped
@@ -54,22 +66,48 @@ using namespace livenotify;
 namespace
 {
 
+/* The events a capture function is written for. */
+enum FiredBy
+{
+	FIRED_BY_ROW_INSERT,
+	FIRED_BY_ROW_UPDATE_OR_DELETE,
+	FIRED_BY_TRUNCATE,
+};
+
 TriggerData *
 CheckTrigger(FunctionCallInfo fcinfo, const char *funcname, int min_nargs, int max_nargs,
-			 bool want_update)
+			 FiredBy fired_by)
 {
+	static const char *const expected[] = {
+		"AFTER INSERT FOR EACH ROW",
+		"AFTER UPDATE or AFTER DELETE FOR EACH ROW",
+		"AFTER TRUNCATE FOR EACH STATEMENT",
+	};
 	TriggerData *trig;
+	TriggerEvent ev;
+	bool ok = false;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 						errmsg("%s() can only be called as a trigger", funcname)));
 	trig = reinterpret_cast<TriggerData *>(fcinfo->context);
-	if (!TRIGGER_FIRED_AFTER(trig->tg_event) || !TRIGGER_FIRED_FOR_ROW(trig->tg_event) ||
-		(want_update ? !TRIGGER_FIRED_BY_UPDATE(trig->tg_event)
-					 : !TRIGGER_FIRED_BY_INSERT(trig->tg_event)))
+	ev = trig->tg_event;
+	switch (fired_by)
+	{
+		case FIRED_BY_ROW_INSERT:
+			ok = TRIGGER_FIRED_FOR_ROW(ev) && TRIGGER_FIRED_BY_INSERT(ev);
+			break;
+		case FIRED_BY_ROW_UPDATE_OR_DELETE:
+			ok = TRIGGER_FIRED_FOR_ROW(ev) &&
+				 (TRIGGER_FIRED_BY_UPDATE(ev) || TRIGGER_FIRED_BY_DELETE(ev));
+			break;
+		case FIRED_BY_TRUNCATE:
+			ok = TRIGGER_FIRED_FOR_STATEMENT(ev) && TRIGGER_FIRED_BY_TRUNCATE(ev);
+			break;
+	}
+	if (!TRIGGER_FIRED_AFTER(ev) || !ok)
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-						errmsg("%s() must be fired AFTER %s FOR EACH ROW", funcname,
-							   want_update ? "UPDATE" : "INSERT"),
+						errmsg("%s() must be fired %s", funcname, expected[fired_by]),
 						errhint("Install it with livenotify.register().")));
 	if (trig->tg_trigger->tgnargs < min_nargs || trig->tg_trigger->tgnargs > max_nargs)
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
@@ -146,6 +184,19 @@ RowUnread(HeapTuple tuple, TupleDesc desc, int read_att)
 	return !isnull && !DatumGetBool(value);
 }
 
+/*
+ * Queue an unread_count for the user (once per transaction, pending.cpp).
+ * A NULL user key is counted for nobody; one too long to queue is not
+ * delivered either (capture_insert warns about it).
+ */
+void
+QueueUnreadCount(const char *source, const char *user)
+{
+	if (user == nullptr || strlen(user) > RingMaxPayload())
+		return;
+	PendingAddUnreadCount(source, strlen(source), user, strlen(user));
+}
+
 /* The text form of a column, or NULL. */
 char *
 ColumnText(HeapTuple tuple, TupleDesc desc, int attnum)
@@ -193,7 +244,8 @@ TypeDelivered(const char *source, HeapTuple tuple, TupleDesc desc, int attnum)
 Datum
 capture_insert_cpp(PG_FUNCTION_ARGS)
 {
-	TriggerData *trig = CheckTrigger(fcinfo, "livenotify.capture_insert", 4, 5, false);
+	TriggerData *trig =
+		CheckTrigger(fcinfo, "livenotify.capture_insert", 4, 5, FIRED_BY_ROW_INSERT);
 	char **args = trig->tg_trigger->tgargs;
 	const char *source = args[0];
 	Relation rel = trig->tg_relation;
@@ -221,7 +273,15 @@ capture_insert_cpp(PG_FUNCTION_ARGS)
 		return PointerGetDatum(nullptr);
 
 	if (!TypeDelivered(source, tuple, desc, type_att))
+	{
+		/*
+		 * No notification, but unread_counts() counts the row all the same:
+		 * the user's tabs need the new count.
+		 */
+		if (read_att != 0 && RowUnread(tuple, desc, read_att))
+			QueueUnreadCount(source, ColumnText(tuple, desc, user_att));
 		return PointerGetDatum(nullptr);
+	}
 
 	user = ColumnText(tuple, desc, user_att);
 	if (user == nullptr)
@@ -268,28 +328,83 @@ capture_insert_cpp(PG_FUNCTION_ARGS)
 }
 
 /*
- * The read column changed: the user's unread count changed on every tab.
+ * An UPDATE of the read or user column, or a DELETE of an unread row: queue
+ * an unread_count for each user whose count changed.  The WHEN clauses let
+ * only candidate rows through; this decides exactly, as unread_counts()
+ * counts (read column false; NULL is not unread), so that a change that
+ * moves no count (read true -> NULL, a read row given to another user)
+ * queues nothing.
  */
 Datum
 capture_read_cpp(PG_FUNCTION_ARGS)
 {
-	TriggerData *trig = CheckTrigger(fcinfo, "livenotify.capture_read", 2, 2, true);
+	TriggerData *trig =
+		CheckTrigger(fcinfo, "livenotify.capture_read", 3, 3, FIRED_BY_ROW_UPDATE_OR_DELETE);
 	char **args = trig->tg_trigger->tgargs;
 	const char *source = args[0];
 	Relation rel = trig->tg_relation;
-	char *user;
+	TupleDesc desc = RelationGetDescr(rel);
+	HeapTuple old_row = trig->tg_trigtuple;
+	HeapTuple new_row;
+	char *old_user;
+	char *new_user;
+	bool old_unread;
+	bool new_unread;
 	int user_att;
+	int read_att;
 
 	RequireRing();
 	if (!guc_enabled)
 		return PointerGetDatum(nullptr);
 
-	if ((user_att = ResolveColumn(rel, args[1], source, "user", COLUMN_ANY)) == 0)
+	if ((user_att = ResolveColumn(rel, args[1], source, "user", COLUMN_ANY)) == 0 ||
+		(read_att = ResolveColumn(rel, args[2], source, "read", COLUMN_BOOL)) == 0)
 		return PointerGetDatum(nullptr);
-	user = ColumnText(trig->tg_newtuple, RelationGetDescr(rel), user_att);
-	if (user == nullptr || strlen(user) > RingMaxPayload())
+
+	old_unread = RowUnread(old_row, desc, read_att);
+	old_user = ColumnText(old_row, desc, user_att);
+	if (TRIGGER_FIRED_BY_DELETE(trig->tg_event))
+	{
+		if (old_unread)
+			QueueUnreadCount(source, old_user);
 		return PointerGetDatum(nullptr);
-	PendingAddUnreadCount(source, strlen(source), user, strlen(user));
+	}
+
+	new_row = trig->tg_newtuple;
+	new_unread = RowUnread(new_row, desc, read_att);
+	new_user = ColumnText(new_row, desc, user_att);
+	if (old_user != nullptr && new_user != nullptr && strcmp(old_user, new_user) == 0)
+	{
+		/* Same user: the count moved if the row went from unread to not, or back. */
+		if (old_unread != new_unread)
+			QueueUnreadCount(source, new_user);
+	}
+	else
+	{
+		/* Another user: the old one lost the row, the new one gained it. */
+		if (old_unread)
+			QueueUnreadCount(source, old_user);
+		if (new_unread)
+			QueueUnreadCount(source, new_user);
+	}
+	return PointerGetDatum(nullptr);
+}
+
+/*
+ * TRUNCATE of the source table: every user's count changed.  One entry
+ * with no user key (per source per transaction) says so.
+ */
+Datum
+capture_truncate_cpp(PG_FUNCTION_ARGS)
+{
+	TriggerData *trig =
+		CheckTrigger(fcinfo, "livenotify.capture_truncate", 1, 1, FIRED_BY_TRUNCATE);
+	const char *source = trig->tg_trigger->tgargs[0];
+
+	RequireRing();
+	if (!guc_enabled)
+		return PointerGetDatum(nullptr);
+	PendingAddUnreadCount(source, strlen(source), nullptr, 0);
 	return PointerGetDatum(nullptr);
 }
 
@@ -312,4 +427,5 @@ rules_changed_cpp(PG_FUNCTION_ARGS)
 
 LIVENOTIFY_FUNCTION(capture_insert)
 LIVENOTIFY_FUNCTION(capture_read)
+LIVENOTIFY_FUNCTION(capture_truncate)
 LIVENOTIFY_FUNCTION(rules_changed)

@@ -26,30 +26,37 @@ SELECT json_typeof(p->'id') AS id, json_typeof(p->'user_id') AS user_id,
 SELECT (payload::json->'extra')::jsonb AS extra
   FROM livenotify.read(:base, 10, 10);
 
--- Skipped types produce nothing.
+-- Skipped types produce no notification.  A skipped row that is read produces nothing; one
+-- that is unread still counts, so its transaction queues the user's unread_count instead
+-- (see unread_count).
 SELECT last_seq AS base FROM livenotify.position() \gset
-INSERT INTO api_notification (user_id, type, title, message) VALUES (7, 'event', 'e', '');
-INSERT INTO api_notification (user_id, type, title, message) VALUES (7, 'message', 'm', '');
+INSERT INTO api_notification (user_id, type, title, message, is_read) VALUES (7, 'event', 'e', '', true);
+INSERT INTO api_notification (user_id, type, title, message, is_read) VALUES (7, 'message', 'm', '', true);
 SELECT last_seq - :base AS new_entries FROM livenotify.position();
+INSERT INTO api_notification (user_id, type, title, message) VALUES (7, 'event', 'e2', '');
+SELECT user_key, kind, payload FROM livenotify.read(:base, 10, 10);
 
 -- Capture can be switched off for one session (e.g. a bulk backfill).
+SELECT last_seq AS base FROM livenotify.position() \gset
 SET livenotify.enabled = off;
 INSERT INTO api_notification (user_id, type, title, message) VALUES (7, 'like', 'off', '');
 RESET livenotify.enabled;
 SELECT last_seq - :base AS new_entries FROM livenotify.position();
 
--- Multi-row INSERT: one entry per qualifying row, in row order.
+-- Multi-row INSERT: one entry per qualifying row, in row order (the skipped unread row: its
+-- user's unread_count).
 SELECT last_seq AS base FROM livenotify.position() \gset
 INSERT INTO api_notification (user_id, type, title, message) VALUES
     (8, 'like', 'multi1', ''),
     (9, 'event', 'multi2', ''),
     (8, 'comment', 'multi3', ''),
     (10, 'follow', 'multi4', '');
-SELECT seq - :base AS n, user_key, payload::json->>'title' AS title
+SELECT seq - :base AS n, user_key, kind, payload::json->>'title' AS title
   FROM livenotify.read(:base, 10, 10) ORDER BY seq;
 
 -- INSERT ... SELECT of 100k rows (a tenth of them skipped) in one statement.  The test ring
 -- is 1MB, far smaller than this batch, so the counts come from the stats, not from read().
+-- The 10000 skipped rows are unread rows of 100 users: one unread_count each.
 SELECT last_seq AS base FROM livenotify.position() \gset
 SELECT enqueued AS enqueued0, filtered AS filtered0 FROM livenotify.stats \gset
 INSERT INTO api_notification (user_id, type, title, message)
@@ -60,7 +67,7 @@ SELECT enqueued - :enqueued0 AS enqueued, filtered - :filtered0 AS filtered
 SELECT last_seq - :base AS new_entries FROM livenotify.position();
 -- The newest entries are still in the ring, in order.
 SELECT payload::json->>'title' AS title
-  FROM livenotify.read(:base + 89997, 10, 10) ORDER BY seq;
+  FROM livenotify.read(:base + 90097, 10, 10) ORDER BY seq;
 
 -- COPY FROM STDIN.
 SELECT last_seq AS base FROM livenotify.position() \gset
@@ -69,7 +76,7 @@ COPY api_notification (user_id, type, title, message, extra) FROM STDIN;
 5	event	copy2	skipped	\N
 6	comment	copy3	third	\N
 \.
-SELECT seq - :base AS n, user_key, payload::json->>'title' AS title,
+SELECT seq - :base AS n, user_key, kind, payload::json->>'title' AS title,
        payload::json->'extra' AS extra
   FROM livenotify.read(:base, 10, 10) ORDER BY seq;
 

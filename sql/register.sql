@@ -53,7 +53,16 @@ SELECT tgrelid::regclass AS tbl, count(*) AS triggers
  GROUP BY tgrelid ORDER BY tgrelid::regclass::text;
 SELECT * FROM registrations;
 
--- Rows of both tables are captured; the user key is the user column's text form.
+-- Without a read column: the insert trigger alone.  With one, also the three that queue an
+-- unread_count for every change of a count: read or user column changed, unread row
+-- deleted, table truncated.  Columns travel by number (the last arguments).
+SELECT tgname, pg_get_triggerdef(oid) AS definition
+  FROM pg_trigger WHERE tgrelid = 'uuid_notification'::regclass ORDER BY tgname;
+SELECT tgname, pg_get_triggerdef(oid) AS definition
+  FROM pg_trigger WHERE tgrelid = 'text_notification'::regclass ORDER BY tgname;
+
+-- Rows of both tables are captured; the user key is the user column's text form.  texts
+-- skips 'debug': that row, unread, queues alice's unread_count instead.
 SELECT last_seq AS base FROM livenotify.position() \gset
 INSERT INTO uuid_notification (user_id, type, body)
 VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'like', 'u1');
@@ -169,7 +178,8 @@ SELECT * FROM registrations;
 COMMIT;
 
 --
--- unregister: drops the triggers, the rules and the catalog row.
+-- unregister: drops the triggers (all four with a read column), the rules and the catalog
+-- row.
 --
 SELECT livenotify.unregister('uuid_notification');
 SELECT livenotify.unregister('texts');
@@ -179,11 +189,14 @@ SELECT count(*) AS triggers_left FROM pg_trigger
  WHERE tgrelid IN ('uuid_notification'::regclass, 'text_notification'::regclass);
 SELECT * FROM registrations;
 
--- The tables themselves are untouched, and their inserts are no longer captured.
+-- The tables themselves are untouched, and their changes are no longer captured: inserts,
+-- an unread row deleted, a truncate.
 SELECT last_seq AS base FROM livenotify.position() \gset
 INSERT INTO uuid_notification (user_id, type, body)
 VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'like', 'u2');
 INSERT INTO text_notification VALUES (3, 'alice', 'mention');
+DELETE FROM text_notification WHERE pk = 1;
+TRUNCATE text_notification;
 SELECT last_seq - :base AS new_entries FROM livenotify.position();
 
 -- Unregistering an unknown source.

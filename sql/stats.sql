@@ -49,8 +49,9 @@ SELECT enqueued - :e0 AS enqueued, filtered - :f0 AS filtered, oversize - :o0 AS
        last_seq - :s0 AS last_seq
   FROM livenotify.stats;
 
--- A skipped row: filtered + 1.
-INSERT INTO api_notification (user_id, type, title, message) VALUES (101, 'event', 'st2', '');
+-- A skipped row (already read): filtered + 1.
+INSERT INTO api_notification (user_id, type, title, message, is_read)
+VALUES (101, 'event', 'st2', '', true);
 SELECT enqueued - :e0 AS enqueued, filtered - :f0 AS filtered, oversize - :o0 AS oversize,
        last_seq - :s0 AS last_seq
   FROM livenotify.stats;
@@ -74,6 +75,12 @@ SET livenotify.max_payload = '1kB';
 INSERT INTO api_notification (user_id, type, title, message)
 VALUES (101, 'like', 'st4', repeat('x', 5000));
 RESET livenotify.max_payload;
+SELECT enqueued - :e0 AS enqueued, filtered - :f0 AS filtered, oversize - :o0 AS oversize,
+       last_seq - :s0 AS last_seq
+  FROM livenotify.stats;
+
+-- A skipped row that is unread: filtered + 1, and enqueued + 1 (its user's unread_count).
+INSERT INTO api_notification (user_id, type, title, message) VALUES (101, 'event', 'st5', '');
 SELECT enqueued - :e0 AS enqueued, filtered - :f0 AS filtered, oversize - :o0 AS oversize,
        last_seq - :s0 AS last_seq
   FROM livenotify.stats;
