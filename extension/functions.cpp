@@ -278,8 +278,29 @@ max_payload_cpp(PG_FUNCTION_ARGS)
 	PG_RETURN_INT32(static_cast<int32>(RingMaxPayload()));
 }
 
+/*
+ * _counts_changed(source): at commit, tell readers that every unread count
+ * of the source may have changed (the entry a TRUNCATE makes).  register()
+ * and unregister() call it: a reader that caches counts must not carry them
+ * across a registration on another read or user column.
+ */
+Datum
+counts_changed_cpp(PG_FUNCTION_ARGS)
+{
+	text *source;
+
+	RequireRing();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("source of livenotify._counts_changed() must not be NULL")));
+	source = PG_GETARG_TEXT_PP(0);
+	PendingAddUnreadCount(VARDATA_ANY(source), VARSIZE_ANY_EXHDR(source), nullptr, 0);
+	PG_RETURN_VOID();
+}
+
 } /* namespace */
 
+LIVENOTIFY_FUNCTION(counts_changed)
 LIVENOTIFY_FUNCTION(send)
 LIVENOTIFY_FUNCTION(read)
 LIVENOTIFY_FUNCTION(position)

@@ -76,6 +76,11 @@ CREATE FUNCTION livenotify.capture_insert() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'livenotify_capture_insert' LANGUAGE C;
 CREATE FUNCTION livenotify.capture_read() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'livenotify_capture_read' LANGUAGE C;
+CREATE FUNCTION livenotify._counts_changed(source text) RETURNS void
+	AS 'MODULE_PATHNAME', 'livenotify_counts_changed' LANGUAGE C VOLATILE;
+-- Left to PUBLIC: register() and unregister() run as their caller (any table owner), and the
+-- entry carries nothing but the source name; a reader only counts that source again.
+
 CREATE FUNCTION livenotify.capture_truncate() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'livenotify_capture_truncate' LANGUAGE C;
 
@@ -209,6 +214,9 @@ BEGIN
 		               'FOR EACH STATEMENT EXECUTE FUNCTION livenotify.capture_truncate(%L)',
 		               tbl, src);
 	END IF;
+	-- Readers that cache unread counts drop this source's at commit (registered anew, perhaps
+	-- on another read or user column).
+	PERFORM livenotify._counts_changed(src);
 	RETURN src;
 END
 $$;
@@ -239,6 +247,7 @@ BEGIN
 		EXECUTE format('DROP TRIGGER %I ON %s', trg, s.relid);
 	END LOOP;
 	DELETE FROM livenotify.source_tables x WHERE x.source = unregister.source;
+	PERFORM livenotify._counts_changed(source);
 END
 $$;
 

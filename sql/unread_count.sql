@@ -236,6 +236,20 @@ DELETE FROM counted;
 TRUNCATE counted;
 SELECT last_seq - :base AS new_entries FROM livenotify.position();
 
+-- register() and unregister() queue the same user-less entry at commit (the source may now
+-- count on another column), even with the capture off; rolled back, nothing.
+SELECT last_seq AS base FROM livenotify.position() \gset
+SET livenotify.enabled = off;
+SELECT livenotify.register('counted', read_column => 'is_read');
+RESET livenotify.enabled;
+BEGIN;
+SELECT livenotify.unregister('counted');
+ROLLBACK;
+SELECT livenotify.unregister('counted');
+SELECT source, user_key IS NULL AS no_user, kind, payload IS NULL AS no_payload
+  FROM livenotify.read(:base, 10, 10) ORDER BY seq;
+SELECT livenotify._counts_changed(NULL);
+
 SELECT livenotify.unregister('counted_too');
 SELECT livenotify.unregister('uncounted');
 DROP TABLE counted, counted_too, uncounted;
