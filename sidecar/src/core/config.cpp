@@ -132,6 +132,9 @@ key_table()
 		INT_KEY(reconnect_max_ms, 1, 3600000, "max database reconnect delay in ms (default 10000)"),
 		INT_KEY(catchup_max_rows, 1, 1000000,
 				"max rows replayed on resume, then resync (default 1000)"),
+		INT_KEY(unread_cache_ttl_ms, 0, 86400000,
+				"age at which an online user's cached unread count is fetched again; 0: fetch "
+				"for every batch (default 60000)"),
 		{"auth", "jwt | sql | none (none only on a loopback listen_address; default jwt)",
 		 [](Config &c, const std::string &v) {
 			 if (v == "jwt")

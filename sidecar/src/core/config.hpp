@@ -50,6 +50,7 @@ struct Config
 	int reconnect_min_ms = 100;
 	int reconnect_max_ms = 10000;
 	int catchup_max_rows = 1000;
+	int unread_cache_ttl_ms = 60000; /* 0: count every batch */
 
 	/* authentication */
 	AuthMode auth = AuthMode::Jwt;

@@ -66,6 +66,12 @@ render_metrics(const Counters &c, const Gauges &g)
 		   load(c.db_reconnects));
 	metric(out, "livenotifyd_db_errors_total", "counter", "Failed database calls.",
 		   load(c.db_errors));
+	metric(out, "livenotifyd_unread_counts_fetched_total", "counter",
+		   "Unread counts fetched from the database (one per user per count statement).",
+		   load(c.unread_counts_fetched));
+	metric(out, "livenotifyd_unread_cache_hits_total", "counter",
+		   "Notification frames whose unread count came from the cache.",
+		   load(c.unread_cache_hits));
 	metric(out, "livenotifyd_db_up", "gauge", "1 while the queue reader is connected.",
 		   static_cast<double>(c.db_up.load(std::memory_order_relaxed)));
 	metric(out, "livenotifyd_last_seq", "gauge", "Last queue sequence number processed.",

@@ -29,6 +29,8 @@ struct Counters
 	std::atomic<uint64_t> db_reconnects{0};
 	std::atomic<uint64_t> catchup_rows{0};
 	std::atomic<uint64_t> db_errors{0};
+	std::atomic<uint64_t> unread_counts_fetched{0}; /* users counted in the database */
+	std::atomic<uint64_t> unread_cache_hits{0};		/* frames counted from the cache */
 	std::atomic<int64_t> last_seq{0};
 	std::atomic<int> db_up{0};
 };

@@ -65,9 +65,14 @@ public:
 	using Clock = std::chrono::steady_clock;
 
 	/* ttl zero: nothing is cached, every count is fetched. */
-	explicit UnreadCache(std::chrono::milliseconds ttl) : ttl_(ttl) {}
+	explicit UnreadCache(std::chrono::milliseconds ttl) : ttl_(ttl)
+	{
+	}
 
-	bool enabled() const { return ttl_.count() > 0; }
+	bool enabled() const
+	{
+		return ttl_.count() > 0;
+	}
 
 	/* Is a count cached for (source, user) and younger than the TTL? */
 	bool fresh(const std::string &source, const std::string &user, Clock::time_point now) const;
@@ -91,7 +96,10 @@ public:
 	/* Drop the counts older than the TTL; call now and then. */
 	void expire(Clock::time_point now);
 
-	size_t size() const { return map_.size(); }
+	size_t size() const
+	{
+		return map_.size();
+	}
 
 private:
 	struct Item

@@ -6,11 +6,13 @@
 #include "backoff.hpp"
 #include "db.hpp"
 #include "log.hpp"
+#include "unread_cache.hpp"
 #include "worker.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <poll.h>
 #include <unordered_map>
@@ -26,9 +28,12 @@ struct Entry
 {
 	int64_t seq;
 	std::string source;
-	std::string user;
+	std::string user; /* empty with !has_user */
+	bool has_user = true;
 	std::string kind;
 	std::optional<std::string> payload;
+	uint64_t xid = 0;	 /* committing transaction; 0 unknown */
+	bool unread = false; /* a notification whose row counts as unread */
 };
 
 /* Sleep ms or until shutdown; false when shutting down. */
@@ -80,7 +85,8 @@ class Reader
 {
 public:
 	explicit Reader(Shared *sh)
-		: sh_(sh), conn_(sh->stop_fd), backoff_(sh->cfg.reconnect_min_ms, sh->cfg.reconnect_max_ms)
+		: sh_(sh), conn_(sh->stop_fd), backoff_(sh->cfg.reconnect_min_ms, sh->cfg.reconnect_max_ms),
+		  cache_(std::chrono::milliseconds(sh->cfg.unread_cache_ttl_ms))
 	{
 	}
 
@@ -189,15 +195,21 @@ private:
 	{
 		conn_.close();
 		sh_->counters.db_up.store(0);
+		/*
+		 * Entries may be lost while we are away (ring overwritten, server
+		 * restarted): counts are fetched again rather than trusted.
+		 */
+		cache_ = UnreadCache(std::chrono::milliseconds(sh_->cfg.unread_cache_ttl_ms));
 	}
 
 	/* One read() round trip and its batch; false when the connection must be dropped. */
 	bool read_once()
 	{
-		QueryResult r = conn_.query("SELECT epoch, seq, lost, source, user_key, kind, payload FROM "
-									"livenotify.read($1, $2, $3)",
-									{std::to_string(after_), std::to_string(sh_->cfg.read_batch),
-									 std::to_string(sh_->cfg.read_timeout_ms)});
+		QueryResult r =
+			conn_.query("SELECT epoch, seq, lost, source, user_key, kind, payload, xid, "
+						"unread FROM livenotify.read($1, $2, $3)",
+						{std::to_string(after_), std::to_string(sh_->cfg.read_batch),
+						 std::to_string(sh_->cfg.read_timeout_ms)});
 		if (r.status == DbStatus::Interrupted)
 			return false;
 		if (!r.ok())
@@ -227,6 +239,7 @@ private:
 				epoch_ = epoch;
 				sh_->epoch.store(epoch);
 				broadcast_resync(sh_, "epoch");
+				cache_ = UnreadCache(std::chrono::milliseconds(sh_->cfg.unread_cache_ttl_ms));
 			}
 			std::string kind = r.is_null(i, 5) ? "" : r.text(i, 5);
 			if (kind == "lost")
@@ -237,16 +250,24 @@ private:
 				LOG_WARN("entries_lost", "count=%lld up_to_seq=%lld", lost,
 						 static_cast<long long>(seq));
 				broadcast_resync(sh_, "lost");
+				/* Whatever was lost may have changed counts. */
+				cache_ = UnreadCache(std::chrono::milliseconds(sh_->cfg.unread_cache_ttl_ms));
 			}
-			else if (!r.is_null(i, 4))
+			else if (!r.is_null(i, 4) || (kind == "unread_count" && !r.is_null(i, 3)))
 			{
+				/* A user-less unread_count is a TRUNCATE of its source. */
 				Entry e;
 				e.seq = seq;
 				e.source = r.is_null(i, 3) ? "" : r.text(i, 3);
-				e.user = r.text(i, 4);
+				e.has_user = !r.is_null(i, 4);
+				if (e.has_user)
+					e.user = r.text(i, 4);
 				e.kind = std::move(kind);
 				if (!r.is_null(i, 6))
 					e.payload = r.text(i, 6);
+				if (!r.is_null(i, 7))
+					e.xid = std::strtoull(r.text(i, 7).c_str(), nullptr, 10);
+				e.unread = !r.is_null(i, 8) && r.text(i, 8) == "t";
 				entries.push_back(std::move(e));
 			}
 			if (seq > after_)
@@ -292,7 +313,12 @@ private:
 		{
 			/* A fresh name each time: one dropped after an error may still exist. */
 			std::string candidate = "livenotify_counts_" + std::to_string(++statement_seq_);
-			QueryResult p = conn_.prepare(candidate, q.text(0, 0));
+			/* The snapshot the rows were counted in, for the cache (same statement, same snapshot).
+			 */
+			std::string sql =
+				"SELECT c.user_key, c.unread, s.snap FROM (" + q.text(0, 0) +
+				") AS c, (SELECT pg_catalog.pg_current_snapshot()::text AS snap) AS s";
+			QueryResult p = conn_.prepare(candidate, sql);
 			if (p.ok())
 				name = candidate;
 			else
@@ -306,10 +332,17 @@ private:
 		return name;
 	}
 
-	/* Counts for the active users of one source: ONE counting statement. */
+	/*
+	 * Counts for the active users of one source: ONE counting statement,
+	 * which also returns the snapshot it counted in (see unread_cache.hpp).
+	 * Each count goes into out and into the cache.
+	 */
 	void fetch_counts(const std::string &source, const std::vector<std::string> &users,
+					  UnreadCache::Clock::time_point now,
 					  std::unordered_map<std::string, int64_t> *out)
 	{
+		for (const auto &u : users)
+			cache_.forget(source, u); /* stale whether or not the fetch succeeds */
 		/* The user array travels as a JSON parameter so no SQL array literal is built by hand. */
 		nlohmann::json arr = users;
 		std::string keys = arr.dump();
@@ -332,8 +365,10 @@ private:
 				name.clear();
 			}
 		}
+		/* unread_counts() is STABLE: it counts in the calling statement's snapshot. */
 		if (name.empty() && r.status != DbStatus::ConnLost && r.status != DbStatus::Interrupted)
-			r = conn_.query("SELECT user_key, unread FROM livenotify.unread_counts($1, "
+			r = conn_.query("SELECT user_key, unread, pg_catalog.pg_current_snapshot()::text "
+							"FROM livenotify.unread_counts($1, "
 							"ARRAY(SELECT jsonb_array_elements_text($2::jsonb)))",
 							{source, keys});
 		if (!r.ok())
@@ -343,9 +378,43 @@ private:
 					 log_quote(r.error).c_str());
 			return;
 		}
+		sh_->counters.unread_counts_fetched.fetch_add(users.size(), std::memory_order_relaxed);
+		std::shared_ptr<const PgSnapshot> snap;
+		if (r.rows() > 0 && !r.is_null(0, 2))
+			if (auto s = PgSnapshot::parse(r.text(0, 2)))
+				snap = std::make_shared<const PgSnapshot>(std::move(*s));
 		for (int i = 0; i < r.rows(); i++)
 			if (!r.is_null(i, 0) && !r.is_null(i, 1))
-				(*out)[r.text(i, 0)] = r.integer(i, 1);
+			{
+				std::string user = r.text(i, 0);
+				int64_t n = r.integer(i, 1);
+				(*out)[user] = n;
+				cache_.put(source, user, n, snap, now);
+			}
+	}
+
+	/*
+	 * Every count of a source may have changed: TRUNCATE, or the source was
+	 * registered again (perhaps on another read, user or id column).  Drop its
+	 * counts and its counting statement, and read the catalog again.
+	 */
+	void source_changed(const std::string &source)
+	{
+		cache_.forget_source(source);
+		auto it = prepared_.find(source);
+		if (it != prepared_.end())
+		{
+			if (!it->second.name.empty() && prepared_generation_ == conn_.generation())
+				conn_.query(("DEALLOCATE " + it->second.name).c_str(), {});
+			prepared_.erase(it);
+		}
+		if (!refreshed_this_batch_)
+		{
+			refreshed_this_batch_ = true;
+			std::string err;
+			if (load_sources(conn_, &sources_, &err))
+				resolve_resume_source(sh_, sources_);
+		}
 	}
 
 	const SourceInfo *source_info(const std::string &source)
@@ -366,46 +435,105 @@ private:
 	void deliver(const std::vector<Entry> &entries)
 	{
 		refreshed_this_batch_ = false;
+		auto now = UnreadCache::Clock::now();
+		if (now - last_expire_ >= std::chrono::milliseconds(sh_->cfg.unread_cache_ttl_ms))
+		{
+			cache_.expire(now);
+			last_expire_ = now;
+		}
 		std::vector<std::string> keys;
 		keys.reserve(entries.size());
 		for (const auto &e : entries)
 			keys.push_back(e.user);
 		std::vector<bool> active = sh_->active.filter(keys);
 
-		/* Distinct active users per source that need a count. */
+		/*
+		 * A TRUNCATE or a (re-)registration anywhere in the batch: forget the
+		 * source before anything else, so that every user of it here is
+		 * counted afresh (in a snapshot that sees the change).
+		 */
+		for (const auto &e : entries)
+			if (!e.has_user && e.kind == "unread_count")
+				source_changed(e.source);
+
+		/* Distinct active users per source whose count must be fetched. */
 		std::map<std::string, std::vector<std::string>> need;
 		std::map<std::string, std::unordered_set<std::string>>
 			seen; /* keeps need[] distinct in O(1) */
 		for (size_t i = 0; i < entries.size(); i++)
 		{
 			const Entry &e = entries[i];
-			if (!active[i] || e.source.empty())
+			if (!e.has_user || e.source.empty())
 				continue;
 			if (e.kind != "notification" && e.kind != "unread_count")
 				continue;
+			if (!active[i])
+			{
+				/* Not followed while offline: whatever we hold for them goes stale now. */
+				cache_.forget(e.source, e.user);
+				continue;
+			}
 			const SourceInfo *si = source_info(e.source);
 			if (!si || !si->has_read_column)
 				continue;
-			if (seen[e.source].insert(e.user).second)
+			bool fetch =
+				e.kind == "unread_count" || !cache_.fresh(e.source, e.user, now) || e.xid == 0;
+			if (fetch && seen[e.source].insert(e.user).second)
 				need[e.source].push_back(e.user);
 		}
 		std::map<std::string, std::unordered_map<std::string, int64_t>> counts;
 		for (const auto &kv : need)
-			fetch_counts(kv.first, kv.second, &counts[kv.first]);
+			fetch_counts(kv.first, kv.second, now, &counts[kv.first]);
 
+		/*
+		 * A transaction's entries are contiguous in the ring.  All its frames
+		 * carry the count once it has committed (as a fetched count does), so
+		 * the cached counts move on by the whole transaction before its frames
+		 * are built.
+		 */
+		auto fetched = [&](const Entry &e) -> std::optional<int64_t> {
+			auto cs = counts.find(e.source);
+			if (cs == counts.end())
+				return std::nullopt;
+			auto c = cs->second.find(e.user);
+			if (c == cs->second.end())
+				return std::nullopt;
+			return c->second;
+		};
 		std::vector<Event> out;
+		size_t run_end = 0;
 		for (size_t i = 0; i < entries.size(); i++)
 		{
+			if (i == run_end)
+			{
+				run_end = i + 1;
+				while (run_end < entries.size() && entries[i].xid != 0 &&
+					   entries[run_end].xid == entries[i].xid)
+					run_end++;
+				for (size_t k = i; k < run_end; k++)
+				{
+					const Entry &r = entries[k];
+					if (active[k] && r.has_user && r.kind == "notification" && !r.source.empty() &&
+						!fetched(r))
+						cache_.on_notification(r.source, r.user, r.xid, r.unread);
+				}
+			}
 			if (!active[i])
 				continue;
 			const Entry &e = entries[i];
-			std::optional<int64_t> count;
-			auto cs = counts.find(e.source);
-			if (cs != counts.end())
+			if (!e.has_user)
+				continue;
+			/*
+			 * A count fetched for this batch already includes every row of it
+			 * (all committed before the count ran); otherwise the cached one,
+			 * moved on above.
+			 */
+			std::optional<int64_t> count = fetched(e);
+			if (!count && e.kind == "notification" && !e.source.empty())
 			{
-				auto c = cs->second.find(e.user);
-				if (c != cs->second.end())
-					count = c->second;
+				count = cache_.get(e.source, e.user);
+				if (count)
+					sh_->counters.unread_cache_hits.fetch_add(1, std::memory_order_relaxed);
 			}
 			Event ev;
 			ev.type = Event::Type::Deliver;
@@ -457,6 +585,8 @@ private:
 	std::unordered_map<std::string, Prepared> prepared_; /* source -> counts_statement() */
 	uint64_t prepared_generation_ = 0;					 /* conn_.generation() of prepared_ */
 	uint64_t statement_seq_ = 0;
+	UnreadCache cache_;
+	UnreadCache::Clock::time_point last_expire_{};
 	int64_t epoch_ = 0;
 	int64_t after_ = 0;
 };
