@@ -15,6 +15,7 @@ OBJS = \
 	extension/ring.o \
 	extension/pending.o \
 	extension/rules.o \
+	extension/serialize.o \
 	extension/trigger.o \
 	extension/functions.o
 DATA = extension/livenotify--0.1.sql

@@ -27,6 +27,7 @@ PGDLLEXPORT void _PG_init(void);
 #include "pending.hpp"
 #include "ring.hpp"
 #include "rules.hpp"
+#include "serialize.hpp"
 
 void
 _PG_init(void)
@@ -38,4 +39,5 @@ _PG_init(void)
 	livenotify::InitRing();
 	livenotify::InitPending();
 	livenotify::InitRules();
+	livenotify::InitSerialize();
 }
