@@ -6,10 +6,11 @@
  *	  livenotify.capture_insert(source, user_attnum, type_attnum, id_attnum
  *								[, read_attnum])
  *		livenotify_capture, AFTER INSERT FOR EACH ROW: apply the type rules,
- *		serialise the row with row_to_json (JSON columns stay JSON), queue a
- *		'notification'.  With a read column (read_attnum not 0) the entry
- *		also says whether the row counts as unread, and a row of a skipped
- *		type that counts as unread queues its user's 'unread_count' instead.
+ *		serialise the row as row_to_json does (serialize.cpp; JSON columns
+ *		stay JSON), queue a 'notification'.  With a read column (read_attnum
+ *		not 0) the entry also says whether the row counts as unread, and a
+ *		row of a skipped type that counts as unread queues its user's
+ *		'unread_count' instead.
  *
  *	  livenotify.capture_read(source, user_attnum, read_attnum)
  *		livenotify_read, AFTER UPDATE FOR EACH ROW WHEN (read or user column
@@ -46,7 +47,6 @@ extern "C"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
-#include "utils/fmgrprotos.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -57,6 +57,7 @@ extern "C"
 #include "pending.hpp"
 #include "ring.hpp"
 #include "rules.hpp"
+#include "serialize.hpp"
 
 #include <cstdlib>
 #include <cstring>
@@ -252,7 +253,6 @@ capture_insert_cpp(PG_FUNCTION_ARGS)
 	TupleDesc desc = RelationGetDescr(rel);
 	HeapTuple tuple = trig->tg_trigtuple;
 	char *user;
-	text *json;
 	const char *payload;
 	size_t payload_len;
 	int user_att;
@@ -291,9 +291,7 @@ capture_insert_cpp(PG_FUNCTION_ARGS)
 		return PointerGetDatum(nullptr);
 	}
 
-	json = DatumGetTextPP(DirectFunctionCall1(row_to_json, heap_copy_tuple_as_datum(tuple, desc)));
-	payload = VARDATA_ANY(json);
-	payload_len = VARSIZE_ANY_EXHDR(json);
+	payload = SerializeRow(rel, tuple, &payload_len);
 
 	/*
 	 * Too big for the queue: send a stub the client can fetch by id.  The
