@@ -440,6 +440,13 @@ or virtual machine vary by tens of percent, so compare configs only within one r
 EOF
 )
 
+# The analysis kept by hand (profiles, experiments) follows the figures.
+if [ -f bench/write-path-notes.md ]; then
+	SECTION="$SECTION
+
+$(cat bench/write-path-notes.md)"
+fi
+
 if [ "$WRITE_DOCS" = 1 ]; then
 	if [ ! -f "$DOC" ]; then
 		printf '# livenotify benchmarks\n\nEach section is written by the script it names; rerun it to refresh the figures.\n' >"$DOC"
