@@ -18,6 +18,7 @@ this avoids fixed sleeps.
 import argparse
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -790,22 +791,37 @@ async def unread_count_exact_under_concurrent_writers(ctx):
         await close_all(tab)
 
 
+@contextlib.asynccontextmanager
+async def own_source(ctx, table, user):
+    """A table of its own (owner text, kind text, is_read and seen booleans) registered on
+    is_read, a daemon of its own (auth none) and one tab of `user` on it: tests that change
+    the whole source (TRUNCATE, registering again) stay out of everyone else's way.
+    Yields (daemon, tab); drops all of it afterwards."""
+    db = ctx.db
+    d = Daemon(ctx.opts, table, ["--auth=none"])
+    await d.start()
+    tab = None
+    try:
+        db.rows(f"CREATE TABLE {table} (id bigserial PRIMARY KEY, owner text NOT NULL,"
+                " kind text NOT NULL, is_read boolean NOT NULL DEFAULT false,"
+                " seen boolean NOT NULL DEFAULT false)")
+        db.rows("SELECT livenotify.register(%s, 'owner', 'kind', 'id', 'is_read')", table)
+        tab = await Client.authed(d, table, user)
+        yield d, tab
+    finally:
+        await close_all(tab)
+        d.stop()
+        db.rows("SELECT livenotify.unregister(%s) FROM livenotify.sources WHERE source = %s",
+                table, table)
+        db.rows(f"DROP TABLE IF EXISTS {table}")
+
+
 @test
 async def unread_count_after_truncate_and_reregistration(ctx):
     """TRUNCATE, and registering the source again on another read column, change every
     count of the source at once: the next frame is counted afresh."""
     db, user = ctx.db, 1049
-    d = Daemon(ctx.opts, "truncate", ["--auth=none"])
-    await d.start()
-    tabs = []
-    try:
-        db.rows("CREATE TABLE api_truncated (id bigserial PRIMARY KEY, owner text NOT NULL,"
-                " kind text NOT NULL, is_read boolean NOT NULL DEFAULT false,"
-                " seen boolean NOT NULL DEFAULT false)")
-        db.rows("SELECT livenotify.register('api_truncated', 'owner', 'kind', 'id', 'is_read')")
-        c = await Client.authed(d, "truncated", user)
-        tabs.append(c)
-
+    async with own_source(ctx, "api_truncated", user) as (d, c):
         def add(seen=False):
             return db.one("INSERT INTO api_truncated (owner, kind, seen) VALUES (%s, 'like', %s)"
                           " RETURNING id", str(user), seen)
@@ -828,12 +844,6 @@ async def unread_count_after_truncate_and_reregistration(ctx):
         f = await c.next("row after registering on 'seen'")
         check_eq((f.get("id"), f.get("unread_count")), (nid, 2),
                  "count on the new read column (2 of 3 rows unseen)")
-    finally:
-        await close_all(*tabs)
-        d.stop()
-        db.rows("SELECT livenotify.unregister('api_truncated') FROM livenotify.sources"
-                " WHERE source = 'api_truncated'")
-        db.rows("DROP TABLE IF EXISTS api_truncated")
 
 
 @test
@@ -1890,17 +1900,7 @@ async def counts_statement_survives_reregistration(ctx):
     entry makes the reader drop that statement (and the source's cached counts) before it
     would fail: the next count is prepared on the new column."""
     db, user = ctx.db, 1181
-    d = Daemon(ctx.opts, "counts", ["--auth=none"])
-    await d.start()
-    tabs = []
-    try:
-        db.rows("CREATE TABLE api_counted (id bigserial PRIMARY KEY, owner text NOT NULL,"
-                " kind text NOT NULL, is_read boolean NOT NULL DEFAULT false,"
-                " seen boolean NOT NULL DEFAULT false)")
-        db.rows("SELECT livenotify.register('api_counted', 'owner', 'kind', 'id', 'is_read')")
-        c = await Client.authed(d, "counted", user)
-        tabs.append(c)
-
+    async with own_source(ctx, "api_counted", user) as (d, c):
         def add():
             return db.one("INSERT INTO api_counted (owner, kind) VALUES (%s, 'like')"
                           " RETURNING id", str(user))
@@ -1922,12 +1922,6 @@ async def counts_statement_survives_reregistration(ctx):
                      "count on the new read column")
         check("unread_counts_prepared_failed" not in d.log_tail(400),
               "the old statement was dropped before it could fail")
-    finally:
-        await close_all(*tabs)
-        d.stop()
-        db.rows("SELECT livenotify.unregister('api_counted') FROM livenotify.sources"
-                " WHERE source = 'api_counted'")
-        db.rows("DROP TABLE IF EXISTS api_counted")
 
 
 async def connect_early(d, name, timeout=10.0):
