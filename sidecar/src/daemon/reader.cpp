@@ -128,6 +128,16 @@ private:
 		if (!st.ok())
 			return fail_setup("statement_timeout", st.error);
 
+		/*
+		 * read() runs for every batch, thousands of times a second under load:
+		 * prepared once per session, it is not parsed and planned each time.
+		 */
+		QueryResult prep = conn_.prepare(kReadStatement, "SELECT epoch, seq, lost, source, "
+														 "user_key, kind, payload, xid, unread "
+														 "FROM livenotify.read($1, $2, $3)");
+		if (!prep.ok())
+			return fail_setup("prepare read", prep.error);
+
 		if (!load_sources(conn_, &sources_, &err))
 			return fail_setup("sources", err);
 		resolve_resume_source(sh_, sources_);
@@ -205,11 +215,9 @@ private:
 	/* One read() round trip and its batch; false when the connection must be dropped. */
 	bool read_once()
 	{
-		QueryResult r =
-			conn_.query("SELECT epoch, seq, lost, source, user_key, kind, payload, xid, "
-						"unread FROM livenotify.read($1, $2, $3)",
-						{std::to_string(after_), std::to_string(sh_->cfg.read_batch),
-						 std::to_string(sh_->cfg.read_timeout_ms)});
+		QueryResult r = conn_.exec_prepared(
+			kReadStatement, {std::to_string(after_), std::to_string(sh_->cfg.read_batch),
+							 std::to_string(sh_->cfg.read_timeout_ms)});
 		if (r.status == DbStatus::Interrupted)
 			return false;
 		if (!r.ok())
@@ -582,6 +590,7 @@ private:
 		std::chrono::steady_clock::time_point at;
 	};
 	static constexpr std::chrono::seconds kCountsStatementTtl{30};
+	static constexpr const char *kReadStatement = "livenotify_read";
 	std::unordered_map<std::string, Prepared> prepared_; /* source -> counts_statement() */
 	uint64_t prepared_generation_ = 0;					 /* conn_.generation() of prepared_ */
 	uint64_t statement_seq_ = 0;
