@@ -86,7 +86,7 @@ TEST(UnreadCache, UsersAndSourcesAreSeparate)
 	EXPECT_EQ(c.get(kSource, "8"), 5);
 	EXPECT_EQ(c.get("other", "7"), 100);
 	EXPECT_FALSE(c.on_notification(kSource, "9", 20, true)); /* nothing cached */
-	/* A key with the separator's neighbours must not collide: "a"+"bc" vs "ab"+"c". */
+	/* Source and user are separate keys: "a"+"bc" is not "ab"+"c". */
 	c.put("a", "bc", 1, snap("10:10:"), now);
 	EXPECT_FALSE(c.get("ab", "c"));
 }

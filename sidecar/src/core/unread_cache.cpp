@@ -64,25 +64,27 @@ PgSnapshot::visible(uint64_t xid) const
 	return !std::binary_search(xip.begin(), xip.end(), xid);
 }
 
-std::string
-UnreadCache::key(const std::string &source, const std::string &user)
+UnreadCache::Item *
+UnreadCache::find(const std::string &source, const std::string &user)
 {
-	/* Neither a source name nor a PostgreSQL text value can hold a NUL. */
-	std::string k;
-	k.reserve(source.size() + 1 + user.size());
-	k += source;
-	k += '\0';
-	k += user;
-	return k;
+	auto s = sources_.find(source);
+	if (s == sources_.end())
+		return nullptr;
+	auto u = s->second.find(user);
+	return u == s->second.end() ? nullptr : &u->second;
+}
+
+const UnreadCache::Item *
+UnreadCache::find(const std::string &source, const std::string &user) const
+{
+	return const_cast<UnreadCache *>(this)->find(source, user);
 }
 
 bool
 UnreadCache::fresh(const std::string &source, const std::string &user, Clock::time_point now) const
 {
-	if (!enabled())
-		return false;
-	auto it = map_.find(key(source, user));
-	return it != map_.end() && now - it->second.fetched < ttl_;
+	const Item *item = enabled() ? find(source, user) : nullptr;
+	return item != nullptr && now - item->fetched < ttl_;
 }
 
 void
@@ -95,61 +97,64 @@ UnreadCache::put(const std::string &source, const std::string &user, int64_t cou
 		forget(source, user);
 		return;
 	}
-	map_[key(source, user)] = Item{count, std::move(snapshot), fetched};
+	sources_[source][user] = Item{count, std::move(snapshot), fetched};
 }
 
 std::optional<int64_t>
 UnreadCache::on_notification(const std::string &source, const std::string &user, uint64_t xid,
 							 bool unread)
 {
-	auto it = map_.find(key(source, user));
-	if (it == map_.end())
+	Item *item = find(source, user);
+	if (item == nullptr)
 		return std::nullopt;
-	Item &item = it->second;
-	if (unread && !item.snapshot->visible(xid))
-		item.count++;
-	return item.count;
+	if (unread && !item->snapshot->visible(xid))
+		item->count++;
+	return item->count;
 }
 
 std::optional<int64_t>
 UnreadCache::get(const std::string &source, const std::string &user) const
 {
-	auto it = map_.find(key(source, user));
-	if (it == map_.end())
+	const Item *item = find(source, user);
+	if (item == nullptr)
 		return std::nullopt;
-	return it->second.count;
+	return item->count;
 }
 
 void
 UnreadCache::forget(const std::string &source, const std::string &user)
 {
-	map_.erase(key(source, user));
+	auto s = sources_.find(source);
+	if (s != sources_.end())
+		s->second.erase(user);
 }
 
 void
 UnreadCache::forget_source(const std::string &source)
 {
-	std::string prefix = source;
-	prefix += '\0';
-	for (auto it = map_.begin(); it != map_.end();)
-	{
-		if (it->first.compare(0, prefix.size(), prefix) == 0)
-			it = map_.erase(it);
-		else
-			++it;
-	}
+	sources_.erase(source);
 }
 
 void
 UnreadCache::expire(Clock::time_point now)
 {
-	for (auto it = map_.begin(); it != map_.end();)
-	{
-		if (now - it->second.fetched >= ttl_)
-			it = map_.erase(it);
-		else
-			++it;
-	}
+	for (auto &s : sources_)
+		for (auto it = s.second.begin(); it != s.second.end();)
+		{
+			if (now - it->second.fetched >= ttl_)
+				it = s.second.erase(it);
+			else
+				++it;
+		}
+}
+
+size_t
+UnreadCache::size() const
+{
+	size_t n = 0;
+	for (const auto &s : sources_)
+		n += s.second.size();
+	return n;
 }
 
 } // namespace livenotify

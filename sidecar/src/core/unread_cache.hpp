@@ -92,14 +92,15 @@ public:
 
 	void forget(const std::string &source, const std::string &user);
 	void forget_source(const std::string &source);
+	void clear()
+	{
+		sources_.clear();
+	}
 
 	/* Drop the counts older than the TTL; call now and then. */
 	void expire(Clock::time_point now);
 
-	size_t size() const
-	{
-		return map_.size();
-	}
+	size_t size() const;
 
 private:
 	struct Item
@@ -108,10 +109,13 @@ private:
 		std::shared_ptr<const PgSnapshot> snapshot;
 		Clock::time_point fetched;
 	};
-	static std::string key(const std::string &source, const std::string &user);
+	using Users = std::unordered_map<std::string, Item>;
+
+	Item *find(const std::string &source, const std::string &user);
+	const Item *find(const std::string &source, const std::string &user) const;
 
 	std::chrono::milliseconds ttl_;
-	std::unordered_map<std::string, Item> map_;
+	std::unordered_map<std::string, Users> sources_; /* source -> user key -> count */
 };
 
 } // namespace livenotify
