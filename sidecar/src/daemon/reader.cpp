@@ -209,7 +209,7 @@ private:
 		 * Entries may be lost while we are away (ring overwritten, server
 		 * restarted): counts are fetched again rather than trusted.
 		 */
-		cache_ = UnreadCache(std::chrono::milliseconds(sh_->cfg.unread_cache_ttl_ms));
+		cache_.clear();
 	}
 
 	/* One read() round trip and its batch; false when the connection must be dropped. */
@@ -247,7 +247,7 @@ private:
 				epoch_ = epoch;
 				sh_->epoch.store(epoch);
 				broadcast_resync(sh_, "epoch");
-				cache_ = UnreadCache(std::chrono::milliseconds(sh_->cfg.unread_cache_ttl_ms));
+				forget_all_counts();
 			}
 			std::string kind = r.is_null(i, 5) ? "" : r.text(i, 5);
 			if (kind == "lost")
@@ -258,8 +258,8 @@ private:
 				LOG_WARN("entries_lost", "count=%lld up_to_seq=%lld", lost,
 						 static_cast<long long>(seq));
 				broadcast_resync(sh_, "lost");
-				/* Whatever was lost may have changed counts. */
-				cache_ = UnreadCache(std::chrono::milliseconds(sh_->cfg.unread_cache_ttl_ms));
+				/* Whatever was lost may have changed counts, or re-registered a source. */
+				forget_all_counts();
 			}
 			else if (!r.is_null(i, 4) || (kind == "unread_count" && !r.is_null(i, 3)))
 			{
@@ -290,12 +290,12 @@ private:
 	/*
 	 * The name of this session's prepared counting statement for a source,
 	 * prepared on first use from livenotify.unread_counts_query(); empty when
-	 * that failed (then unread_counts() is used until the next connection).
-	 * unread_counts() is PL/pgSQL that plans its EXECUTE on every call, and
-	 * every frame of a batch waits for the count: the prepared statement
-	 * skips that planning.  A source registered again with another user or
-	 * read column on the same table raises no error in the old statement, so
-	 * each is prepared again after kCountsStatementTtl.
+	 * that failed (then unread_counts() is used until the source changes or
+	 * the session ends).  unread_counts() is PL/pgSQL that plans its EXECUTE
+	 * on every call; the prepared statement skips that planning.  A source
+	 * registered again (perhaps on another read or user column) queues an
+	 * entry that drops the statement (source_changed()); a table change that
+	 * breaks it makes it fail, and fetch_counts() drops it then.
 	 */
 	std::string counts_statement(const std::string &source)
 	{
@@ -305,16 +305,9 @@ private:
 			prepared_.clear();
 			prepared_generation_ = conn_.generation();
 		}
-		auto now = std::chrono::steady_clock::now();
 		auto it = prepared_.find(source);
 		if (it != prepared_.end())
-		{
-			if (now - it->second.at < kCountsStatementTtl)
-				return it->second.name;
-			if (!it->second.name.empty())
-				conn_.query(("DEALLOCATE " + it->second.name).c_str(), {});
-			prepared_.erase(it);
-		}
+			return it->second;
 		std::string name;
 		QueryResult q = conn_.query("SELECT livenotify.unread_counts_query($1)", {source});
 		if (q.ok() && q.rows() == 1 && !q.is_null(0, 0))
@@ -336,7 +329,7 @@ private:
 			LOG_WARN("unread_counts_prepare_failed", "source=%s error=%s fallback=unread_counts",
 					 log_quote(source).c_str(), log_quote(q.error).c_str());
 		if (q.status == DbStatus::Ok || q.status == DbStatus::Error)
-			prepared_[source] = {name, now}; /* not cached when the session is lost */
+			prepared_[source] = name; /* not cached when the session is lost */
 		return name;
 	}
 
@@ -368,8 +361,7 @@ private:
 				 */
 				LOG_WARN("unread_counts_prepared_failed", "source=%s error=%s",
 						 log_quote(source).c_str(), log_quote(r.error).c_str());
-				prepared_.erase(source);
-				conn_.query(("DEALLOCATE " + name).c_str(), {});
+				drop_statement(source);
 				name.clear();
 			}
 		}
@@ -409,13 +401,7 @@ private:
 	void source_changed(const std::string &source)
 	{
 		cache_.forget_source(source);
-		auto it = prepared_.find(source);
-		if (it != prepared_.end())
-		{
-			if (!it->second.name.empty() && prepared_generation_ == conn_.generation())
-				conn_.query(("DEALLOCATE " + it->second.name).c_str(), {});
-			prepared_.erase(it);
-		}
+		drop_statement(source);
 		if (!refreshed_this_batch_)
 		{
 			refreshed_this_batch_ = true;
@@ -423,6 +409,25 @@ private:
 			if (load_sources(conn_, &sources_, &err))
 				resolve_resume_source(sh_, sources_);
 		}
+	}
+
+	/* Entries were missed: no cached count, and no counting statement, can be trusted. */
+	void forget_all_counts()
+	{
+		cache_.clear();
+		while (!prepared_.empty())
+			drop_statement(prepared_.begin()->first);
+	}
+
+	/* Forget a source's counting statement, deallocating it if it is this session's. */
+	void drop_statement(const std::string &source)
+	{
+		auto it = prepared_.find(source);
+		if (it == prepared_.end())
+			return;
+		if (!it->second.empty() && prepared_generation_ == conn_.generation())
+			conn_.query(("DEALLOCATE " + it->second).c_str(), {});
+		prepared_.erase(it);
 	}
 
 	const SourceInfo *source_info(const std::string &source)
@@ -584,15 +589,10 @@ private:
 	std::unordered_map<std::string, SourceInfo> sources_;
 	bool refreshed_this_batch_ = false;
 	bool ever_connected_ = false;
-	struct Prepared
-	{
-		std::string name; /* empty: preparing failed, unread_counts() is used */
-		std::chrono::steady_clock::time_point at;
-	};
-	static constexpr std::chrono::seconds kCountsStatementTtl{30};
 	static constexpr const char *kReadStatement = "livenotify_read";
-	std::unordered_map<std::string, Prepared> prepared_; /* source -> counts_statement() */
-	uint64_t prepared_generation_ = 0;					 /* conn_.generation() of prepared_ */
+	/* source -> counts_statement(), "" when preparing failed */
+	std::unordered_map<std::string, std::string> prepared_;
+	uint64_t prepared_generation_ = 0; /* conn_.generation() of prepared_ */
 	uint64_t statement_seq_ = 0;
 	UnreadCache cache_;
 	UnreadCache::Clock::time_point last_expire_{};
