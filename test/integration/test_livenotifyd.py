@@ -389,6 +389,23 @@ async def close_all(*clients):
     await asyncio.gather(*(c.close() for c in clients if c is not None))
 
 
+async def resumed_ids(c, marker_n, want, what):
+    """The ids of the notification frames tab c gets before test marker marker_n, checked to
+    hold every id of `want` exactly once (the caller checks the order it expects)."""
+    got = []
+    while True:
+        f = await c.next(f"row {len(got) + 1} of {len(want)} or the marker (got ids {got})")
+        if f == {"type": "test_marker", "n": marker_n}:
+            break
+        check_eq(f.get("type"), "notification", f"{what} ({f})")
+        got.append(f["id"])
+    dups = sorted({i for i in got if got.count(i) > 1})
+    check(not dups, f"rows delivered twice: {dups} (stream {got})")
+    missing = sorted(set(want) - set(got))
+    check(not missing, f"rows never delivered: {missing} (stream {got})")
+    return got
+
+
 def expected_notification(db, nid, unread):
     return {"type": "notification", "source": SOURCE, "id": nid, "notification": db.row(nid),
             "unread_count": unread}
@@ -937,17 +954,7 @@ async def resume_round(ctx, user, last_id, missed, live, inserters, query_for_re
         # arrives before it.
         ctx.marker += 1
         db.send(user, "test_marker", {"n": ctx.marker})
-        got = []
-        while True:
-            f = await c.next(f"row {len(got) + 1} of {len(want)} or the marker (got ids {got})")
-            if f == {"type": "test_marker", "n": ctx.marker}:
-                break
-            check_eq(f.get("type"), "notification", f"frame during resume ({f})")
-            got.append(f["id"])
-        dups = sorted({i for i in got if got.count(i) > 1})
-        check(not dups, f"rows delivered twice: {dups} (stream {got})")
-        missing = sorted(set(want) - set(got))
-        check(not missing, f"rows never delivered: {missing} (stream {got})")
+        got = await resumed_ids(c, ctx.marker, want, "frame during resume")
         check_eq(sorted(got), want, "the resumed stream has exactly the rows after last_id")
         if inserters == 1:
             # One writer: commit order is id order, and catch-up replays in id order.
@@ -1984,20 +1991,9 @@ async def early_resume(ctx, name, user, args):
             user, seen)]
         check_eq(len(want), len(missed) + 30, "rows inserted")
         ctx.marker += 1
-        marker = {"type": "test_marker", "n": ctx.marker}
         db.send(user, "test_marker", {"n": ctx.marker})
         db.send(other, "test_marker", {"n": ctx.marker})
-        got = []
-        while True:
-            f = await c.next(f"row {len(got) + 1} of {len(want)} or the marker (got ids {got})")
-            if f == marker:
-                break
-            check_eq(f.get("type"), "notification", f"frame of the early resume ({f})")
-            got.append(f["id"])
-        dups = sorted({i for i in got if got.count(i) > 1})
-        check(not dups, f"rows delivered twice: {dups} (stream {got})")
-        missing = sorted(set(want) - set(got))
-        check(not missing, f"rows never delivered: {missing} (stream {got})")
+        got = await resumed_ids(c, ctx.marker, want, "frame of the early resume")
         check_eq(got, want, "the early resume's stream: the rows after last_id, in order")
         # The early socket without a resume: one resync (it may have missed rows), nothing else.
         check_eq(await o.next("resync of the early tab without resume"),
