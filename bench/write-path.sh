@@ -29,17 +29,9 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+LOG_TAG=bench
 # shellcheck source=test/lib.sh
 source test/lib.sh
-
-# lib.sh's messages say [test]; this is not a test.
-log() {
-	printf '[bench] %s\n' "$*" >&2
-}
-die() {
-	printf '[bench] ERROR: %s\n' "$*" >&2
-	exit 1
-}
 
 PORT=${BENCH_PORT:-54340}
 SECONDS_PER_PASS=${BENCH_SECONDS:-12}

@@ -32,12 +32,13 @@ LIVENOTIFY_PACKAGES=(
 LIVENOTIFY_CLUSTERS=()
 _livenotify_apt_updated=0
 
+# Messages say [test], or what the sourcing script sets LOG_TAG to (benchmarks: bench).
 log() {
-	printf '[test] %s\n' "$*" >&2
+	printf '[%s] %s\n' "${LOG_TAG:-test}" "$*" >&2
 }
 
 die() {
-	printf '[test] ERROR: %s\n' "$*" >&2
+	printf '[%s] ERROR: %s\n' "${LOG_TAG:-test}" "$*" >&2
 	exit 1
 }
 

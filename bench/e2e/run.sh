@@ -44,17 +44,9 @@ set -uo pipefail
 
 cd "$(dirname "$0")/../.." || exit 1
 ROOT=$(pwd)
+LOG_TAG=bench
 # shellcheck source=test/lib.sh
 source test/lib.sh
-
-# lib.sh's messages say [test]; this is not a test.
-log() {
-	printf '[bench] %s\n' "$*" >&2
-}
-die() {
-	printf '[bench] ERROR: %s\n' "$*" >&2
-	exit 1
-}
 
 PORT=${LIVENOTIFY_E2E_PORT:-54360}
 WS_PORT=${LIVENOTIFY_E2E_WS_PORT:-8790}
