@@ -9,10 +9,15 @@
 #   t_notify      the same table with the usual PL/pgSQL AFTER INSERT trigger calling
 #                 pg_notify(), and one listener connection LISTENing and draining
 #
+# and a fourth config, t_livenotify with livenotify.enabled = off (PGOPTIONS): the triggers
+# fire and return at once, which is what PostgreSQL's row-trigger machinery costs by itself.
+#
 # pgbench runs one INSERT per transaction (fsync on: every transaction is a real commit) at
-# 1 and 16 clients.  Runs vary a lot between passes on a shared machine, so every config
-# runs ROUNDS short passes, interleaved and in a rotated order, and the median is kept.
-# Targets: livenotify >= 0.95x plain at 1 and 16 clients, >= 3x pg_notify at 16 clients.
+# 1 and 16 clients.  A virtual machine's speed drifts by tens of percent within minutes, so
+# the configs of one client count run back to back, ROUNDS times, in an order reversed every
+# round, and each ratio is the median of the per-round ratios of those neighbouring passes
+# (a drift hits both sides of a ratio alike).  Targets: livenotify >= 0.95x plain at 1 and 16
+# clients, >= 3x pg_notify at 16 clients.
 #
 # As root on Debian 12: installs what is missing, builds and installs the extension, starts
 # a private cluster on port 54340, prints the table and the ratios, writes them into
@@ -22,7 +27,7 @@
 # benchmark here does, so that no two benchmarks overlap (each would measure the other).  Set
 # LIVENOTIFY_BENCH_LOCKED=1 when the caller already holds it.
 #
-# Environment: BENCH_PORT (54340), BENCH_SECONDS (12, per pass), BENCH_ROUNDS (3),
+# Environment: BENCH_PORT (54340), BENCH_SECONDS (8, per pass), BENCH_ROUNDS (6),
 # BENCH_WRITE_DOCS (1; 0 leaves docs/benchmarks.md alone), LIVENOTIFY_KEEP_CLUSTER=1 keeps
 # the cluster directory (data, server log) for a post-mortem.
 set -euo pipefail
@@ -34,11 +39,14 @@ LOG_TAG=bench
 source test/lib.sh
 
 PORT=${BENCH_PORT:-54340}
-SECONDS_PER_PASS=${BENCH_SECONDS:-12}
-ROUNDS=${BENCH_ROUNDS:-3}
+SECONDS_PER_PASS=${BENCH_SECONDS:-8}
+ROUNDS=${BENCH_ROUNDS:-6}
 WRITE_DOCS=${BENCH_WRITE_DOCS:-1}
 CLIENTS=(1 16)
 TABLES=(t_plain t_livenotify t_notify)
+# The configs of one client count, in the order of odd rounds (even rounds reverse it).  A
+# config is a table, or t_livenotify_off: t_livenotify with livenotify.enabled = off.
+CONFIG_TABLES=(t_plain t_livenotify t_livenotify_off t_notify)
 DB=bench
 DOC=docs/benchmarks.md
 PGBENCH=$LIVENOTIFY_PG_BIN/pgbench
@@ -225,13 +233,18 @@ ln_stat() {
 	q -c "SELECT $1 FROM livenotify.stats"
 }
 
-# run_pass TABLE CLIENTS SECONDS: one pgbench pass; prints "tps transactions".
+# run_pass CONFIG CLIENTS SECONDS: one pgbench pass; prints "tps transactions".
 run_pass() {
-	local t=$1 c=$2 s=$3 out tps n failed
+	local cfg=$1 c=$2 s=$3 t=$1 options="" out tps n failed
+	if [ "$cfg" = t_livenotify_off ]; then
+		t=t_livenotify
+		options="-c livenotify.enabled=off"
+	fi
 	# Each pass starts from a clean checkpoint: none happens during the pass.
 	q -c CHECKPOINT
-	out=$(PGHOST=$CLUSTER PGPORT=$PORT PGUSER=postgres "$PGBENCH" -n -c "$c" -j $((c < 2 ? c : 2)) \
-		-T "$s" -f "$WORK/$t.sql" "$DB" 2>&1) || { printf '%s\n' "$out" >&2; die "pgbench failed"; }
+	out=$(PGOPTIONS=$options PGHOST=$CLUSTER PGPORT=$PORT PGUSER=postgres "$PGBENCH" -n -c "$c" \
+		-j $((c < 2 ? c : 2)) -T "$s" -f "$WORK/$t.sql" "$DB" 2>&1) ||
+		{ printf '%s\n' "$out" >&2; die "pgbench failed"; }
 	tps=$(printf '%s\n' "$out" | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p')
 	n=$(printf '%s\n' "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
 	failed=$(printf '%s\n' "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p')
@@ -261,46 +274,53 @@ LOST0=$(ln_stat lost)
 FILT0=$(ln_stat filtered)
 OVER0=$(ln_stat oversize)
 
-# Configs in a fixed base order; round r starts r*2 positions later, so every table takes
-# every slot of the round once (with 3 rounds) and slow spells on the machine fall on all.
 CONFIGS=()
-for t in "${TABLES[@]}"; do
-	for c in "${CLIENTS[@]}"; do
+for c in "${CLIENTS[@]}"; do
+	for t in "${CONFIG_TABLES[@]}"; do
 		CONFIGS+=("$t:$c")
 	done
 done
-declare -A TPS=()
+declare -A TPS=() ROUND_TPS=()
 TOTAL_TXNS_LN=0
+TOTAL_TXNS_OFF=0
 TOTAL_TXNS_NOTIFY=0
 MAX_NOTIFY_QUEUE=0
+
+# count_pass CONFIG TRANSACTIONS: add a pass's transactions to the totals the checks use.
+count_pass() {
+	case $1 in
+		t_livenotify) TOTAL_TXNS_LN=$((TOTAL_TXNS_LN + $2)) ;;
+		t_livenotify_off) TOTAL_TXNS_OFF=$((TOTAL_TXNS_OFF + $2)) ;;
+		t_notify) TOTAL_TXNS_NOTIFY=$((TOTAL_TXNS_NOTIFY + $2)) ;;
+	esac
+}
 
 # Warm-up (not counted in the figures): backends, caches, the first pages of each table.
 log "warm-up: 3 s per table at 16 clients"
 for t in "${TABLES[@]}"; do
 	out=$(run_pass "$t" 16 3)
 	read -r _ n <<<"$out"
-	[ "$t" = t_livenotify ] && TOTAL_TXNS_LN=$((TOTAL_TXNS_LN + n))
-	[ "$t" = t_notify ] && TOTAL_TXNS_NOTIFY=$((TOTAL_TXNS_NOTIFY + n))
+	count_pass "$t" "$n"
 done
 
-NCONF=${#CONFIGS[@]}
+NT=${#CONFIG_TABLES[@]}
 for ((r = 0; r < ROUNDS; r++)); do
-	for ((i = 0; i < NCONF; i++)); do
-		cfg=${CONFIGS[$(((i + r * 2) % NCONF))]}
-		t=${cfg%%:*}
-		c=${cfg##*:}
-		out=$(run_pass "$t" "$c" "$SECONDS_PER_PASS")
-		read -r tps n <<<"$out"
-		TPS[$cfg]="${TPS[$cfg]:-} $tps"
-		case $t in
-			t_livenotify) TOTAL_TXNS_LN=$((TOTAL_TXNS_LN + n)) ;;
-			t_notify)
-				TOTAL_TXNS_NOTIFY=$((TOTAL_TXNS_NOTIFY + n))
+	for c in "${CLIENTS[@]}"; do
+		for ((i = 0; i < NT; i++)); do
+			# Odd rounds in the base order, even rounds reversed: no config always follows
+			# the same one, and the neighbours of a ratio are never far apart in time.
+			if ((r % 2 == 0)); then t=${CONFIG_TABLES[$i]}; else t=${CONFIG_TABLES[$((NT - 1 - i))]}; fi
+			out=$(run_pass "$t" "$c" "$SECONDS_PER_PASS")
+			read -r tps n <<<"$out"
+			TPS[$t:$c]="${TPS[$t:$c]:-} $tps"
+			ROUND_TPS[$r:$t:$c]=$tps
+			count_pass "$t" "$n"
+			if [ "$t" = t_notify ]; then
 				usage=$(q -c "SELECT round(pg_notification_queue_usage()::numeric * 100, 2)")
 				MAX_NOTIFY_QUEUE=$(awk -v a="$MAX_NOTIFY_QUEUE" -v b="$usage" 'BEGIN { print (b > a) ? b : a }')
-				;;
-		esac
-		log "round $((r + 1))/$ROUNDS  $(printf '%-13s %2s clients  %8.1f tps' "$t" "$c" "$tps")"
+			fi
+			log "round $((r + 1))/$ROUNDS  $(printf '%-16s %2s clients  %8.1f tps' "$t" "$c" "$tps")"
+		done
 	done
 done
 
@@ -342,36 +362,74 @@ RING=$(q -c "SELECT pg_size_pretty(ring_bytes::bigint) || ' ring, ' || pg_size_p
 ROWJSON=$(q -c "SELECT round(avg(octet_length(row_to_json(t)::text))) FROM (SELECT * FROM t_plain LIMIT 1000) t")
 PGVERSION=$(q -c "SHOW server_version")
 
-R1=$(ratio "${MED[t_livenotify:1]}" "${MED[t_plain:1]}")
-R16=$(ratio "${MED[t_livenotify:16]}" "${MED[t_plain:16]}")
-RN16=$(ratio "${MED[t_livenotify:16]}" "${MED[t_notify:16]}")
-RN1=$(ratio "${MED[t_livenotify:1]}" "${MED[t_notify:1]}")
+# paired A B CLIENTS: the per-round ratios A/B at that client count, one per line.
+paired() {
+	local r
+	for ((r = 0; r < ROUNDS; r++)); do
+		awk -v a="${ROUND_TPS[$r:$1:$3]}" -v b="${ROUND_TPS[$r:$2:$3]}" 'BEGIN { printf "%.4f\n", a / b }'
+	done
+}
+# ratio_of A B CLIENTS: the median of the per-round ratios, two decimals.
+ratio_of() {
+	# shellcheck disable=SC2046 # one ratio per round, split on purpose
+	awk -v m="$(median $(paired "$1" "$2" "$3"))" 'BEGIN { printf "%.2f", m }'
+}
+# spread_of A B CLIENTS: "lowest-highest" of the per-round ratios.
+spread_of() {
+	paired "$1" "$2" "$3" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2f", lo, hi }'
+}
+
+R1=$(ratio_of t_livenotify t_plain 1)
+R16=$(ratio_of t_livenotify t_plain 16)
+RN16=$(ratio_of t_livenotify t_notify 16)
+RN1=$(ratio_of t_livenotify t_notify 1)
+ROFF1=$(ratio_of t_livenotify_off t_plain 1)
+ROFF16=$(ratio_of t_livenotify_off t_plain 16)
 
 SANITY=ok
-[ "$ENQ" -eq "$TOTAL_TXNS_LN" ] && [ "$ENQ" -eq "$ROWS_LN" ] || SANITY=FAILED
+# enabled = off queues nothing: its rows are in the table, not in the ring.
+[ "$ENQ" -eq "$TOTAL_TXNS_LN" ] && [ "$ROWS_LN" -eq $((TOTAL_TXNS_LN + TOTAL_TXNS_OFF)) ] ||
+	SANITY=FAILED
 [ "$LOST" -eq 0 ] && [ "$FILT" -eq 0 ] && [ "$OVER" -eq 0 ] || SANITY=FAILED
 [ "$LISTENED" -eq "$TOTAL_TXNS_NOTIFY" ] || SANITY=FAILED
 
+# What each config is, in the tables.
+describe() {
+	case $1 in
+		t_plain) echo "no trigger" ;;
+		t_livenotify) echo "livenotify" ;;
+		t_livenotify_off) echo "livenotify's triggers, livenotify.enabled = off" ;;
+		t_notify) echo "PL/pgSQL trigger calling pg_notify" ;;
+	esac
+}
 TABLE=$(
-	printf '| table | clients | median TPS | passes (TPS) |\n'
+	printf '| config | clients | median TPS | passes (TPS, in round order) |\n'
 	printf '|---|---:|---:|---|\n'
 	for cfg in "${CONFIGS[@]}"; do
 		# shellcheck disable=SC2086
-		printf '| %s | %s | %.0f | %s |\n' "${cfg%%:*}" "${cfg##*:}" "${MED[$cfg]}" \
+		printf '| %s | %s | %.0f | %s |\n' "$(describe "${cfg%%:*}")" "${cfg##*:}" "${MED[$cfg]}" \
 			"$(printf '%.0f ' ${TPS[$cfg]} | sed 's/ $//; s/ /, /g')"
 	done
 )
 RATIOS=$(
-	printf '| ratio | value | target | |\n'
-	printf '|---|---:|---:|---|\n'
-	printf '| livenotify / plain, 1 client | %s | >= 0.95 | %s |\n' "$R1" "$(verdict "$R1" 0.95)"
-	printf '| livenotify / plain, 16 clients | %s | >= 0.95 | %s |\n' "$R16" "$(verdict "$R16" 0.95)"
-	printf '| livenotify / pg_notify, 16 clients | %s | >= 3 | %s |\n' "$RN16" "$(verdict "$RN16" 3)"
-	printf '| livenotify / pg_notify, 1 client | %s | (none) | |\n' "$RN1"
+	printf '| ratio (median of the %s per-round ratios) | value | rounds | target | |\n' "$ROUNDS"
+	printf '|---|---:|---|---:|---|\n'
+	printf '| livenotify / no trigger, 1 client | %s | %s | >= 0.95 | %s |\n' "$R1" \
+		"$(spread_of t_livenotify t_plain 1)" "$(verdict "$R1" 0.95)"
+	printf '| livenotify / no trigger, 16 clients | %s | %s | >= 0.95 | %s |\n' "$R16" \
+		"$(spread_of t_livenotify t_plain 16)" "$(verdict "$R16" 0.95)"
+	printf '| livenotify / pg_notify, 16 clients | %s | %s | >= 3 | %s |\n' "$RN16" \
+		"$(spread_of t_livenotify t_notify 16)" "$(verdict "$RN16" 3)"
+	printf '| livenotify / pg_notify, 1 client | %s | %s | (none) | |\n' "$RN1" \
+		"$(spread_of t_livenotify t_notify 1)"
+	printf '| triggers only (enabled = off) / no trigger, 1 client | %s | %s | (PostgreSQL'"'"'s share) | |\n' \
+		"$ROFF1" "$(spread_of t_livenotify_off t_plain 1)"
+	printf '| triggers only (enabled = off) / no trigger, 16 clients | %s | %s | (PostgreSQL'"'"'s share) | |\n' \
+		"$ROFF16" "$(spread_of t_livenotify_off t_plain 16)"
 )
 CHECKS=$(
-	printf -- '- livenotify.stats enqueued delta: %s; livenotify INSERT transactions (pgbench, incl. warm-up): %s; rows in t_livenotify: %s\n' \
-		"$ENQ" "$TOTAL_TXNS_LN" "$ROWS_LN"
+	printf -- '- livenotify.stats enqueued delta: %s; livenotify INSERT transactions (pgbench, incl. warm-up): %s; with enabled = off: %s; rows in t_livenotify: %s\n' \
+		"$ENQ" "$TOTAL_TXNS_LN" "$TOTAL_TXNS_OFF" "$ROWS_LN"
 	printf -- '- lost: %s, filtered: %s, oversize: %s (no reader was connected: nothing may count as lost; all types delivered)\n' \
 		"$LOST" "$FILT" "$OVER"
 	printf -- '- ring at the end: %s\n' "$RING"
@@ -385,7 +443,7 @@ NPROC=$(nproc)
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 
-printf '\n===== write path: INSERT TPS (median of %s passes of %s s) =====\n%s\n\n%s\n\n%s\n' \
+printf '\n===== write path: INSERT TPS (%s rounds, passes of %s s) =====\n%s\n\n%s\n\n%s\n' \
 	"$ROUNDS" "$SECONDS_PER_PASS" "$TABLE" "$RATIOS" "$CHECKS"
 
 # ---------------------------------------------------------------------------------------
@@ -406,13 +464,18 @@ Measured $DATE by \`bench/write-path.sh\`.
   \`livenotify.register('t_livenotify', 'user_id', 'type', 'id', 'is_read')\`; \`t_notify\`
   has a PL/pgSQL AFTER INSERT trigger running \`pg_notify('notifications',
   row_to_json(NEW)::text)\`, with one psycopg2 connection that LISTENs and drains every
-  notification. pgbench (simple query protocol, \`-j 2\` at 16 clients) runs one INSERT per
+  notification. A fourth config inserts into \`t_livenotify\` with \`livenotify.enabled = off\`
+  (\`PGOPTIONS\`): livenotify's four triggers are copied into every INSERT's executor state and
+  the capture trigger fires and returns at once, so it measures PostgreSQL's row-trigger
+  machinery alone. pgbench (simple query protocol, \`-j 2\` at 16 clients) runs one INSERT per
   transaction: a random user among 1000, a delivered type (comment, like, follow, mention),
-  a ~60-byte title and ~200-byte message, a small jsonb (row JSON $ROWJSON bytes on average). After a 3 s
-  warm-up per table, $ROUNDS rounds of the 6 configs (3 tables x 1 and 16 clients), $SECONDS_PER_PASS s
-  per pass, the order rotated each round; the figure is the median pass. pgbench runs on
+  a ~60-byte title and ~200-byte message, a small jsonb (row JSON $ROWJSON bytes on average).
+  After a 3 s warm-up per table, $ROUNDS rounds; in each, for 1 and then 16 clients, the four
+  configs run back to back for $SECONDS_PER_PASS s each, in an order reversed every round. This
+  virtual machine's speed drifts by tens of percent from one minute to the next, so a ratio is
+  taken within a round, between passes a few seconds apart, and the figure is the median of
+  those per-round ratios (the *rounds* column gives the lowest and highest). pgbench runs on
   the same machine as the server.
-
 $TABLE
 
 $RATIOS
@@ -428,7 +491,8 @@ make bench-write      # or: bash bench/write-path.sh  (make bench also runs the 
 \`\`\`
 
 (\`BENCH_SECONDS\` and \`BENCH_ROUNDS\` change the pass length and count; passes on a shared
-or virtual machine vary by tens of percent, so compare configs only within one run.)
+or virtual machine vary by tens of percent, so compare configs only within one round, as the
+ratios above do.)
 EOF
 )
 
