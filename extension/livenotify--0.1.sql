@@ -150,6 +150,11 @@ BEGIN
 	END IF;
 
 	SELECT c.relkind INTO kind FROM pg_class c WHERE c.oid = tbl;
+	-- A regclass made from a number need not name a relation.
+	IF kind IS NULL THEN
+		RAISE EXCEPTION 'relation with OID % does not exist', tbl::oid
+			USING ERRCODE = 'undefined_table';
+	END IF;
 	IF kind NOT IN ('r', 'p') THEN
 		RAISE EXCEPTION '% is not a table', tbl
 			USING ERRCODE = 'wrong_object_type',
