@@ -233,18 +233,21 @@ ln_stat() {
 	q -c "SELECT $1 FROM livenotify.stats"
 }
 
-# run_pass CONFIG CLIENTS SECONDS: one pgbench pass; prints "tps transactions".
+# run_pass CONFIG CLIENTS SECONDS: one pgbench pass; prints "tps transactions faults", faults
+# being the page faults of the whole machine during the pass (/proc/vmstat).
 run_pass() {
-	local cfg=$1 c=$2 s=$3 t=$1 options="" out tps n failed
+	local cfg=$1 c=$2 s=$3 t=$1 options="" out tps n failed f0 f1
 	if [ "$cfg" = t_livenotify_off ]; then
 		t=t_livenotify
 		options="-c livenotify.enabled=off"
 	fi
 	# Each pass starts from a clean checkpoint: none happens during the pass.
 	q -c CHECKPOINT
+	f0=$(awk '$1 == "pgfault" { print $2 }' /proc/vmstat)
 	out=$(PGOPTIONS=$options PGHOST=$CLUSTER PGPORT=$PORT PGUSER=postgres "$PGBENCH" -n -c "$c" \
 		-j $((c < 2 ? c : 2)) -T "$s" -f "$WORK/$t.sql" "$DB" 2>&1) ||
 		{ printf '%s\n' "$out" >&2; die "pgbench failed"; }
+	f1=$(awk '$1 == "pgfault" { print $2 }' /proc/vmstat)
 	tps=$(printf '%s\n' "$out" | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p')
 	n=$(printf '%s\n' "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
 	failed=$(printf '%s\n' "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p')
@@ -253,7 +256,7 @@ run_pass() {
 		die "cannot read pgbench's output"
 	fi
 	[ "${failed:-0}" = 0 ] || { printf '%s\n' "$out" >&2; die "pgbench: $failed failed transactions"; }
-	printf '%s %s\n' "$tps" "$n"
+	printf '%s %s %s\n' "$tps" "$n" $((f1 - f0))
 }
 
 log "start the pg_notify listener"
@@ -280,7 +283,7 @@ for c in "${CLIENTS[@]}"; do
 		CONFIGS+=("$t:$c")
 	done
 done
-declare -A TPS=() ROUND_TPS=()
+declare -A TPS=() ROUND_TPS=() FPT=()
 TOTAL_TXNS_LN=0
 TOTAL_TXNS_OFF=0
 TOTAL_TXNS_NOTIFY=0
@@ -299,7 +302,7 @@ count_pass() {
 log "warm-up: 3 s per table at 16 clients"
 for t in "${TABLES[@]}"; do
 	out=$(run_pass "$t" 16 3)
-	read -r _ n <<<"$out"
+	read -r _ n _ <<<"$out"
 	count_pass "$t" "$n"
 done
 
@@ -311,8 +314,9 @@ for ((r = 0; r < ROUNDS; r++)); do
 			# the same one, and the neighbours of a ratio are never far apart in time.
 			if ((r % 2 == 0)); then t=${CONFIG_TABLES[$i]}; else t=${CONFIG_TABLES[$((NT - 1 - i))]}; fi
 			out=$(run_pass "$t" "$c" "$SECONDS_PER_PASS")
-			read -r tps n <<<"$out"
+			read -r tps n faults <<<"$out"
 			TPS[$t:$c]="${TPS[$t:$c]:-} $tps"
+			FPT[$t:$c]="${FPT[$t:$c]:-} $(awk -v f="$faults" -v n="$n" 'BEGIN { printf "%.3f", f / n }')"
 			ROUND_TPS[$r:$t:$c]=$tps
 			count_pass "$t" "$n"
 			if [ "$t" = t_notify ]; then
@@ -403,12 +407,12 @@ describe() {
 	esac
 }
 TABLE=$(
-	printf '| config | clients | median TPS | passes (TPS, in round order) |\n'
-	printf '|---|---:|---:|---|\n'
+	printf '| config | clients | median TPS | passes (TPS, in round order) | page faults per transaction |\n'
+	printf '|---|---:|---:|---|---:|\n'
 	for cfg in "${CONFIGS[@]}"; do
 		# shellcheck disable=SC2086
-		printf '| %s | %s | %.0f | %s |\n' "$(describe "${cfg%%:*}")" "${cfg##*:}" "${MED[$cfg]}" \
-			"$(printf '%.0f ' ${TPS[$cfg]} | sed 's/ $//; s/ /, /g')"
+		printf '| %s | %s | %.0f | %s | %.2f |\n' "$(describe "${cfg%%:*}")" "${cfg##*:}" "${MED[$cfg]}" \
+			"$(printf '%.0f ' ${TPS[$cfg]} | sed 's/ $//; s/ /, /g')" "$(median ${FPT[$cfg]})"
 	done
 )
 RATIOS=$(
@@ -474,8 +478,9 @@ Measured $DATE by \`bench/write-path.sh\`.
   configs run back to back for $SECONDS_PER_PASS s each, in an order reversed every round. This
   virtual machine's speed drifts by tens of percent from one minute to the next, so a ratio is
   taken within a round, between passes a few seconds apart, and the figure is the median of
-  those per-round ratios (the *rounds* column gives the lowest and highest). pgbench runs on
-  the same machine as the server.
+  those per-round ratios (the *rounds* column gives the lowest and highest). Page faults are
+  the whole machine's (\`/proc/vmstat\`) during a pass, over its transactions (median of the
+  passes). pgbench runs on the same machine as the server.
 $TABLE
 
 $RATIOS
