@@ -27,7 +27,7 @@
 # benchmark here does, so that no two benchmarks overlap (each would measure the other).  Set
 # LIVENOTIFY_BENCH_LOCKED=1 when the caller already holds it.
 #
-# Environment: BENCH_PORT (54340), BENCH_SECONDS (8, per pass), BENCH_ROUNDS (6),
+# Environment: BENCH_PORT (54340), BENCH_SECONDS (6, per pass), BENCH_ROUNDS (10),
 # BENCH_WRITE_DOCS (1; 0 leaves docs/benchmarks.md alone), LIVENOTIFY_KEEP_CLUSTER=1 keeps
 # the cluster directory (data, server log) for a post-mortem.
 set -euo pipefail
@@ -39,8 +39,8 @@ LOG_TAG=bench
 source test/lib.sh
 
 PORT=${BENCH_PORT:-54340}
-SECONDS_PER_PASS=${BENCH_SECONDS:-8}
-ROUNDS=${BENCH_ROUNDS:-6}
+SECONDS_PER_PASS=${BENCH_SECONDS:-6}
+ROUNDS=${BENCH_ROUNDS:-10}
 WRITE_DOCS=${BENCH_WRITE_DOCS:-1}
 CLIENTS=(1 16)
 TABLES=(t_plain t_livenotify t_notify)
