@@ -209,19 +209,26 @@ def main():
         for rate in rates:
             ra, rb = by.get(a + (rate,)), by.get(b + (rate,))
             if ra and rb and ra["p99"] and rb["p99"]:
-                # Equal asked rate is not equal load when a peer's capture throttles its own
-                # writer: say so next to the ratio instead of hiding the row.
+                # Equal asked rate is not equal load when one system's writers fall short of
+                # it (the peer's capture throttles its own writer, or one system saturates the
+                # machine): the target is for equal load, so such a row is shown, marked, and
+                # not counted.
+                lo, hi = sorted((ra["achieved"], rb["achieved"]))
+                equal = lo >= 0.9 * hi
                 note = ""
-                if rb["achieved"] < 0.9 * ra["achieved"]:
-                    note = f" (peer's writer reached {rb['achieved']:.0f}/s, livenotify's {ra['achieved']:.0f}/s)"
-                rows.append((rate, rb["p99"] / ra["p99"], note))
+                if not equal:
+                    note = (f" (not equal load, not counted: peer's writer reached {rb['achieved']:.0f}/s, "
+                            f"livenotify's {ra['achieved']:.0f}/s)")
+                rows.append((rate, rb["p99"] / ra["p99"], note, equal))
         return rows
 
     vs_node = ratio_rows(("livenotify", "sql"), ("node", "sql"))
     vs_django = ratio_rows(("livenotify", "orm"), ("django", "orm"))
-    fmt = lambda rows: ", ".join(f"{rate}/s: {x:.1f}x{note}" for rate, x, note in rows) or "–"
-    ok_node = bool(vs_node) and all(x >= 10 for _, x, _n in vs_node)
-    ok_django = bool(vs_django) and all(x >= 10 for _, x, _n in vs_django)
+    fmt = lambda rows: ", ".join(f"{rate}/s: {x:.1f}x{note}" for rate, x, note, _e in rows) or "–"
+    # Met when livenotify's p99 is at least 10x lower at every rate run at equal load.
+    ok = lambda rows: any(e for *_r, e in rows) and all(x >= 10 for _, x, _n, e in rows if e)
+    ok_node = ok(vs_node)
+    ok_django = ok(vs_django)
     peer_loss = [(r["sys"], r["writer"], r["rate"]) for r in runs if r["sys"] != "livenotify" and r["lost"] > 0]
     ln_loss_where_peer_lost = [
         k for k in peer_loss
