@@ -283,7 +283,15 @@ for c in "${CLIENTS[@]}"; do
 		CONFIGS+=("$t:$c")
 	done
 done
-declare -A TPS=() ROUND_TPS=() FPT=()
+declare -A ROUND_TPS=() FPT=()
+
+# passes CONFIG:CLIENTS: that config's TPS in each round, in round order.
+passes() {
+	local r
+	for ((r = 0; r < ROUNDS; r++)); do
+		printf '%s\n' "${ROUND_TPS[$r:$1]}"
+	done
+}
 TOTAL_TXNS_LN=0
 TOTAL_TXNS_OFF=0
 TOTAL_TXNS_NOTIFY=0
@@ -315,7 +323,6 @@ for ((r = 0; r < ROUNDS; r++)); do
 			if ((r % 2 == 0)); then t=${CONFIG_TABLES[$i]}; else t=${CONFIG_TABLES[$((NT - 1 - i))]}; fi
 			out=$(run_pass "$t" "$c" "$SECONDS_PER_PASS")
 			read -r tps n faults <<<"$out"
-			TPS[$t:$c]="${TPS[$t:$c]:-} $tps"
 			FPT[$t:$c]="${FPT[$t:$c]:-} $(awk -v f="$faults" -v n="$n" 'BEGIN { printf "%.3f", f / n }')"
 			ROUND_TPS[$r:$t:$c]=$tps
 			count_pass "$t" "$n"
@@ -346,7 +353,7 @@ verdict() {
 declare -A MED=()
 for cfg in "${CONFIGS[@]}"; do
 	# shellcheck disable=SC2086 # the list of pass figures, split on purpose
-	MED[$cfg]=$(median ${TPS[$cfg]})
+	MED[$cfg]=$(median $(passes "$cfg"))
 done
 
 # The listener gets the last notifications shortly after the last commit.
@@ -412,7 +419,7 @@ TABLE=$(
 	for cfg in "${CONFIGS[@]}"; do
 		# shellcheck disable=SC2086
 		printf '| %s | %s | %.0f | %s | %.2f |\n' "$(describe "${cfg%%:*}")" "${cfg##*:}" "${MED[$cfg]}" \
-			"$(printf '%.0f ' ${TPS[$cfg]} | sed 's/ $//; s/ /, /g')" "$(median ${FPT[$cfg]})"
+			"$(printf '%.0f ' $(passes "$cfg") | sed 's/ $//; s/ /, /g')" "$(median ${FPT[$cfg]})"
 	done
 )
 RATIOS=$(
