@@ -18,7 +18,7 @@ OBJS = \
 	extension/serialize.o \
 	extension/trigger.o \
 	extension/functions.o
-DATA = extension/livenotify--0.1.sql
+DATA = extension/livenotify--0.1.sql extension/livenotify--0.2.sql extension/livenotify--0.1--0.2.sql
 PGFILEDESC = "livenotify - commit-time notifications in shared memory"
 
 REGRESS_OPTS = --inputdir=. --temp-config=test/livenotify.conf
