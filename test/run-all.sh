@@ -25,13 +25,13 @@ CLUSTER=""
 # The suites, in order.  Each is a function suite_<name> returning 0 (pass), SKIP (nothing
 # to test yet) or anything else (fail).  Integration and browser suites are added here as
 # the sidecar and the product work land.
-SUITES=(build regress isolation not_preloaded restart sidecar_build sidecar_unit integration browser
+SUITES=(build regress isolation not_preloaded restart upgrade sidecar_build sidecar_unit integration browser
 	reliability fuzz sidecar_asan)
 SKIP=77
 # Suites that need another suite to have passed.  (sidecar_unit does not need the whole
 # sidecar build: CTest reports the tests whose executable failed to build as not run.)
 declare -A NEEDS=(
-	[regress]=build [isolation]=build [not_preloaded]=build [restart]=build
+	[regress]=build [isolation]=build [not_preloaded]=build [restart]=build [upgrade]=build
 	[integration]="build sidecar_build" [browser]="build sidecar_build"
 	[reliability]="build sidecar_build" [sidecar_asan]=build
 )
@@ -163,6 +163,13 @@ suite_restart() {
 	pg_env psql -X -q -d postgres -c "DROP DATABASE $db" || rc=1
 	[ $rc -eq 0 ] || cluster_log "$CLUSTER"
 	return $rc
+}
+
+# ALTER EXTENSION livenotify UPDATE from every shipped version: the updated database describes
+# like a fresh install and its registrations keep delivering (test/upgrade/run.sh).
+suite_upgrade() {
+	need_cluster || return 1
+	pg_env bash test/upgrade/run.sh
 }
 
 # Sidecar unit tests (GoogleTest through CTest), once the sidecar builds.
