@@ -148,6 +148,35 @@ $$;
 CREATE TRIGGER source_columns BEFORE INSERT OR UPDATE ON livenotify.source_tables
 	FOR EACH ROW EXECUTE FUNCTION livenotify._source_columns();
 
+-- The capture triggers of a source (register(); the 0.1 -> 0.2 update recreates them).
+CREATE FUNCTION livenotify._install_triggers(tbl regclass, source text, with_read boolean)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	-- The only trigger argument is the source name: the triggers find the columns by name in
+	-- the relation they fire on (trigger.cpp), so partitions with another column order,
+	-- restored tables and renamed or retyped columns route every row to its user.
+	EXECUTE format('CREATE TRIGGER livenotify_capture AFTER INSERT ON %s FOR EACH ROW '
+	               'EXECUTE FUNCTION livenotify.capture_insert(%L)', tbl, source);
+	-- Every deleted row: an unread one changes a count, and a row moved to another partition
+	-- by an UPDATE is deleted here and inserted there (not a new notification: trigger.cpp).
+	EXECUTE format('CREATE TRIGGER livenotify_delete AFTER DELETE ON %s FOR EACH ROW '
+	               'EXECUTE FUNCTION livenotify.capture_read(%L)', tbl, source);
+	-- With a read column, every committed change to a user's unread count queues an
+	-- unread_count (trigger.cpp decides exactly whose count moved): a changed read or user
+	-- column, a deleted unread row, a TRUNCATE (and, in capture_insert, a skipped unread row).
+	-- No UPDATE OF column list: it would miss a change made by the app's own BEFORE UPDATE
+	-- trigger (CREATE TRIGGER, "column-specific trigger"); and no WHEN clause: ALTER COLUMN
+	-- TYPE refuses a column that a trigger's WHEN uses (Django's BigAutoField migration).
+	IF with_read THEN
+		EXECUTE format('CREATE TRIGGER livenotify_read AFTER UPDATE ON %s FOR EACH ROW '
+		               'EXECUTE FUNCTION livenotify.capture_read(%L)', tbl, source);
+		EXECUTE format('CREATE TRIGGER livenotify_truncate AFTER TRUNCATE ON %s '
+		               'FOR EACH STATEMENT EXECUTE FUNCTION livenotify.capture_truncate(%L)',
+		               tbl, source);
+	END IF;
+END
+$$;
+
 CREATE FUNCTION livenotify.register(
 	tbl			regclass,
 	user_column	name DEFAULT 'user_id',
@@ -215,28 +244,7 @@ BEGIN
 	INSERT INTO livenotify.rules (source, type, action)
 	SELECT DISTINCT src, x, 'skip' FROM unnest(skip_types) AS x;
 
-	-- The only trigger argument is the source name: the triggers find the columns by name in
-	-- the relation they fire on (trigger.cpp), so partitions with another column order,
-	-- restored tables and renamed or retyped columns route every row to its user.
-	EXECUTE format('CREATE TRIGGER livenotify_capture AFTER INSERT ON %s FOR EACH ROW '
-	               'EXECUTE FUNCTION livenotify.capture_insert(%L)', tbl, src);
-	-- Every deleted row: an unread one changes a count, and a row moved to another partition
-	-- by an UPDATE is deleted here and inserted there (not a new notification: trigger.cpp).
-	EXECUTE format('CREATE TRIGGER livenotify_delete AFTER DELETE ON %s FOR EACH ROW '
-	               'EXECUTE FUNCTION livenotify.capture_read(%L)', tbl, src);
-	-- With a read column, every committed change to a user's unread count queues an
-	-- unread_count (trigger.cpp decides exactly whose count moved): a changed read or user
-	-- column, a deleted unread row, a TRUNCATE (and, in capture_insert, a skipped unread row).
-	-- No UPDATE OF column list: it would miss a change made by the app's own BEFORE UPDATE
-	-- trigger (CREATE TRIGGER, "column-specific trigger"); and no WHEN clause: ALTER COLUMN
-	-- TYPE refuses a column that a trigger's WHEN uses (Django's BigAutoField migration).
-	IF read_column IS NOT NULL THEN
-		EXECUTE format('CREATE TRIGGER livenotify_read AFTER UPDATE ON %s FOR EACH ROW '
-		               'EXECUTE FUNCTION livenotify.capture_read(%L)', tbl, src);
-		EXECUTE format('CREATE TRIGGER livenotify_truncate AFTER TRUNCATE ON %s '
-		               'FOR EACH STATEMENT EXECUTE FUNCTION livenotify.capture_truncate(%L)',
-		               tbl, src);
-	END IF;
+	PERFORM livenotify._install_triggers(tbl, src, read_column IS NOT NULL);
 	-- Readers that cache unread counts drop this source's at commit (registered anew, perhaps
 	-- on another read or user column).
 	PERFORM livenotify._counts_changed(src);
@@ -435,22 +443,34 @@ BEGIN
 END
 $$;
 
--- The type of the user column, after checking that every key casts to it.
+-- The type of the user column, with its modifier (char(5), not char(1)), as SQL spells it.
+CREATE FUNCTION livenotify._user_key_type(s livenotify.sources) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+	 WHERE a.attrelid = s.relid AND a.attname = s.user_column AND NOT a.attisdropped
+$$;
+
+-- The type of the user column, after checking that every key is a user key: the ::text form of
+-- a value of that type (docs/sql-api.md, "User keys").  A key that casts but does not come
+-- back the same ('042' for an integer, 'a ' or a longer string for char(5), upper-case uuid)
+-- would name a user under another key than live entries and the daemon's groups use.
 CREATE FUNCTION livenotify._check_user_keys(s livenotify.sources, user_keys text[])
 RETURNS regtype LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	utype regtype;
+	ftype text := livenotify._user_key_type(s);
 	bad text;
+	printed text;
 BEGIN
 	SELECT a.atttypid::regtype INTO utype FROM pg_attribute a
 	 WHERE a.attrelid = s.relid AND a.attname = s.user_column;
 	BEGIN
-		EXECUTE format('SELECT $1::%s[]', utype) USING user_keys;
+		EXECUTE format('SELECT $1::%s[]', ftype) USING user_keys;
 	EXCEPTION WHEN data_exception THEN
 		-- Name the first bad key (the array cast's message does not).
 		FOR i IN 1 .. cardinality(user_keys) LOOP
 			BEGIN
-				EXECUTE format('SELECT $1::%s', utype) USING user_keys[i];
+				EXECUTE format('SELECT $1::%s', ftype) USING user_keys[i];
 			EXCEPTION WHEN data_exception THEN
 				bad := user_keys[i];
 				EXIT;
@@ -459,8 +479,19 @@ BEGIN
 		RAISE EXCEPTION 'user key "%" is not a valid % for livenotify source "%"',
 			bad, utype, s.source
 			USING ERRCODE = 'invalid_text_representation',
-			      DETAIL = format('Column %I of %s has type %s.', s.user_column, s.relid, utype);
+			      DETAIL = format('Column %I of %s has type %s.', s.user_column, s.relid, ftype);
 	END;
+	EXECUTE format('SELECT k, k::%s::text FROM unnest($1) AS k WHERE k::%s::text <> k LIMIT 1',
+	               ftype, ftype)
+	   INTO bad, printed USING user_keys;
+	IF bad IS NOT NULL THEN
+		RAISE EXCEPTION 'user key "%" is not in canonical form for livenotify source "%"',
+			bad, s.source
+			USING ERRCODE = 'invalid_text_representation',
+			      DETAIL = format('Column %I of %s has type %s, which reads it as "%s".',
+			                      s.user_column, s.relid, ftype, printed),
+			      HINT = 'A user key is the user column''s value as PostgreSQL prints it (::text).';
+	END IF;
 	RETURN utype;
 END
 $$;
@@ -471,7 +502,6 @@ RETURNS TABLE (id bigint, payload text) LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	s livenotify.sources;
-	utype regtype;
 BEGIN
 	PERFORM livenotify.check_loaded();
 	s := livenotify._source(source);
@@ -483,9 +513,11 @@ BEGIN
 		RAISE EXCEPTION 'max_rows must be between 1 and 10000, got %', max_rows
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	utype := livenotify._check_user_keys(s, ARRAY[user_key]);
+	PERFORM livenotify._check_user_keys(s, ARRAY[user_key]);
 
-	-- Same JSON, same rules and same stub as the live stream (trigger.cpp).
+	-- Same JSON, same rules and same stub as the live stream (trigger.cpp).  The key is
+	-- canonical (checked above), so comparing as the column's type (the index's) is comparing
+	-- the ::text forms.
 	RETURN QUERY EXECUTE format(
 		'SELECT t.%1$I::bigint,
 		        CASE WHEN octet_length(j.j) > $4
@@ -500,7 +532,7 @@ BEGIN
 		                 true)
 		  ORDER BY t.%1$I
 		  LIMIT $3',
-		s.id_column, s.relid, s.user_column, utype, s.type_column)
+		s.id_column, s.relid, s.user_column, livenotify._user_key_type(s), s.type_column)
 	USING user_key, after_id, max_rows, livenotify.max_payload(), s.source;
 END
 $$;
@@ -509,13 +541,14 @@ COMMENT ON FUNCTION livenotify.catchup(text, text, bigint, integer) IS
 
 -- The query behind unread_counts(), for a reader that prepares it once per session
 -- (livenotifyd does, per batch of notifications): $1 is a jsonb array of user keys; it
--- returns (user_key, unread) per key, in order.  PL/pgSQL plans its dynamic SQL on every
+-- returns (user_key, unread) per key, in order; a key that is not a canonical user key ('042'
+-- for an integer column) counts 0, as nobody has it.  PL/pgSQL plans its dynamic SQL on every
 -- call; a prepared statement is planned once.
 CREATE FUNCTION livenotify.unread_counts_query(source text) RETURNS text LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	s livenotify.sources;
-	utype regtype;
+	utype text;
 	tbl text;
 BEGIN
 	PERFORM livenotify.check_loaded();
@@ -525,19 +558,20 @@ BEGIN
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 			      HINT = 'Register the table with read_column to count unread rows.';
 	END IF;
-	SELECT a.atttypid::regtype INTO utype FROM pg_attribute a
-	 WHERE a.attrelid = s.relid AND a.attname = s.user_column;
+	utype := livenotify._user_key_type(s);
 	-- Schema-qualified, so the text means the same table under any search_path.
 	SELECT format('%I.%I', n.nspname, c.relname) INTO tbl
 	  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = s.relid;
 	RETURN format(
 		'SELECT u.k AS user_key,
-		        (SELECT pg_catalog.count(*) FROM %1$s t
-		          WHERE t.%2$I = u.k::%3$s AND NOT t.%4$I) AS unread
+		        CASE WHEN u.k::%3$s::pg_catalog.text = u.k
+		             THEN (SELECT pg_catalog.count(*) FROM %1$s t
+		                    WHERE t.%2$I = u.k::%3$s AND NOT t.%4$I)
+		             ELSE 0 END AS unread
 		   FROM pg_catalog.jsonb_array_elements_text($1::pg_catalog.jsonb)
 		        WITH ORDINALITY AS u(k, n)
 		  ORDER BY u.n',
-		tbl, s.user_column, utype::text, s.read_column);
+		tbl, s.user_column, utype, s.read_column);
 END
 $$;
 COMMENT ON FUNCTION livenotify.unread_counts_query(text) IS

@@ -73,7 +73,8 @@ Moves(bool create)
 		ctl.keysize = sizeof(MoveKey);
 		ctl.entrysize = sizeof(MoveKey);
 		ctl.hcxt = TopTransactionContext;
-		moves = hash_create("livenotify moved rows", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		moves =
+			hash_create("livenotify moved rows", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 	return moves;
 }

@@ -157,7 +157,8 @@ LoadSources()
 			 SPI_result_code_string(ret));
 
 	n = SPI_processed;
-	sources = static_cast<Source *>(MemoryContextAllocZero(sources_context, sizeof(Source) * (n + 1)));
+	sources =
+		static_cast<Source *>(MemoryContextAllocZero(sources_context, sizeof(Source) * (n + 1)));
 	for (uint64 i = 0; i < n; i++)
 	{
 		HeapTuple tup = SPI_tuptable->vals[i];
@@ -250,8 +251,8 @@ FindColumn(Relation rel, const char *name, const char *role, ColumnKind kind, So
 		}
 		if (!ok)
 		{
-			snprintf(cols->problem, sizeof(cols->problem), "its %s column \"%s\" has type %s",
-					 role, name, format_type_be(t));
+			snprintf(cols->problem, sizeof(cols->problem), "its %s column \"%s\" has type %s", role,
+					 name, format_type_be(t));
 			return 0;
 		}
 		return i + 1;
@@ -289,13 +290,12 @@ SourceResolve(Relation rel, const char *source, const char *trigger_name)
 
 	/* Bounded before anything else: a source name is a NAME (CHECK on source_tables). */
 	if (strlen(source) >= NAMEDATALEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("trigger \"%s\" on table \"%s\" names no livenotify source", trigger_name,
-						RelationGetRelationName(rel)),
-				 errdetail("Its argument is %zu bytes long; a source name has at most %d.",
-						   strlen(source), NAMEDATALEN - 1),
-				 errhint("Install the triggers with livenotify.register().")));
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+						errmsg("trigger \"%s\" on table \"%s\" names no livenotify source",
+							   trigger_name, RelationGetRelationName(rel)),
+						errdetail("Its argument is %zu bytes long; a source name has at most %d.",
+								  strlen(source), NAMEDATALEN - 1),
+						errhint("Install the triggers with livenotify.register().")));
 
 	if (!sources_valid)
 	{
@@ -337,14 +337,13 @@ SourceResolve(Relation rel, const char *source, const char *trigger_name)
 							   trigger_name, RelationGetRelationName(rel), source),
 						errhint("Install the triggers with livenotify.register().")));
 	if (!IsSelfOrAncestor(rel, s->relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("trigger \"%s\" on table \"%s\" names livenotify source \"%s\", "
-						"which is registered on another table",
-						trigger_name, RelationGetRelationName(rel), source),
-				 errdetail("The source captures table \"%s\" and its partitions.",
-						   get_rel_name(s->relid) ? get_rel_name(s->relid) : "?"),
-				 errhint("Install the triggers with livenotify.register().")));
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+						errmsg("trigger \"%s\" on table \"%s\" names livenotify source \"%s\", "
+							   "which is registered on another table",
+							   trigger_name, RelationGetRelationName(rel), source),
+						errdetail("The source captures table \"%s\" and its partitions.",
+								  get_rel_name(s->relid) ? get_rel_name(s->relid) : "?"),
+						errhint("Install the triggers with livenotify.register().")));
 
 	/* Resolve first, then enter: an ERROR above leaves no half-made entry. */
 	e = static_cast<RelEntry *>(hash_search(rel_cache, &key, HASH_ENTER, &found));
@@ -361,8 +360,8 @@ void
 SourceWarnOnce(Relation rel, const char *source, const SourceColumns *cols)
 {
 	/* cols is the cols member of a RelEntry (SourceResolve returned it). */
-	RelEntry *e = reinterpret_cast<RelEntry *>(reinterpret_cast<char *>(const_cast<SourceColumns *>(cols)) -
-											   offsetof(RelEntry, cols));
+	RelEntry *e = reinterpret_cast<RelEntry *>(
+		reinterpret_cast<char *>(const_cast<SourceColumns *>(cols)) - offsetof(RelEntry, cols));
 	CommandId cid = GetCurrentCommandId(false);
 
 	if (e->warned_lxid == MyProc->lxid && e->warned_cid == cid)

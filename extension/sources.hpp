@@ -21,12 +21,12 @@ namespace livenotify
 /* The source's columns in one relation (a registered table or a partition of it). */
 struct SourceColumns
 {
-	int user_att;		 /* attribute numbers in that relation's TupleDesc */
+	int user_att; /* attribute numbers in that relation's TupleDesc */
 	int type_att;
 	int id_att;
-	int read_att;		 /* 0: the source has no read column */
-	bool usable;		 /* false: a column is missing or of a type we cannot read */
-	char problem[160];	 /* why not usable, for the WARNING */
+	int read_att;	   /* 0: the source has no read column */
+	bool usable;	   /* false: a column is missing or of a type we cannot read */
+	char problem[160]; /* why not usable, for the WARNING */
 };
 
 /* Called from _PG_init. */

@@ -50,6 +50,7 @@ extern "C"
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -68,6 +69,7 @@ extern "C"
 #include "serialize.hpp"
 #include "sources.hpp"
 
+#include <cstdlib>
 #include <cstring>
 
 using namespace livenotify;
@@ -132,11 +134,104 @@ CheckTrigger(FunctionCallInfo fcinfo, const char *funcname, int min_nargs, int m
  * argument, the source name, is checked by SourceResolve: a trigger that
  * register() did not create is an ERROR.
  */
+/* Is the extension's catalog still 0.1's (livenotify.source_tables without column names)? */
+bool
+SchemaIsLegacy()
+{
+	Oid nsp = get_namespace_oid("livenotify", true);
+	Oid rel = OidIsValid(nsp) ? get_relname_relid("source_tables", nsp) : InvalidOid;
+
+	return OidIsValid(rel) && get_attnum(rel, "user_column") == InvalidAttrNumber;
+}
+
+/*
+ * A trigger made by livenotify 0.1, whose arguments after the source are
+ * attribute numbers (capture_insert: user, type, id[, read or 0];
+ * capture_read: user, read).  They still fire between installing this
+ * library and ALTER EXTENSION livenotify UPDATE, which recreates them: the
+ * app's writes must go on meanwhile, with 0.1's meaning of the arguments.
+ */
 const SourceColumns *
-Columns(TriggerData *trig)
+LegacyColumns(TriggerData *trig, SourceColumns *cols)
+{
+	const Trigger *tg = trig->tg_trigger;
+	TupleDesc desc = RelationGetDescr(trig->tg_relation);
+	bool insert = TRIGGER_FIRED_BY_INSERT(trig->tg_event);
+	int *atts[4] = {&cols->user_att, &cols->type_att, &cols->id_att, &cols->read_att};
+	static const Oid want[4][3] = {
+		{InvalidOid}, {TEXTOID, VARCHAROID, BPCHAROID}, {INT2OID, INT4OID, INT8OID}, {BOOLOID}};
+
+	memset(cols, 0, sizeof(*cols));
+	cols->usable = true;
+	for (int i = 1; i < tg->tgnargs && cols->usable; i++)
+	{
+		int role = insert ? i - 1 : (i == 1 ? 0 : 3);
+		long attnum = strtol(tg->tgargs[i], nullptr, 10);
+		Form_pg_attribute att;
+		bool ok;
+
+		if (role == 3 && attnum == 0)
+			continue; /* no read column */
+		if (attnum < 1 || attnum > desc->natts || TupleDescAttr(desc, attnum - 1)->attisdropped)
+		{
+			snprintf(cols->problem, sizeof(cols->problem),
+					 "its 0.1 trigger names column number %ld, which was dropped", attnum);
+			cols->usable = false;
+			break;
+		}
+		att = TupleDescAttr(desc, attnum - 1);
+		ok = want[role][0] == InvalidOid || att->atttypid == want[role][0] ||
+			 att->atttypid == want[role][1] || att->atttypid == want[role][2];
+		if (role == 3)
+			ok = att->atttypid == BOOLOID;
+		if (!ok)
+		{
+			snprintf(cols->problem, sizeof(cols->problem),
+					 "its 0.1 trigger names column \"%s\" of type %s", NameStr(att->attname),
+					 format_type_be(att->atttypid));
+			cols->usable = false;
+			break;
+		}
+		*atts[role] = static_cast<int>(attnum);
+	}
+	if (!cols->usable)
+	{
+		ereport(WARNING,
+				(errmsg("livenotify source \"%s\" cannot read table \"%s\": %s; row not "
+						"captured",
+						tg->tgargs[0], RelationGetRelationName(trig->tg_relation), cols->problem),
+				 errhint("Run ALTER EXTENSION livenotify UPDATE.")));
+		return nullptr;
+	}
+	return cols;
+}
+
+const SourceColumns *
+Columns(TriggerData *trig, SourceColumns *legacy)
 {
 	const char *source = trig->tg_trigger->tgargs[0];
-	const SourceColumns *cols = SourceResolve(trig->tg_relation, source, trig->tg_trigger->tgname);
+	const SourceColumns *cols;
+
+	if (trig->tg_trigger->tgnargs > 1)
+	{
+		int nargs = trig->tg_trigger->tgnargs;
+		bool insert = TRIGGER_FIRED_BY_INSERT(trig->tg_event);
+
+		/*
+		 * Only while the extension is still at 0.1 (source_tables without
+		 * names): the update recreates every trigger register() made, so a
+		 * trigger of this shape at 0.2 was made by hand.
+		 */
+		if (!(insert ? nargs == 4 || nargs == 5 : nargs == 3) || !SchemaIsLegacy())
+			ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+							errmsg("trigger \"%s\" on table \"%s\" has %d arguments; a livenotify "
+								   "trigger has one, its source's name",
+								   trig->tg_trigger->tgname,
+								   RelationGetRelationName(trig->tg_relation), nargs),
+							errhint("Install the triggers with livenotify.register().")));
+		return LegacyColumns(trig, legacy);
+	}
+	cols = SourceResolve(trig->tg_relation, source, trig->tg_trigger->tgname);
 
 	if (!cols->usable)
 	{
@@ -255,12 +350,13 @@ Datum
 capture_insert_cpp(PG_FUNCTION_ARGS)
 {
 	TriggerData *trig =
-		CheckTrigger(fcinfo, "livenotify.capture_insert", 1, 1, FIRED_BY_ROW_INSERT);
+		CheckTrigger(fcinfo, "livenotify.capture_insert", 1, 5, FIRED_BY_ROW_INSERT);
 	const char *source = trig->tg_trigger->tgargs[0];
 	Relation rel = trig->tg_relation;
 	TupleDesc desc = RelationGetDescr(rel);
 	HeapTuple tuple = trig->tg_trigtuple;
 	const SourceColumns *cols;
+	SourceColumns legacy;
 	char *user;
 	const char *payload;
 	size_t payload_len;
@@ -270,7 +366,7 @@ capture_insert_cpp(PG_FUNCTION_ARGS)
 	RequireRing();
 	if (!guc_enabled)
 		return PointerGetDatum(nullptr);
-	if ((cols = Columns(trig)) == nullptr)
+	if ((cols = Columns(trig, &legacy)) == nullptr)
 		return PointerGetDatum(nullptr);
 	read_att = cols->read_att;
 
@@ -279,8 +375,7 @@ capture_insert_cpp(PG_FUNCTION_ARGS)
 	 * (moves.cpp): the client has it already.  Its new user's count may
 	 * have changed (the old user's was queued by the delete side).
 	 */
-	if (rel->rd_rel->relispartition &&
-		MoveConsume(source, ColumnId(tuple, desc, cols->id_att)))
+	if (rel->rd_rel->relispartition && MoveConsume(source, ColumnId(tuple, desc, cols->id_att)))
 	{
 		if (read_att != 0 && RowUnread(tuple, desc, read_att))
 			QueueUnreadCount(source, ColumnText(tuple, desc, cols->user_att));
@@ -352,13 +447,14 @@ Datum
 capture_read_cpp(PG_FUNCTION_ARGS)
 {
 	TriggerData *trig =
-		CheckTrigger(fcinfo, "livenotify.capture_read", 1, 1, FIRED_BY_ROW_UPDATE_OR_DELETE);
+		CheckTrigger(fcinfo, "livenotify.capture_read", 1, 3, FIRED_BY_ROW_UPDATE_OR_DELETE);
 	const char *source = trig->tg_trigger->tgargs[0];
 	Relation rel = trig->tg_relation;
 	TupleDesc desc = RelationGetDescr(rel);
 	HeapTuple old_row = trig->tg_trigtuple;
 	HeapTuple new_row;
 	const SourceColumns *cols;
+	SourceColumns legacy;
 	char *old_user;
 	char *new_user;
 	bool old_unread;
@@ -369,7 +465,7 @@ capture_read_cpp(PG_FUNCTION_ARGS)
 	RequireRing();
 	if (!guc_enabled)
 		return PointerGetDatum(nullptr);
-	if ((cols = Columns(trig)) == nullptr)
+	if ((cols = Columns(trig, &legacy)) == nullptr)
 		return PointerGetDatum(nullptr);
 	user_att = cols->user_att;
 	read_att = cols->read_att;
@@ -438,7 +534,11 @@ rules_changed_cpp(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 						errmsg("livenotify.rules_changed() can only be called as a trigger")));
 	trig = reinterpret_cast<TriggerData *>(fcinfo->context);
-	RequireRing();
+	/*
+	 * No RequireRing(): invalidating is right with or without the ring, and
+	 * a DROP TABLE (on_sql_drop deletes from source_tables) or a restore of
+	 * the catalog tables must work on a server not configured yet.
+	 */
 	/* Sent to every backend at commit; this one sees it at the next command. */
 	CacheInvalidateRelcache(trig->tg_relation);
 	return PointerGetDatum(nullptr);

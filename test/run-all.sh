@@ -25,13 +25,14 @@ CLUSTER=""
 # The suites, in order.  Each is a function suite_<name> returning 0 (pass), SKIP (nothing
 # to test yet) or anything else (fail).  Integration and browser suites are added here as
 # the sidecar and the product work land.
-SUITES=(build regress isolation not_preloaded restart sidecar_build sidecar_unit integration browser
+SUITES=(build regress isolation not_preloaded restart dump_restore pg_upgrade update sidecar_build sidecar_unit integration browser
 	reliability fuzz sidecar_asan)
 SKIP=77
 # Suites that need another suite to have passed.  (sidecar_unit does not need the whole
 # sidecar build: CTest reports the tests whose executable failed to build as not run.)
 declare -A NEEDS=(
 	[regress]=build [isolation]=build [not_preloaded]=build [restart]=build
+	[dump_restore]=build [pg_upgrade]=build [update]=build
 	[integration]="build sidecar_build" [browser]="build sidecar_build"
 	[reliability]="build sidecar_build" [sidecar_asan]=build
 )
@@ -163,6 +164,24 @@ suite_restart() {
 	pg_env psql -X -q -d postgres -c "DROP DATABASE $db" || rc=1
 	[ $rc -eq 0 ] || cluster_log "$CLUSTER"
 	return $rc
+}
+
+# A registration keeps its columns' identity when the database moves (issue 11,
+# test/column_identity/run.sh): pg_dump/pg_restore into a new database, pg_upgrade into a
+# second cluster (ports PORT+4, PORT+5), ALTER EXTENSION UPDATE from 0.1; every entry read
+# afterwards must carry its own user's row.
+suite_dump_restore() {
+	need_cluster || return 1
+	pg_env test/column_identity/run.sh dump_restore || { cluster_log "$CLUSTER"; return 1; }
+}
+
+suite_pg_upgrade() {
+	test/column_identity/run.sh pg_upgrade $((PORT + 4))
+}
+
+suite_update() {
+	need_cluster || return 1
+	pg_env test/column_identity/run.sh update || { cluster_log "$CLUSTER"; return 1; }
 }
 
 # Sidecar unit tests (GoogleTest through CTest), once the sidecar builds.
