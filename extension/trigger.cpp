@@ -50,10 +50,12 @@ extern "C"
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -196,8 +198,20 @@ LegacyColumns(TriggerData *trig, SourceColumns *cols)
 	}
 	if (!cols->usable)
 	{
+		/* Once per statement and table, not once per row. */
+		static LocalTransactionId warned_lxid = InvalidLocalTransactionId;
+		static CommandId warned_cid = InvalidCommandId;
+		static Oid warned_relid = InvalidOid;
+		CommandId cid = GetCurrentCommandId(false);
+
+		if (warned_lxid == MyProc->lxid && warned_cid == cid &&
+			warned_relid == RelationGetRelid(trig->tg_relation))
+			return nullptr;
+		warned_lxid = MyProc->lxid;
+		warned_cid = cid;
+		warned_relid = RelationGetRelid(trig->tg_relation);
 		ereport(WARNING,
-				(errmsg("livenotify source \"%s\" cannot read table \"%s\": %s; row not "
+				(errmsg("livenotify source \"%s\" cannot read table \"%s\": %s; rows not "
 						"captured",
 						tg->tgargs[0], RelationGetRelationName(trig->tg_relation), cols->problem),
 				 errhint("Run ALTER EXTENSION livenotify UPDATE.")));
