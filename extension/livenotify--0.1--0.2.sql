@@ -282,6 +282,10 @@ END
 $$;
 CREATE EVENT TRIGGER livenotify_alter_table ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
 	EXECUTE FUNCTION livenotify.on_alter_table();
+-- Internal: register() and the update call it; the others are (event) trigger functions.
+REVOKE ALL ON FUNCTION livenotify._install_triggers(regclass, text, boolean),
+                       livenotify._source_columns(), livenotify.on_column_drop(),
+                       livenotify.on_alter_table() FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION livenotify._source(source text) RETURNS livenotify.sources
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$

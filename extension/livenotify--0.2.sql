@@ -381,6 +381,10 @@ END
 $$;
 CREATE EVENT TRIGGER livenotify_alter_table ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
 	EXECUTE FUNCTION livenotify.on_alter_table();
+-- Internal: register() and the update call it; the others are (event) trigger functions.
+REVOKE ALL ON FUNCTION livenotify._install_triggers(regclass, text, boolean),
+                       livenotify._source_columns(), livenotify.on_column_drop(),
+                       livenotify.on_alter_table() FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Ephemeral messages
