@@ -299,25 +299,21 @@ CREATE EVENT TRIGGER livenotify_sql_drop ON sql_drop
 -- the extension's owner: they read and write livenotify.source_tables for any table owner.
 
 -- DROP of a registered column (ALTER TABLE DROP COLUMN, DROP TYPE ... CASCADE, on the table
--- or on a partitioned table above it): refused.  The numbers are this cluster's (objsubid).
+-- or on a partitioned table above it): refused.  Known by name (address_names ends with the
+-- column's), as the registration knows its columns.
 CREATE FUNCTION livenotify.on_column_drop() RETURNS event_trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	s record;
 BEGIN
-	SELECT x.source, x.relid, CASE d.objsubid WHEN x.user_attnum THEN 'user'
-	                                          WHEN x.type_attnum THEN 'type'
-	                                          WHEN x.id_attnum THEN 'id'
-	                                          ELSE 'read' END AS role,
-	       CASE d.objsubid WHEN x.user_attnum THEN x.user_column
-	                       WHEN x.type_attnum THEN x.type_column
-	                       WHEN x.id_attnum THEN x.id_column
-	                       ELSE x.read_column END AS col
-	  INTO s
+	SELECT x.source, x.relid, r.role, r.col INTO s
 	  FROM pg_event_trigger_dropped_objects() d
 	  JOIN livenotify.source_tables x ON x.relid::oid = d.objid
+	 CROSS JOIN LATERAL (VALUES (1, 'user', x.user_column), (2, 'type', x.type_column),
+	                            (3, 'id', x.id_column), (4, 'read', x.read_column)) AS r(n, role, col)
 	 WHERE d.classid = 'pg_class'::regclass AND d.objsubid <> 0
-	   AND d.objsubid IN (x.user_attnum, x.type_attnum, x.id_attnum, x.read_attnum)
+	   AND d.address_names[cardinality(d.address_names)] = r.col
+	 ORDER BY r.n
 	 LIMIT 1;
 	IF FOUND THEN
 		RAISE EXCEPTION 'cannot drop column "%" of table %: it is the % column of livenotify source "%"',
@@ -343,6 +339,18 @@ DECLARE
 	renamed boolean;
 BEGIN
 	FOR s IN SELECT * FROM livenotify.source_tables LOOP
+		-- Numbers that do not match the names (a data-only restore with triggers disabled
+		-- copies another cluster's): derive them from the names again before using them.
+		IF EXISTS (SELECT 1
+		             FROM (VALUES (s.user_attnum, s.user_column), (s.type_attnum, s.type_column),
+		                          (s.id_attnum, s.id_column), (s.read_attnum, s.read_column))
+		                  AS r(num, registered)
+		             JOIN pg_attribute a ON a.attrelid = s.relid AND a.attname = r.registered
+		                                AND NOT a.attisdropped
+		            WHERE a.attnum <> r.num) THEN
+			UPDATE livenotify.source_tables x SET relid = x.relid WHERE x.source = s.source
+			RETURNING * INTO s;
+		END IF;
 		renamed := false;
 		FOR c IN
 			SELECT r.role, r.registered, a.attname, a.atttypid::regtype AS typ
@@ -362,7 +370,10 @@ BEGIN
 					      HINT = format('Unregister the source first: SELECT livenotify.unregister(%L);',
 					                    s.source);
 			END IF;
-			renamed := renamed OR c.attname <> c.registered;
+			-- A rename: the number's name changed and the registered name is gone.
+			renamed := renamed OR (c.attname <> c.registered AND NOT EXISTS (
+				SELECT 1 FROM pg_attribute a
+				 WHERE a.attrelid = s.relid AND a.attname = c.registered AND NOT a.attisdropped));
 		END LOOP;
 		IF renamed THEN
 			UPDATE livenotify.source_tables x

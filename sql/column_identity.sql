@@ -88,6 +88,24 @@ SELECT last_seq - :base AS new_entries FROM livenotify.position();
 SELECT count(*) FROM livenotify.catchup('ci_notification', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 0);
 ALTER TABLE ci_notification RENAME COLUMN category TO kind;
 
+-- Attribute numbers copied from another cluster (a data-only restore with triggers disabled
+-- skips the trigger that derives them from the names): the next ALTER TABLE derives them
+-- again instead of taking the column now at the old number for a rename, and a drop is
+-- checked by name.
+SET session_replication_role = replica;
+UPDATE livenotify.source_tables SET user_attnum = type_attnum, type_attnum = user_attnum
+ WHERE source = 'ci_notification';
+RESET session_replication_role;
+ALTER TABLE ci_notification ADD COLUMN other integer;
+SELECT user_column, type_column,
+       user_attnum = (SELECT attnum FROM pg_attribute WHERE attrelid = relid AND attname = user_column) AS user_attnum_right,
+       type_attnum = (SELECT attnum FROM pg_attribute WHERE attrelid = relid AND attname = type_column) AS type_attnum_right
+  FROM livenotify.source_tables WHERE source = 'ci_notification';
+ALTER TABLE ci_notification DROP COLUMN other;
+ALTER TABLE ci_notification RENAME COLUMN kind TO category;
+SELECT user_column, type_column FROM livenotify.sources WHERE source = 'ci_notification';
+ALTER TABLE ci_notification RENAME COLUMN category TO kind;
+
 -- An unregistered column still drops; after unregister, the registered ones do too.
 ALTER TABLE ci_notification DROP COLUMN note;
 SELECT livenotify.unregister('ci_notification');
