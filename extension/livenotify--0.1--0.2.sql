@@ -316,7 +316,8 @@ BEGIN
 	IF (SELECT count(*) FROM pg_attribute a
 	     WHERE a.attrelid = s.relid AND NOT a.attisdropped
 	       AND a.attname IN (s.user_column, s.type_column, s.id_column, s.read_column))
-	   < 3 + (s.read_column IS NOT NULL)::int THEN
+	   < (SELECT count(DISTINCT n) FROM unnest(ARRAY[s.user_column, s.type_column, s.id_column,
+	                                                  s.read_column]) AS n) THEN
 		RAISE EXCEPTION 'a column of livenotify source "%" is missing from table %',
 			s.source, s.relid
 			USING ERRCODE = 'undefined_column',
