@@ -533,8 +533,13 @@ capture_truncate_cpp(PG_FUNCTION_ARGS)
 	RequireRing();
 	if (!guc_enabled)
 		return PointerGetDatum(nullptr);
-	/* The name is all this trigger uses; it must still be one register() made. */
-	(void) SourceResolve(trig->tg_relation, source, trig->tg_trigger->tgname);
+	/*
+	 * The name is all this trigger uses; it must be one register() made
+	 * (not checkable while the catalog is still 0.1's: that trigger is
+	 * register()'s of 0.1, recreated by the update).
+	 */
+	if (!SchemaIsLegacy())
+		(void) SourceResolve(trig->tg_relation, source, trig->tg_trigger->tgname);
 	PendingAddUnreadCount(source, strlen(source), nullptr, 0);
 	return PointerGetDatum(nullptr);
 }
