@@ -7,7 +7,7 @@
 -- upgraded from 0.1 must end up with the same objects, grants and data as a fresh 0.2 install
 -- (test/upgrade checks it).
 
--- ==== column identity ====
+-- ==== column identity and one user key (issue 11, sections 3 and 4) ====
 -- Registrations know their columns by name, triggers carry only the source name (0.1 kept
 -- attribute numbers in both: a restored table without its dropped columns, or a partition with
 -- another column order, delivered rows to the wrong user).  The 0.1 rows are migrated by their
