@@ -136,6 +136,31 @@ CheckTrigger(FunctionCallInfo fcinfo, const char *funcname, int min_nargs, int m
  * argument, the source name, is checked by SourceResolve: a trigger that
  * register() did not create is an ERROR.
  */
+/*
+ * Once per statement and relation: for the WARNINGs about rows not captured,
+ * which would otherwise repeat for every row of a bulk INSERT.  The AFTER
+ * ROW triggers of one statement fire under its command id.
+ */
+struct WarnedAt
+{
+	LocalTransactionId lxid = InvalidLocalTransactionId;
+	CommandId cid = InvalidCommandId;
+	Oid relid = InvalidOid;
+};
+
+bool
+FirstInStatement(WarnedAt *w, Relation rel)
+{
+	CommandId cid = GetCurrentCommandId(false);
+
+	if (w->lxid == MyProc->lxid && w->cid == cid && w->relid == RelationGetRelid(rel))
+		return false;
+	w->lxid = MyProc->lxid;
+	w->cid = cid;
+	w->relid = RelationGetRelid(rel);
+	return true;
+}
+
 /* Is the extension's catalog still 0.1's (livenotify.source_tables without column names)? */
 bool
 SchemaIsLegacy()
@@ -198,18 +223,10 @@ LegacyColumns(TriggerData *trig, SourceColumns *cols)
 	}
 	if (!cols->usable)
 	{
-		/* Once per statement and table, not once per row. */
-		static LocalTransactionId warned_lxid = InvalidLocalTransactionId;
-		static CommandId warned_cid = InvalidCommandId;
-		static Oid warned_relid = InvalidOid;
-		CommandId cid = GetCurrentCommandId(false);
+		static WarnedAt warned;
 
-		if (warned_lxid == MyProc->lxid && warned_cid == cid &&
-			warned_relid == RelationGetRelid(trig->tg_relation))
+		if (!FirstInStatement(&warned, trig->tg_relation))
 			return nullptr;
-		warned_lxid = MyProc->lxid;
-		warned_cid = cid;
-		warned_relid = RelationGetRelid(trig->tg_relation);
 		ereport(WARNING,
 				(errmsg("livenotify source \"%s\" cannot read table \"%s\": %s; rows not "
 						"captured",
@@ -431,11 +448,16 @@ capture_insert_cpp(PG_FUNCTION_ARGS)
 	}
 	if (strlen(user) > RingMaxPayload())
 	{
+		static WarnedAt warned;
+
+		RingCountOversize();
+		if (!FirstInStatement(&warned, rel))
+			return PointerGetDatum(nullptr);
 		ereport(WARNING,
 				(errmsg("livenotify: user key of %zu bytes in \"%s\" is too long to queue; "
-						"row not delivered",
-						strlen(user), source)));
-		RingCountOversize();
+						"rows not delivered",
+						strlen(user), source),
+				 errdetail("Said once per statement; every such row is counted as oversize.")));
 		return PointerGetDatum(nullptr);
 	}
 

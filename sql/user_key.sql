@@ -67,4 +67,10 @@ PREPARE counts(jsonb) AS :q;
 EXECUTE counts('["42", "042", "+42", "42 "]');
 DEALLOCATE counts;
 
+-- A user key too long to queue: the row is not delivered, with one WARNING per statement
+-- (not one per row).
+SELECT last_seq AS base FROM livenotify.position() \gset
+INSERT INTO uk_text (user_id, type) SELECT repeat('k', 10000), 'like' FROM generate_series(1, 3);
+SELECT last_seq - :base AS new_entries FROM livenotify.position();
+
 DROP TABLE uk_char, uk_int, uk_bigint, uk_text, uk_varchar, uk_uuid;
