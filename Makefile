@@ -15,6 +15,8 @@ OBJS = \
 	extension/ring.o \
 	extension/pending.o \
 	extension/rules.o \
+	extension/sources.o \
+	extension/moves.o \
 	extension/serialize.o \
 	extension/trigger.o \
 	extension/functions.o

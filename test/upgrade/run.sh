@@ -9,7 +9,9 @@
 #     and ACL, config-dump settings, the catalog's rows, the triggers on the app's table),
 #   - the updated database keeps delivering: a row inserted after the update is read back
 #     from the queue under the right source and user, and catch-up returns the rows that
-#     were inserted before the update.
+#     were inserted before the update;
+#   - registrations made at V after DDL that moves attribute numbers (test/column_identity)
+#     route every entry read after the update to its own user.
 # Run by test/run-all.sh (suite `upgrade`) against the shared cluster (PGHOST, PGPORT, PGUSER).
 set -uo pipefail
 
@@ -100,5 +102,23 @@ SQL
 		rc=1
 	fi
 	psql -X -q -d postgres -c "DROP DATABASE $old" -c "DROP DATABASE $new" || rc=1
+
+	# Registrations whose attribute numbers a 0.1 catalog got wrong after some DDL (a dropped
+	# column; a partition attached with another column order), made at the old version and
+	# updated: every entry read afterwards carries its own user's row (check.sql ERRORs if not).
+	PGOPTIONS="-c client_min_messages=warning" psql -X -q -d postgres \
+		-c "DROP DATABASE IF EXISTS $old" -c "CREATE DATABASE $old" || { rc=1; continue; }
+	if psql_db "$old" -c "CREATE EXTENSION livenotify VERSION '$from'" \
+		-f test/column_identity/setup.sql >/dev/null &&
+		psql_db "$old" -c "ALTER EXTENSION livenotify UPDATE TO '$default'" &&
+		out=$(psql -X -v ON_ERROR_STOP=1 -d "$old" -f test/column_identity/check.sql 2>&1); then
+		printf '%s\n' "$out"
+		echo "ok: registrations made at $from after DDL route every entry to its user once updated"
+	else
+		printf '%s\n' "${out:-}"
+		echo "FAIL: the column identity checks after the update from $from"
+		rc=1
+	fi
+	psql -X -q -d postgres -c "DROP DATABASE $old" || rc=1
 done
 exit $rc
