@@ -261,7 +261,8 @@ capture_insert_cpp(PG_FUNCTION_ARGS)
 	int read_att = 0;
 	uint16 flags = 0;
 
-	RequireRing();
+	if (RingSkipUnloaded())
+		return PointerGetDatum(nullptr);
 	if (!guc_enabled)
 		return PointerGetDatum(nullptr);
 
@@ -351,7 +352,8 @@ capture_read_cpp(PG_FUNCTION_ARGS)
 	int user_att;
 	int read_att;
 
-	RequireRing();
+	if (RingSkipUnloaded())
+		return PointerGetDatum(nullptr);
 	if (!guc_enabled)
 		return PointerGetDatum(nullptr);
 
@@ -399,7 +401,8 @@ capture_truncate_cpp(PG_FUNCTION_ARGS)
 		CheckTrigger(fcinfo, "livenotify.capture_truncate", 1, 1, FIRED_BY_TRUNCATE);
 	const char *source = trig->tg_trigger->tgargs[0];
 
-	RequireRing();
+	if (RingSkipUnloaded())
+		return PointerGetDatum(nullptr);
 	if (!guc_enabled)
 		return PointerGetDatum(nullptr);
 	PendingAddUnreadCount(source, strlen(source), nullptr, 0);
@@ -415,7 +418,8 @@ rules_changed_cpp(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 						errmsg("livenotify.rules_changed() can only be called as a trigger")));
 	trig = reinterpret_cast<TriggerData *>(fcinfo->context);
-	RequireRing();
+	if (RingSkipUnloaded())
+		return PointerGetDatum(nullptr);
 	/* Sent to every backend at commit; this one sees it at the next command. */
 	CacheInvalidateRelcache(trig->tg_relation);
 	return PointerGetDatum(nullptr);
