@@ -31,7 +31,8 @@ namespace
 {
 
 /* Kinds the sidecar's protocol uses for itself. */
-const char *const reserved_kinds[] = {"notification", "unread_count", "hello", "resync", "lost"};
+const char *const reserved_kinds[] = {"notification", "unread_count", "hello",
+									  "resync",		  "lost",		  "overflow"};
 
 constexpr size_t MAX_KIND_LEN = 63;
 
@@ -67,7 +68,7 @@ CheckKind(const char *kind)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("livenotify message kind \"%s\" is reserved", kind),
 					 errdetail("send() cannot use the kinds notification, unread_count, hello, "
-							   "resync and lost.")));
+							   "resync, lost and overflow.")));
 }
 
 /*

@@ -411,6 +411,12 @@ RingMaxPayload()
 	return Min(static_cast<size_t>(guc_max_payload), cap);
 }
 
+size_t
+RingMaxPending()
+{
+	return Min(static_cast<size_t>(guc_max_pending), static_cast<size_t>(ring->data_size / 4));
+}
+
 void
 RingCountFiltered()
 {

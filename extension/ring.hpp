@@ -54,6 +54,12 @@ void RingCountOversize();
 /* Largest payload a single entry may carry (max_payload capped by ring). */
 size_t RingMaxPayload();
 
+/*
+ * Most bytes one transaction's pending entries may take (max_pending capped
+ * at a quarter of the ring, so a committed batch always fits well inside it).
+ */
+size_t RingMaxPending();
+
 struct RingPosition
 {
 	uint64 epoch;

@@ -263,7 +263,8 @@ capture_insert_cpp(PG_FUNCTION_ARGS)
 
 	if (RingSkipUnloaded())
 		return PointerGetDatum(nullptr);
-	if (!guc_enabled)
+	/* Past livenotify.max_pending: a marker covers the row; skip serialising it. */
+	if (!guc_enabled || PendingSkipOverflowed(source))
 		return PointerGetDatum(nullptr);
 
 	if ((user_att = ResolveColumn(rel, args[1], source, "user", COLUMN_ANY)) == 0 ||
@@ -354,7 +355,7 @@ capture_read_cpp(PG_FUNCTION_ARGS)
 
 	if (RingSkipUnloaded())
 		return PointerGetDatum(nullptr);
-	if (!guc_enabled)
+	if (!guc_enabled || PendingSkipOverflowed(source))
 		return PointerGetDatum(nullptr);
 
 	if ((user_att = ResolveColumn(rel, args[1], source, "user", COLUMN_ANY)) == 0 ||
