@@ -9,6 +9,10 @@
 #
 #   t_plain   the Django-shaped table, not registered (no trigger)
 #   t_live    the same table registered with livenotify.register(..., read_column => 'is_read')
+#   t_live_off  t_live in a session with livenotify.enabled = off: the trigger fires and
+#             returns at once, so this is what PostgreSQL's AFTER ROW trigger machinery
+#             (its after-trigger event queue, kept until the end of the statement) costs
+#             by itself
 #
 #   - the backend's peak private memory during the load: the largest RssAnon of
 #     /proc/PID/status, sampled every 20 ms from a fresh session's backend (RssAnon leaves
@@ -18,8 +22,9 @@
 #
 # and the COMMIT duration of t_live transactions of 1 row, of BULK_UNDER_ROWS rows (under
 # the bound: every entry is copied into the ring under its exclusive lock) and of 200k rows
-# (overflowed: one entry), median of 5, beside t_plain's 1-row COMMIT: the difference is
-# the time the commit callback holds the ring's lock, plus the WAL flush every commit pays.
+# (overflowed: one entry), median of 5, beside t_plain's COMMITs of as many rows: the
+# difference is the time the commit callback holds the ring's lock (the rest is the WAL
+# flush every commit pays, larger after a large transaction).
 #
 # As root on Debian 12, after `make install`: starts a private cluster (fsync on,
 # livenotify.ring_size 64MB, shared_buffers 128MB), prints a table, writes it into
@@ -64,7 +69,7 @@ if [ "${LIVENOTIFY_BENCH_LOCKED:-0}" != 1 ]; then
 	flock 8
 fi
 
-q() { "$PSQL" -X -q -At -v ON_ERROR_STOP=1 -h "$CLUSTER" -p "$PORT" -U postgres -d "$DB" "$@"; }
+q() { env PGOPTIONS="${SESSION_OPTIONS:-}" "$PSQL" -X -q -At -v ON_ERROR_STOP=1 -h "$CLUSTER" -p "$PORT" -U postgres -d "$DB" "$@"; }
 "$PSQL" -X -q -v ON_ERROR_STOP=1 -h "$CLUSTER" -p "$PORT" -U postgres -d postgres \
 	-c "CREATE DATABASE $DB" >/dev/null
 q >/dev/null <<'SQL'
@@ -89,8 +94,8 @@ load_sql() { # TABLE MODE ROWS
 }
 
 # One load in a fresh session; prints "peak_rssanon_kB start_rssanon_kB load_ms commit_ms entries".
-measure() { # TABLE MODE ROWS
-	local table=$1 mode=$2 rows=$3 script=$WORK/load.sql out=$WORK/load.out pid="" psql_pid
+measure() { # CONFIG MODE ROWS
+	local table=${1%_off} mode=$2 rows=$3 script=$WORK/load.sql out=$WORK/load.out pid="" psql_pid
 	local peak=0 start="" v pos0 pos1
 	q -c "TRUNCATE $table" >/dev/null
 	q -c "CHECKPOINT" >/dev/null
@@ -109,7 +114,11 @@ measure() { # TABLE MODE ROWS
 		SELECT pg_sleep(0.2);
 	EOF
 	pos0=$(q -c "SELECT last_seq FROM livenotify.position()")
-	q -f "$script" >"$out" 2>&1 &
+	if [ "$1" != "$table" ]; then
+		SESSION_OPTIONS="-c livenotify.enabled=off" q -f "$script" >"$out" 2>&1 &
+	else
+		q -f "$script" >"$out" 2>&1 &
+	fi
 	psql_pid=$!
 	while [ -z "$pid" ] && kill -0 "$psql_pid" 2>/dev/null; do
 		[ -s "$WORK/pid" ] && pid=$(cat "$WORK/pid")
@@ -153,7 +162,7 @@ RESULTS=$WORK/results.md
 } >"$RESULTS"
 for rows in $ROWS_LIST; do
 	for mode in $MODES; do
-		for table in t_plain t_live; do
+		for table in t_plain t_live t_live_off; do
 			log "bench: $rows rows, $mode, $table"
 			read -r peak start load_ms commit_ms entries < <(measure "$table" "$mode" "$rows")
 			echo "| $rows | $mode | $table | $(mb "$peak") ($(mb "$start")) | $(s "$load_ms") | $commit_ms | $entries |" >>"$RESULTS"
@@ -167,6 +176,8 @@ c_one=$(commit_median t_live 1)
 c_under=$(commit_median t_live "$UNDER_ROWS")
 under_bytes=$(q -c "SELECT pg_size_pretty(sum(octet_length(row_to_json(t)::text) + 80)) FROM (SELECT * FROM t_live LIMIT $UNDER_ROWS) t")
 c_over=$(commit_median t_live 200000)
+c_plain_under=$(commit_median t_plain "$UNDER_ROWS")
+c_plain_over=$(commit_median t_plain 200000)
 {
 	echo
 	echo "| COMMIT of (median of 5) | ms |"
@@ -174,7 +185,9 @@ c_over=$(commit_median t_live 200000)
 	echo "| t_plain, 1 row | $c_plain |"
 	echo "| t_live, 1 row (1 entry copied) | $c_one |"
 	echo "| t_live, $UNDER_ROWS rows (under max_pending: $UNDER_ROWS entries, about $under_bytes, copied under the lock) | $c_under |"
+	echo "| t_plain, $UNDER_ROWS rows | $c_plain_under |"
 	echo "| t_live, 200000 rows (overflowed: 1 entry copied) | $c_over |"
+	echo "| t_plain, 200000 rows | $c_plain_over |"
 } >>"$RESULTS"
 
 cat "$RESULTS"
