@@ -46,7 +46,7 @@ BITCODE_CXXFLAGS += -std=c++17 -Wno-register -Wno-deprecated-register
 # Every object depends on the headers (PGXS tracks no header dependencies).
 $(OBJS): $(wildcard extension/*.hpp)
 
-.PHONY: sidecar test demo format check-format bench soak bench-write bench-e2e bench-peers
+.PHONY: sidecar test demo format check-format bench soak bench-write bench-e2e bench-peers bench-bulk
 
 all: sidecar
 
@@ -70,13 +70,17 @@ soak:
 
 # Benchmarks take minutes and are never part of `make test`.  bench-peers alone: livenotify
 # against the Django Channels seed stack and a LISTEN/NOTIFY bridge (bench/peers/run.sh).
-bench: bench-write bench-e2e bench-peers
+bench: bench-write bench-bulk bench-e2e bench-peers
 
 bench-write:
 	bash bench/write-path.sh
 
 bench-e2e:
 	bash bench/e2e/run.sh
+
+# Backend memory and COMMIT duration of 1M-row loads (BULK_ROWS="1000000 10000000" adds 10M).
+bench-bulk:
+	bash bench/bulk-load.sh
 
 bench-peers:
 	bash bench/peers/run.sh

@@ -63,7 +63,7 @@ export interface UnreadCountFrame {
 
 export interface ResyncFrame {
   type: 'resync';
-  reason: 'epoch' | 'position' | 'lost' | 'catchup_limit' | 'catchup_failed' | 'no_resume_source' | string;
+  reason: 'epoch' | 'position' | 'lost' | 'overflow' | 'catchup_limit' | 'catchup_failed' | 'no_resume_source' | string;
 }
 
 /** An ephemeral kind sent with livenotify.send(), e.g. `new_message`. */

@@ -106,5 +106,11 @@ EntryPayload(const EntryHeader *e)
 /* Kinds made by the triggers; send() kinds are caller-chosen. */
 constexpr const char KIND_NOTIFICATION[] = "notification";
 constexpr const char KIND_UNREAD_COUNT[] = "unread_count";
+/*
+ * A transaction overflowed livenotify.max_pending (pending.cpp): its entries
+ * of this source (no source: of every source) were dropped; no user key, no
+ * payload.  Readers resync those users from the table.
+ */
+constexpr const char KIND_OVERFLOW[] = "overflow";
 
 } /* namespace livenotify */

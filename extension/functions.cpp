@@ -31,7 +31,8 @@ namespace
 {
 
 /* Kinds the sidecar's protocol uses for itself. */
-const char *const reserved_kinds[] = {"notification", "unread_count", "hello", "resync", "lost"};
+const char *const reserved_kinds[] = {"notification", "unread_count", "hello",
+									  "resync",		  "lost",		  "overflow"};
 
 constexpr size_t MAX_KIND_LEN = 63;
 
@@ -67,7 +68,7 @@ CheckKind(const char *kind)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("livenotify message kind \"%s\" is reserved", kind),
 					 errdetail("send() cannot use the kinds notification, unread_count, hello, "
-							   "resync and lost.")));
+							   "resync, lost and overflow.")));
 }
 
 /*
@@ -270,6 +271,17 @@ check_loaded_cpp(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * skipped_not_loaded(): trigger calls of this session that did nothing
+ * because the library is not preloaded (ring.cpp, RingSkipUnloaded).  Works
+ * unloaded, which is when it means something; 0 on a preloaded server.
+ */
+Datum
+skipped_not_loaded_cpp(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(static_cast<int64>(RingSkippedUnloaded()));
+}
+
 /* max_payload(): the effective limit, for catchup()'s stub. */
 Datum
 max_payload_cpp(PG_FUNCTION_ARGS)
@@ -307,3 +319,4 @@ LIVENOTIFY_FUNCTION(position)
 LIVENOTIFY_FUNCTION(stats_raw)
 LIVENOTIFY_FUNCTION(check_loaded)
 LIVENOTIFY_FUNCTION(max_payload)
+LIVENOTIFY_FUNCTION(skipped_not_loaded)

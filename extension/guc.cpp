@@ -22,6 +22,7 @@ namespace livenotify
 int guc_ring_size_kb = 64 * 1024;
 int guc_max_readers = 16;
 int guc_max_payload = 8192;
+int guc_max_pending = 8 * 1024 * 1024;
 bool guc_enabled = true;
 
 void
@@ -48,6 +49,18 @@ DefineGucs()
 		"larger send() payloads raise an error.  Capped at a quarter of "
 		"livenotify.ring_size.",
 		&guc_max_payload, 8192, 64, 64 * 1024 * 1024, PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+
+	/*
+	 * Superuser-only: a small value turns every transaction into a resync
+	 * of the users of the sources it touched.
+	 */
+	DefineCustomIntVariable(
+		"livenotify.max_pending", "Memory one transaction's queued entries may take, in bytes.",
+		"Past it the transaction's entries collapse into one 'overflow' entry per source "
+		"(readers resync those users from the table), so a bulk load costs bounded memory "
+		"and a short commit.  Capped at a quarter of livenotify.ring_size.",
+		&guc_max_pending, 8 * 1024 * 1024, 16 * 1024, INT_MAX, PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL,
+		NULL);
 
 	DefineCustomBoolVariable("livenotify.enabled",
 							 "Queue rows inserted into registered tables by this session.",

@@ -19,6 +19,12 @@ extern int guc_max_readers;
 /* livenotify.max_payload, in bytes: larger rows become a stub */
 extern int guc_max_payload;
 
+/*
+ * livenotify.max_pending, in bytes: memory one transaction's pending entries
+ * may take before they collapse into overflow markers (pending.cpp)
+ */
+extern int guc_max_pending;
+
 /* livenotify.enabled: capture switch for the session */
 extern bool guc_enabled;
 

@@ -473,3 +473,12 @@ BEGIN
 	END LOOP;
 END
 $$;
+
+-- ==== bulk loads, rules cache snapshot, writes without preload (issue 11) ====
+
+-- Without shared_preload_libraries the capture triggers and rules_changed warn once per
+-- session and do nothing; this counts what they skipped.
+CREATE FUNCTION livenotify.skipped_not_loaded() RETURNS bigint
+	AS 'MODULE_PATHNAME', 'livenotify_skipped_not_loaded' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION livenotify.skipped_not_loaded() IS
+	'Trigger calls of this session that queued nothing because livenotify is not preloaded';

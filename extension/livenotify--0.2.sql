@@ -14,6 +14,11 @@ CREATE FUNCTION livenotify.max_payload() RETURNS integer
 COMMENT ON FUNCTION livenotify.max_payload() IS
 	'Effective largest queued payload in bytes (livenotify.max_payload capped by the ring)';
 
+CREATE FUNCTION livenotify.skipped_not_loaded() RETURNS bigint
+	AS 'MODULE_PATHNAME', 'livenotify_skipped_not_loaded' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION livenotify.skipped_not_loaded() IS
+	'Trigger calls of this session that queued nothing because livenotify is not preloaded';
+
 ------------------------------------------------------------------------------
 -- Catalog
 ------------------------------------------------------------------------------

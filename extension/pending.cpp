@@ -21,6 +21,21 @@
  *	  their final layout when queued.  COMMIT copies them into the ring; that
  *	  runs after the commit record, so it must not (and cannot) ERROR.
  *
+ *	- Bounded memory (livenotify.max_pending, RingMaxPending).  The bytes of
+ *	  the queued entries, the pointer array and the unread_count dedup hash
+ *	  are counted; a rolled-back savepoint gives its entries' bytes back.  An
+ *	  entry that would take the transaction past the bound *overflows* it:
+ *	  every entry queued so far is freed, nothing more is queued, and instead
+ *	  the transaction publishes one 'overflow' entry (no user, no payload) per
+ *	  source it touched, or a single one with no source (every source) when
+ *	  it touched more than MAX_OVERFLOW_SOURCES or sent an ephemeral message.
+ *	  A reader resyncs those sources' users from the table.  The overflow is
+ *	  never undone, not even by the rollback of the savepoint in which it
+ *	  happened: the parent's entries are gone, so the marker must stay (a
+ *	  spurious resync, never a lost notification).  A bulk load thus costs
+ *	  at most max_pending bytes here and a few-entry copy under the ring's
+ *	  lock at commit.
+ *
  *-------------------------------------------------------------------------
  */
 extern "C"
@@ -47,9 +62,20 @@ namespace
 
 struct Mark
 {
-	int level; /* transaction nesting level */
-	int start; /* first entry index queued at that level */
+	int level;			/* transaction nesting level */
+	int start;			/* first entry index queued at that level */
+	size_t start_bytes; /* entry_bytes before that entry */
 };
+
+/* Distinct sources named by overflow markers before one marker covers every source. */
+constexpr int MAX_OVERFLOW_SOURCES = 8;
+
+/*
+ * What one dedup hash entry costs, counted against max_pending: dynahash's
+ * HASHELEMENT (16 bytes) and our 16-byte entry, plus its share of the
+ * bucket array and of the element batches (utils/hash/dynahash.c).
+ */
+constexpr size_t UNREAD_KEY_COST = 64;
 
 /* Dedup of unread_count entries: hash of (source, user or none) -> entry index. */
 struct UnreadKey
@@ -67,6 +93,18 @@ struct PendingState
 	int nmarks;
 	int marks_capacity;
 	HTAB *unread;
+	long nunread;		/* entries in 'unread' */
+	size_t entry_bytes; /* sum of len of entries[0 .. nentries) */
+
+	/*
+	 * Overflowed: entries is empty for good and the markers below are what
+	 * COMMIT publishes.  They live in TopTransactionContext, outside the
+	 * marks, so no savepoint rollback removes them.
+	 */
+	bool overflowed;
+	bool overflow_all; /* the single marker covers every source */
+	EntryHeader *markers[MAX_OVERFLOW_SOURCES];
+	int nmarkers;
 };
 
 /* NULL outside a transaction that queued something. */
@@ -106,6 +144,7 @@ PushMarkIfNeeded(PendingState *p)
 	}
 	p->marks[p->nmarks].level = level;
 	p->marks[p->nmarks].start = p->nentries;
+	p->marks[p->nmarks].start_bytes = p->entry_bytes;
 	p->nmarks++;
 }
 
@@ -114,9 +153,11 @@ AtSubAbort(int level)
 {
 	if (pending == nullptr || pending->nmarks == 0)
 		return;
+	/* The entries' memory goes with the subtransaction's context. */
 	if (pending->marks[pending->nmarks - 1].level == level)
 	{
 		pending->nentries = pending->marks[pending->nmarks - 1].start;
+		pending->entry_bytes = pending->marks[pending->nmarks - 1].start_bytes;
 		pending->nmarks--;
 	}
 }
@@ -139,13 +180,20 @@ AtSubCommit(int level)
 		top->level = level - 1;
 }
 
+/* Entries COMMIT would publish (the markers once overflowed). */
+int
+PendingCount()
+{
+	return pending->overflowed ? pending->nmarkers : pending->nentries;
+}
+
 void
 XactCallback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
 		case XACT_EVENT_PRE_PREPARE:
-			if (pending != nullptr && pending->nentries > 0)
+			if (pending != nullptr && (pending->nentries > 0 || pending->overflowed))
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("cannot PREPARE a transaction that has queued livenotify entries"),
@@ -153,7 +201,7 @@ XactCallback(XactEvent event, void *arg)
 										  "COMMIT and cannot survive a prepared transaction.",
 										  "%d entries are pending; entries are published at "
 										  "COMMIT and cannot survive a prepared transaction.",
-										  pending->nentries, pending->nentries),
+										  PendingCount(), PendingCount()),
 						 errhint("Change registered tables in an ordinary transaction, or set "
 								 "livenotify.enabled = off before changing them.")));
 			break;
@@ -173,7 +221,10 @@ XactCallback(XactEvent event, void *arg)
 			 * (InvalidFullTransactionId, 0, if there was none).
 			 * GetTopFullTransactionIdIfAny() only reads that variable.
 			 */
-			if (pending != nullptr)
+			if (pending != nullptr && pending->overflowed)
+				RingAppendCommitted(pending->markers, pending->nmarkers,
+									U64FromFullTransactionId(GetTopFullTransactionIdIfAny()));
+			else if (pending != nullptr)
 				RingAppendCommitted(pending->entries, pending->nentries,
 									U64FromFullTransactionId(GetTopFullTransactionIdIfAny()));
 			pending = nullptr;
@@ -225,23 +276,15 @@ SameUnread(const EntryHeader *e, const char *source, size_t source_len, const ch
 		   memcmp(EntryUser(e), user, user_len) == 0;
 }
 
-} /* namespace */
-
-void
-InitPending()
-{
-	RegisterXactCallback(XactCallback, nullptr);
-	RegisterSubXactCallback(SubXactCallback, nullptr);
-}
-
+/* PendingMakeEntry, allocated in cxt. */
 EntryHeader *
-PendingMakeEntry(const char *source, size_t source_len, const char *kind, size_t kind_len,
-				 const char *user, size_t user_len, const char *payload, size_t payload_len,
-				 uint16 flags)
+MakeEntryIn(MemoryContext cxt, const char *source, size_t source_len, const char *kind,
+			size_t kind_len, const char *user, size_t user_len, const char *payload,
+			size_t payload_len, uint16 flags)
 {
 	size_t size = EntrySize(source ? source_len : 0, kind_len, user ? user_len : 0,
 							payload ? payload_len : 0);
-	EntryHeader *e = static_cast<EntryHeader *>(MemoryContextAlloc(CurTransactionContext, size));
+	EntryHeader *e = static_cast<EntryHeader *>(MemoryContextAlloc(cxt, size));
 	char *p = reinterpret_cast<char *>(e + 1);
 
 	Assert(source_len <= PG_UINT16_MAX && kind_len <= PG_UINT16_MAX);
@@ -266,10 +309,123 @@ PendingMakeEntry(const char *source, size_t source_len, const char *kind, size_t
 	return e;
 }
 
+EntryHeader *
+MakeMarker(const char *source, size_t source_len)
+{
+	return MakeEntryIn(TopTransactionContext, source, source_len, KIND_OVERFLOW,
+					   sizeof(KIND_OVERFLOW) - 1, nullptr, 0, nullptr, 0, 0);
+}
+
+/*
+ * An overflowed transaction touched this source (NULL: something that is
+ * not a source's, a send()): make sure a marker covers it.
+ */
+void
+OverflowNote(PendingState *p, const char *source, size_t source_len)
+{
+	if (p->overflow_all)
+		return;
+	if (source != nullptr)
+	{
+		for (int i = 0; i < p->nmarkers; i++)
+		{
+			const EntryHeader *m = p->markers[i];
+
+			if (m->source_len == source_len && memcmp(EntrySource(m), source, source_len) == 0)
+				return;
+		}
+		if (p->nmarkers < MAX_OVERFLOW_SOURCES)
+		{
+			p->markers[p->nmarkers++] = MakeMarker(source, source_len);
+			return;
+		}
+	}
+	/* Too many sources, or a user we cannot tie to one: one marker for all. */
+	for (int i = 0; i < p->nmarkers; i++)
+		pfree(p->markers[i]);
+	p->markers[0] = MakeMarker(nullptr, 0);
+	p->nmarkers = 1;
+	p->overflow_all = true;
+}
+
+void
+OverflowNoteEntry(PendingState *p, const EntryHeader *e)
+{
+	if (e->flags & ENTRY_SOURCE_NULL)
+		OverflowNote(p, nullptr, 0);
+	else
+		OverflowNote(p, EntrySource(e), e->source_len);
+}
+
+/*
+ * Collapse the transaction's entries into markers: free them (each chunk
+ * knows its context, whichever subtransaction queued it), and the dedup
+ * hash; from now on nothing is queued.
+ */
+void
+Overflow(PendingState *p)
+{
+	Assert(!p->overflowed);
+	p->overflowed = true;
+	for (int i = 0; i < p->nentries; i++)
+	{
+		OverflowNoteEntry(p, p->entries[i]);
+		pfree(p->entries[i]);
+	}
+	p->nentries = 0;
+	p->entry_bytes = 0;
+	/* No savepoint can bring entries back: its mark means nothing now. */
+	p->nmarks = 0;
+	if (p->unread != nullptr)
+	{
+		hash_destroy(p->unread);
+		p->unread = nullptr;
+		p->nunread = 0;
+	}
+}
+
+/* The bytes this transaction's pending state would take with one more entry of len. */
+size_t
+PendingBytesWith(const PendingState *p, size_t len)
+{
+	size_t capacity = p->nentries == p->capacity ? 2 * static_cast<size_t>(p->capacity)
+												 : static_cast<size_t>(p->capacity);
+
+	return p->entry_bytes + len + capacity * sizeof(EntryHeader *) +
+		   static_cast<size_t>(p->nunread) * UNREAD_KEY_COST;
+}
+
+} /* namespace */
+
+void
+InitPending()
+{
+	RegisterXactCallback(XactCallback, nullptr);
+	RegisterSubXactCallback(SubXactCallback, nullptr);
+}
+
+EntryHeader *
+PendingMakeEntry(const char *source, size_t source_len, const char *kind, size_t kind_len,
+				 const char *user, size_t user_len, const char *payload, size_t payload_len,
+				 uint16 flags)
+{
+	return MakeEntryIn(CurTransactionContext, source, source_len, kind, kind_len, user, user_len,
+					   payload, payload_len, flags);
+}
+
 void
 PendingAdd(EntryHeader *entry)
 {
 	PendingState *p = GetPending();
+
+	if (!p->overflowed && PendingBytesWith(p, entry->len) > RingMaxPending())
+		Overflow(p);
+	if (p->overflowed)
+	{
+		OverflowNoteEntry(p, entry);
+		pfree(entry);
+		return;
+	}
 
 	PushMarkIfNeeded(p);
 	if (p->nentries == p->capacity)
@@ -279,6 +435,16 @@ PendingAdd(EntryHeader *entry)
 			repalloc_huge(p->entries, sizeof(EntryHeader *) * p->capacity));
 	}
 	p->entries[p->nentries++] = entry;
+	p->entry_bytes += entry->len;
+}
+
+bool
+PendingSkipOverflowed(const char *source)
+{
+	if (pending == nullptr || !pending->overflowed)
+		return false;
+	OverflowNote(pending, source, strlen(source));
+	return true;
 }
 
 void
@@ -289,6 +455,11 @@ PendingAddUnreadCount(const char *source, size_t source_len, const char *user, s
 	UnreadKey *slot;
 	bool found;
 
+	if (p->overflowed)
+	{
+		OverflowNote(p, source, source_len);
+		return;
+	}
 	if (p->unread == nullptr)
 	{
 		HASHCTL ctl;
@@ -307,6 +478,8 @@ PendingAddUnreadCount(const char *source, size_t source_len, const char *user, s
 	else
 		h = ~h;
 	slot = static_cast<UnreadKey *>(hash_search(p->unread, &h, HASH_ENTER, &found));
+	if (!found)
+		p->nunread++; /* counted by the PendingAdd below */
 
 	/*
 	 * The remembered index may be stale (its savepoint rolled back, or a
@@ -317,6 +490,7 @@ PendingAddUnreadCount(const char *source, size_t source_len, const char *user, s
 		SameUnread(p->entries[slot->index], source, source_len, user, user_len))
 		return;
 
+	/* PendingAdd may overflow (and destroy the hash): slot is not used after it. */
 	slot->index = p->nentries;
 	PendingAdd(PendingMakeEntry(source, source_len, KIND_UNREAD_COUNT,
 								sizeof(KIND_UNREAD_COUNT) - 1, user, user_len, nullptr, 0));

@@ -32,8 +32,19 @@ EntryHeader *PendingMakeEntry(const char *source, size_t source_len, const char 
 							  size_t kind_len, const char *user, size_t user_len,
 							  const char *payload, size_t payload_len, uint16 flags = 0);
 
-/* Queue an entry made by PendingMakeEntry for this transaction's commit. */
+/*
+ * Queue an entry made by PendingMakeEntry for this transaction's commit.
+ * Past livenotify.max_pending the transaction overflows instead (see
+ * pending.cpp): the entry is freed and an 'overflow' marker covers it.
+ */
 void PendingAdd(EntryHeader *entry);
+
+/*
+ * For a trigger, before it does any work for a row of this source: true
+ * when the transaction has overflowed, so that nothing would be queued
+ * (the source is then covered by a marker).
+ */
+bool PendingSkipOverflowed(const char *source);
 
 /*
  * Queue an unread_count entry for (source, user) unless one is already

@@ -373,12 +373,48 @@ RequireRing()
 								"and restart the server.")));
 }
 
+namespace
+{
+
+/* Backend-local: nothing is shared when the library is not preloaded. */
+uint64 skipped_unloaded = 0;
+
+} /* namespace */
+
+bool
+RingSkipUnloaded()
+{
+	if (ring != nullptr)
+		return false;
+	if (skipped_unloaded++ == 0)
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("livenotify is not loaded: changes to registered tables are not queued"),
+				 errdetail("The statement goes on; livenotify warns once per session and counts "
+						   "the skipped trigger calls in livenotify.skipped_not_loaded()."),
+				 errhint("Add 'livenotify' to shared_preload_libraries in postgresql.conf and "
+						 "restart the server.")));
+	return true;
+}
+
+uint64
+RingSkippedUnloaded()
+{
+	return skipped_unloaded;
+}
+
 size_t
 RingMaxPayload()
 {
 	size_t cap = ring->data_size / 4;
 
 	return Min(static_cast<size_t>(guc_max_payload), cap);
+}
+
+size_t
+RingMaxPending()
+{
+	return Min(static_cast<size_t>(guc_max_pending), static_cast<size_t>(ring->data_size / 4));
 }
 
 void

@@ -27,6 +27,18 @@ bool RingAvailable();
 void RequireRing();
 
 /*
+ * For the triggers (capture_*, rules_changed): true when the library was not
+ * preloaded, and the caller must then do nothing and return.  The app's
+ * writes and DDL (and a dump's restore) must not fail because livenotify is
+ * not loaded: the first call in a session emits one WARNING, every call is
+ * counted (RingSkippedUnloaded, for livenotify.skipped_not_loaded()).
+ */
+bool RingSkipUnloaded();
+
+/* How many trigger calls of this session RingSkipUnloaded() skipped. */
+uint64 RingSkippedUnloaded();
+
+/*
  * Append committed entries and wake the readers of this database; each copy
  * gets its seq and xid (the committing transaction's FullTransactionId as a
  * uint64, 0 for none).  Called from the COMMIT callback, after the commit
@@ -41,6 +53,12 @@ void RingCountOversize();
 
 /* Largest payload a single entry may carry (max_payload capped by ring). */
 size_t RingMaxPayload();
+
+/*
+ * Most bytes one transaction's pending entries may take (max_pending capped
+ * at a quarter of the ring, so a committed batch always fits well inside it).
+ */
+size_t RingMaxPending();
 
 struct RingPosition
 {

@@ -9,7 +9,9 @@
  * every backend processes it at its next transaction start (or lock
  * acquisition); the changing backend processes it at its next command.  Our
  * relcache callback then marks the cache stale and the next trigger call
- * reloads it with one query.  No per-row query, no restart.
+ * reloads it with one scan of the table under a fresh catalog snapshot
+ * (LoadRules says why not the transaction's).  No per-row query, no
+ * restart.
  *
  * The cache is a sorted array of (source, type, deliver) in its own memory
  * context, searched with bsearch: a source has a handful of rules.
@@ -20,12 +22,16 @@ extern "C"
 {
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/namespace.h"
-#include "executor/spi.h"
+#include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 }
 
 #include "rules.hpp"
@@ -105,15 +111,49 @@ RelcacheCallback(Datum arg, Oid relid)
 		rules_valid = false;
 }
 
+/* The text of column attnum of a rules row, or NULL. */
+char *
+RuleColumn(HeapTuple tup, TupleDesc desc, int attnum)
+{
+	bool isnull;
+	Datum d = heap_getattr(tup, attnum, desc, &isnull);
+
+	return isnull ? nullptr : TextDatumGetCString(d);
+}
+
+/*
+ * Read livenotify.rules into the cache.
+ *
+ * Not with SPI under the transaction snapshot: in a REPEATABLE READ or
+ * SERIALIZABLE transaction that snapshot predates the rule whose
+ * invalidation made us reload, so the cache would be marked valid with the
+ * old rules and keep them for the rest of the session.  A catalog snapshot
+ * (systable_beginscan with no snapshot takes GetCatalogSnapshot(), genam.c;
+ * for a relation with no syscache it is taken afresh, snapmgr.c
+ * GetNonHistoricCatalogSnapshot) sees every committed rule, and this
+ * transaction's own earlier commands, whatever the isolation level.
+ *
+ * Ordering: a committing transaction becomes visible in the proc array
+ * before it sends its invalidations (xact.c CommitTransaction:
+ * ProcArrayEndTransaction, then AtEOXact_Inval).  So a rule our snapshot
+ * misses sends its invalidation after we set rules_valid, which resets it
+ * and the next call reloads.
+ */
 void
 LoadRules()
 {
 	Oid nsp;
-	int ret;
-	uint64 n;
+	Relation rel;
+	TupleDesc desc;
+	SysScanDesc scan;
+	HeapTuple tup;
+	int capacity = 16;
 
 	nsp = get_namespace_oid("livenotify", false);
 	rules_relid = get_relname_relid("rules", nsp);
+	if (!OidIsValid(rules_relid))
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+						errmsg("livenotify: table livenotify.rules does not exist")));
 
 	if (rules_context == nullptr)
 		rules_context =
@@ -125,36 +165,44 @@ LoadRules()
 
 	/*
 	 * Mark valid before reading: an invalidation that arrives while we read
-	 * resets the flag and the next call reloads again.
+	 * (table_open accepts pending ones) resets the flag and the next call
+	 * reloads again.
 	 */
 	rules_valid = true;
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "livenotify: SPI_connect failed: %s", SPI_result_code_string(ret));
-	ret = SPI_execute("SELECT source, type, action = 'deliver' FROM livenotify.rules", true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "livenotify: reading livenotify.rules failed: %s", SPI_result_code_string(ret));
+	rel = table_open(rules_relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	if (desc->natts < 3 || TupleDescAttr(desc, 0)->atttypid != TEXTOID ||
+		TupleDescAttr(desc, 1)->atttypid != TEXTOID || TupleDescAttr(desc, 2)->atttypid != TEXTOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("livenotify: table livenotify.rules does not have the columns (source "
+						"text, type text, action text)"),
+				 errhint("Reinstall the extension.")));
 
-	n = SPI_processed;
-	rules = static_cast<Rule *>(MemoryContextAlloc(rules_context, sizeof(Rule) * (n + 1)));
-	for (uint64 i = 0; i < n; i++)
+	rules = static_cast<Rule *>(MemoryContextAlloc(rules_context, sizeof(Rule) * capacity));
+	scan = systable_beginscan(rel, InvalidOid, false, nullptr, 0, nullptr);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
-		HeapTuple tup = SPI_tuptable->vals[i];
-		TupleDesc desc = SPI_tuptable->tupdesc;
-		bool isnull;
-		char *source = SPI_getvalue(tup, desc, 1);
-		char *type = SPI_getvalue(tup, desc, 2);
-		Datum deliver = SPI_getbinval(tup, desc, 3, &isnull);
+		char *source = RuleColumn(tup, desc, 1);
+		char *type = RuleColumn(tup, desc, 2);
+		char *action = RuleColumn(tup, desc, 3);
 
 		if (source == nullptr || type == nullptr)
 			continue;
+		if (nrules == capacity)
+		{
+			capacity *= 2;
+			rules = static_cast<Rule *>(repalloc(rules, sizeof(Rule) * capacity));
+		}
 		rules[nrules].source = MemoryContextStrdup(rules_context, source);
 		rules[nrules].type = MemoryContextStrdup(rules_context, type);
 		rules[nrules].type_len = strlen(type);
-		rules[nrules].deliver = !isnull && DatumGetBool(deliver);
+		rules[nrules].deliver = action != nullptr && strcmp(action, "deliver") == 0;
 		nrules++;
 	}
-	SPI_finish();
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
 
 	qsort(rules, nrules, sizeof(Rule), RuleSortCmp);
 }

@@ -20,7 +20,7 @@ void InitRules();
 
 /*
  * Whether rows of this type from this source are delivered.  Answers from
- * the backend's cache; reloads it (one query) after livenotify.rules
+ * the backend's cache; reloads it (one scan) after livenotify.rules
  * changed.  A type without a rule follows the source's '*' rule, else is
  * delivered.
  */

@@ -394,8 +394,10 @@ capture_insert_cpp(PG_FUNCTION_ARGS)
 	int read_att;
 	uint16 flags = 0;
 
-	RequireRing();
-	if (!guc_enabled)
+	if (RingSkipUnloaded())
+		return PointerGetDatum(nullptr);
+	/* Past livenotify.max_pending: a marker covers the row; skip serialising it. */
+	if (!guc_enabled || PendingSkipOverflowed(source))
 		return PointerGetDatum(nullptr);
 	if ((cols = Columns(trig, &legacy)) == nullptr)
 		return PointerGetDatum(nullptr);
@@ -498,8 +500,9 @@ capture_read_cpp(PG_FUNCTION_ARGS)
 	int user_att;
 	int read_att;
 
-	RequireRing();
-	if (!guc_enabled)
+	if (RingSkipUnloaded())
+		return PointerGetDatum(nullptr);
+	if (!guc_enabled || PendingSkipOverflowed(source))
 		return PointerGetDatum(nullptr);
 	if ((cols = Columns(trig, &legacy)) == nullptr)
 		return PointerGetDatum(nullptr);
@@ -552,7 +555,8 @@ capture_truncate_cpp(PG_FUNCTION_ARGS)
 		CheckTrigger(fcinfo, "livenotify.capture_truncate", 1, 1, FIRED_BY_TRUNCATE);
 	const char *source = trig->tg_trigger->tgargs[0];
 
-	RequireRing();
+	if (RingSkipUnloaded())
+		return PointerGetDatum(nullptr);
 	if (!guc_enabled)
 		return PointerGetDatum(nullptr);
 	/*
@@ -576,9 +580,11 @@ rules_changed_cpp(PG_FUNCTION_ARGS)
 						errmsg("livenotify.rules_changed() can only be called as a trigger")));
 	trig = reinterpret_cast<TriggerData *>(fcinfo->context);
 	/*
-	 * No RequireRing(): invalidating is right with or without the ring, and
-	 * a DROP TABLE (on_sql_drop deletes from source_tables) or a restore of
-	 * the catalog tables must work on a server not configured yet.
+	 * No RingSkipUnloaded(): this trigger guards livenotify's own catalog,
+	 * not an app table, so it neither warns nor counts.  Invalidating is
+	 * right with or without the ring, and a DROP TABLE (on_sql_drop deletes
+	 * from source_tables) or a restore of the catalog tables must work on a
+	 * server not configured yet.
 	 */
 	/* Sent to every backend at commit; this one sees it at the next command. */
 	CacheInvalidateRelcache(trig->tg_relation);

@@ -63,6 +63,7 @@ SELECT livenotify.send('42', 'unread_count', '{}');
 SELECT livenotify.send('42', 'hello', '{}');
 SELECT livenotify.send('42', 'resync', '{}');
 SELECT livenotify.send('42', 'lost', '{}');
+SELECT livenotify.send('42', 'overflow', '{}');
 -- Malformed kinds: empty, upper case, a space, 64 characters.
 SELECT livenotify.send('42', '', '{}');
 SELECT livenotify.send('42', 'New_Message', '{}');

@@ -101,6 +101,40 @@ suite_isolation() {
 	return 1
 }
 
+# pg_dump a database with a registered source (rules, rows) from the preloaded cluster and
+# restore it with ON_ERROR_STOP into livenotify_restored on the unpreloaded one (in DIR).
+not_preloaded_dump() {
+	local dir=$1 db=livenotify_dump_source
+	need_cluster || return 1
+	PGOPTIONS="-c client_min_messages=warning" pg_env psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+		-c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" || return 1
+	pg_env psql -X -q -v ON_ERROR_STOP=1 -d "$db" <<-'EOF' >/dev/null || return 1
+		CREATE EXTENSION livenotify;
+		CREATE TABLE api_notification (
+		    id bigserial PRIMARY KEY, user_id integer NOT NULL, type varchar(50) NOT NULL,
+		    title varchar(255) NOT NULL, message text NOT NULL,
+		    is_read boolean NOT NULL DEFAULT false, extra jsonb);
+		SELECT livenotify.register('api_notification', read_column => 'is_read');
+		INSERT INTO livenotify.rules VALUES ('api_notification', 'digest', 'skip');
+		INSERT INTO api_notification (user_id, type, title, message)
+		VALUES (1, 'like', 'dumped', 'row 1');
+	EOF
+	PGOPTIONS="-c client_min_messages=warning" env PGHOST="$dir" PGPORT="$PORT_UNPRELOADED" \
+		PGUSER=postgres psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+		-c "DROP DATABASE IF EXISTS livenotify_restored" -c "CREATE DATABASE livenotify_restored" ||
+		return 1
+	# The restore's own output (and its WARNINGs) are not the test: the SQL test checks
+	# what was restored.  A failing statement stops it (ON_ERROR_STOP) and fails the suite.
+	if ! pg_env "$($PG_CONFIG --bindir)/pg_dump" -d "$db" |
+		env PGHOST="$dir" PGPORT="$PORT_UNPRELOADED" PGUSER=postgres \
+			psql -X -q -v ON_ERROR_STOP=1 -d livenotify_restored >"$ROOT/build/not_preloaded/restore.log" 2>&1; then
+		echo "FAIL: the dump did not restore onto the unpreloaded cluster:"
+		cat "$ROOT/build/not_preloaded/restore.log"
+		return 1
+	fi
+	pg_env psql -X -q -d postgres -c "DROP DATABASE $db"
+}
+
 # Behaviour 1 of issue 2: without shared_preload_libraries every function says how to fix
 # it.  Needs a second cluster that does not preload the library.
 suite_not_preloaded() {
@@ -109,6 +143,10 @@ suite_not_preloaded() {
 	cluster_start "$dir" "$PORT_UNPRELOADED" "shared_preload_libraries = ''" || return 1
 	rm -rf "$out"
 	mkdir -p "$out"
+	# A dump of a database with a registered source (made on the preloaded cluster, where
+	# register() works) restores onto the unpreloaded one; the SQL test then writes to the
+	# restored table.
+	not_preloaded_dump "$dir" || rc=1
 	env PGHOST="$dir" PGPORT="$PORT_UNPRELOADED" PGUSER=postgres \
 		"$(dirname "$($PG_CONFIG --pgxs)")/../test/regress/pg_regress" \
 		--bindir="$($PG_CONFIG --bindir)" --inputdir=test/not_preloaded --outputdir="$out" \

@@ -29,7 +29,8 @@ TEST(Metrics, PrometheusTextFormat)
 	EXPECT_NE(t.find("livenotifyd_db_up 1\n"), std::string::npos);
 	for (const char *name :
 		 {"livenotifyd_users", "livenotifyd_bytes_sent_total", "livenotifyd_auth_failures_total",
-		  "livenotifyd_lost_entries_total", "livenotifyd_db_reconnects_total"})
+		  "livenotifyd_lost_entries_total", "livenotifyd_overflow_entries_total",
+		  "livenotifyd_db_reconnects_total"})
 		EXPECT_NE(t.find(std::string("# HELP ") + name + " "), std::string::npos) << name;
 }
 

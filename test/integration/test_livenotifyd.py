@@ -2078,7 +2078,8 @@ METRIC_NAMES = [
     r"livenotifyd_sockets", r"livenotifyd_users", r"livenotifyd_frames_sent\w*",
     r"livenotifyd_bytes_sent\w*", r"livenotifyd_slow_client\w*", r"livenotifyd_auth_failures\w*",
     r"livenotifyd_rejected\w*", r"livenotifyd_queued_bytes", r"livenotifyd_queue_lag\w*",
-    r"livenotifyd_entries_read\w*", r"livenotifyd_lost\w*", r"livenotifyd_resyncs\w*",
+    r"livenotifyd_entries_read\w*", r"livenotifyd_lost\w*", r"livenotifyd_overflow\w*",
+    r"livenotifyd_resyncs\w*",
     r"livenotifyd_catchup_rows\w*", r"livenotifyd_db_reconnects\w*", r"livenotifyd_db_errors\w*",
     r"livenotifyd_db_up", r"livenotifyd_last_seq\w*",
 ]
@@ -2149,6 +2150,55 @@ async def healthz_and_metrics(ctx):
                  "livenotifyd_last_seq (the reader is caught up)")
     finally:
         await c.close()
+
+
+@test
+async def bulk_transaction_overflow_resyncs(ctx):
+    """A transaction past livenotify.max_pending publishes one `overflow` entry instead of its
+    1000 rows: every connected tab gets resync `overflow` (the daemon cannot tell whose rows
+    they were), counted in livenotifyd_overflow_entries_total and logged once; the next
+    ordinary row flows with the right count (the source's cached counts were dropped)."""
+    A, B = 1451, 1452
+    d = ctx.jwt
+    a = await Client.authed(d, "A/tab", A)
+    b = await Client.authed(d, "B/tab", B)
+    try:
+        # A's count is cached by a first row, so a stale cache would show below.
+        nid, _ = ctx.db.insert(A, "like", "before bulk")
+        check_eq(await a.next("row before the bulk"),
+                 expected_notification(ctx.db, nid, ctx.db.unread(A)), "row before the bulk")
+        await reader_caught_up(ctx, d)
+        before = await metric(d, "livenotifyd_overflow_entries_total")
+        check(before is not None, "livenotifyd_overflow_entries_total is exported")
+        with open(d.log_path, errors="replace") as f:
+            logged_before = sum("transaction_overflow" in line for line in f)
+        ctx.db.script([
+            ("BEGIN", None),
+            ("SET LOCAL livenotify.max_pending = '16kB'", None),
+            ("INSERT INTO api_notification (user_id, type, title, message)"
+             " SELECT %s, 'like', 'bulk ' || i, 'm' FROM generate_series(1, 1000) i", (A,)),
+            ("COMMIT", None)])
+        check_eq(ctx.db.one("SELECT kind FROM livenotify.read("
+                            "(SELECT last_seq - 1 FROM livenotify.position()), 10, 0)"),
+                 "overflow", "the transaction's only entry")
+        for t in (a, b):
+            check_eq(await t.next("resync after the bulk transaction"),
+                     {"type": "resync", "reason": "overflow"},
+                     f"{t.name}: frame after a transaction past max_pending")
+        check_eq(await metric(d, "livenotifyd_overflow_entries_total"), before + 1,
+                 "livenotifyd_overflow_entries_total")
+        check(await log_line(d, "transaction_overflow"), "no transaction_overflow log line")
+        with open(d.log_path, errors="replace") as f:
+            logged = sum("transaction_overflow" in line for line in f) - logged_before
+        check_eq(logged, 1, "transaction_overflow log lines for one overflowed transaction")
+        nid, _ = ctx.db.insert(A, "like", "after bulk")
+        check_eq(await a.next("row after the bulk"),
+                 expected_notification(ctx.db, nid, ctx.db.unread(A)),
+                 "row after the bulk, with the count that includes the bulk rows")
+        await ctx.markers((A, (a,)), (B, (b,)))
+    finally:
+        await close_all(a, b)
+        ctx.db.rows("DELETE FROM api_notification WHERE user_id = %s", A)
 
 
 def pg_ctl(opts, *args):

@@ -58,8 +58,12 @@ render_metrics(const Counters &c, const Gauges &g)
 		   "Queue entries read from livenotify.read().", load(c.entries_read));
 	metric(out, "livenotifyd_lost_entries_total", "counter",
 		   "Queue entries overwritten before this sidecar read them.", load(c.lost_entries));
+	metric(out, "livenotifyd_overflow_entries_total", "counter",
+		   "Overflow entries read: transactions past livenotify.max_pending whose entries "
+		   "collapsed (clients resync).",
+		   load(c.overflows));
 	metric(out, "livenotifyd_resyncs_total", "counter",
-		   "Resync broadcasts (epoch change or lost entries).", load(c.resyncs));
+		   "Resync broadcasts (epoch change, lost entries, overflow...).", load(c.resyncs));
 	metric(out, "livenotifyd_catchup_rows_total", "counter", "Rows replayed to resuming sockets.",
 		   load(c.catchup_rows));
 	metric(out, "livenotifyd_db_reconnects_total", "counter", "Database reconnections.",

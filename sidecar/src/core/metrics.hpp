@@ -26,6 +26,7 @@ struct Counters
 	std::atomic<uint64_t> entries_read{0};
 	std::atomic<uint64_t> lost_entries{0};
 	std::atomic<uint64_t> resyncs{0};
+	std::atomic<uint64_t> overflows{0}; /* 'overflow' entries read (livenotify.max_pending) */
 	std::atomic<uint64_t> db_reconnects{0};
 	std::atomic<uint64_t> catchup_rows{0};
 	std::atomic<uint64_t> db_errors{0};

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <map>
 #include <poll.h>
+#include <set>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -243,6 +244,7 @@ private:
 			return true;
 
 		std::vector<Entry> entries;
+		std::set<std::string> overflow_sources; /* "*": every source */
 		entries.reserve(static_cast<size_t>(n));
 		for (int i = 0; i < n; i++)
 		{
@@ -267,6 +269,20 @@ private:
 				/* Whatever was lost may have changed counts, or re-registered a source. */
 				forget_all_counts();
 			}
+			else if (kind == "overflow")
+			{
+				/*
+				 * A transaction went past livenotify.max_pending: its entries
+				 * of this source (NULL: of every source) collapsed into this
+				 * one.  We cannot tell whose they were: every socket resyncs,
+				 * once per batch however many sources overflowed.
+				 */
+				sh_->counters.overflows.fetch_add(1, std::memory_order_relaxed);
+				if (r.is_null(i, 3))
+					overflow_sources.insert("*");
+				else
+					overflow_sources.insert(r.text(i, 3));
+			}
 			else if (!r.is_null(i, 4) || (kind == "unread_count" && !r.is_null(i, 3)))
 			{
 				/* A user-less unread_count is a TRUNCATE of its source. */
@@ -286,6 +302,21 @@ private:
 			}
 			if (seq > after_)
 				after_ = seq;
+		}
+		if (!overflow_sources.empty())
+		{
+			std::string names;
+			for (const auto &src : overflow_sources)
+				names += (names.empty() ? "" : ",") + src;
+			LOG_WARN("transaction_overflow", "sources=%s hint=\"%s\"", log_quote(names).c_str(),
+					 "a transaction went past livenotify.max_pending");
+			broadcast_resync(sh_, "overflow");
+			/* Its rows changed counts nobody was told about. */
+			if (overflow_sources.count("*"))
+				forget_all_counts();
+			else
+				for (const auto &src : overflow_sources)
+					cache_.forget_source(src);
 		}
 		sh_->counters.entries_read.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
 		sh_->counters.last_seq.store(after_);
