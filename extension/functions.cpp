@@ -11,9 +11,13 @@ extern "C"
 {
 #include "postgres.h"
 
+#include "catalog/pg_class.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
 #include "utils/jsonb.h"
 #include "utils/tuplestore.h"
 #include "utils/xid8.h"
@@ -33,8 +37,6 @@ namespace
 /* Kinds the sidecar's protocol uses for itself. */
 const char *const reserved_kinds[] = {"notification", "unread_count", "hello", "resync", "lost"};
 
-constexpr size_t MAX_KIND_LEN = 63;
-
 void
 ArgNotNull(FunctionCallInfo fcinfo, int argno, const char *name, const char *func)
 {
@@ -48,10 +50,15 @@ CheckKind(const char *kind)
 {
 	size_t len = strlen(kind);
 
-	if (len == 0 || len > MAX_KIND_LEN)
+	/* Not echoed when too long: the message would be as big as the argument. */
+	if (len > ENTRY_MAX_KIND_LEN)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("livenotify message kind of %zu bytes is too long", len),
+						errdetail("A kind has 1 to %zu characters.", ENTRY_MAX_KIND_LEN)));
+	if (len == 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("invalid livenotify message kind \"%s\"", kind),
-						errdetail("A kind has 1 to %zu characters.", MAX_KIND_LEN)));
+						errdetail("A kind has 1 to %zu characters.", ENTRY_MAX_KIND_LEN)));
 	for (size_t i = 0; i < len; i++)
 	{
 		char c = kind[i];
@@ -298,8 +305,43 @@ counts_changed_cpp(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * _require_owner(tbl regclass): ERROR unless the calling role owns tbl (or
+ * is a member of the owning role, as pg_class_ownercheck() decides for ALTER
+ * TABLE).  register() and unregister() are SECURITY DEFINER, so inside them
+ * current_user is the extension's owner; the calling role is
+ * GetOuterUserId(), the current user outside any SECURITY DEFINER function
+ * (miscinit.c), which follows SET ROLE, unlike session_user.  NULL and an
+ * OID that names no relation pass: the caller reports them.
+ */
+Datum
+require_owner_cpp(PG_FUNCTION_ARGS)
+{
+	Oid relid;
+	HeapTuple tuple;
+	Oid owner;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_VOID();
+	relid = PG_GETARG_OID(0);
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
+		PG_RETURN_VOID();
+	owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	if (!has_privs_of_role(GetOuterUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of table %s",
+						DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(relid)))),
+				 errdetail("Role \"%s\" may register and unregister only the tables it owns.",
+						   GetUserNameFromId(GetOuterUserId(), false))));
+	PG_RETURN_VOID();
+}
+
 } /* namespace */
 
+LIVENOTIFY_FUNCTION(require_owner)
 LIVENOTIFY_FUNCTION(counts_changed)
 LIVENOTIFY_FUNCTION(send)
 LIVENOTIFY_FUNCTION(read)

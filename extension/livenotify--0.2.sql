@@ -78,11 +78,20 @@ CREATE FUNCTION livenotify.capture_read() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'livenotify_capture_read' LANGUAGE C;
 CREATE FUNCTION livenotify._counts_changed(source text) RETURNS void
 	AS 'MODULE_PATHNAME', 'livenotify_counts_changed' LANGUAGE C VOLATILE;
--- Left to PUBLIC: register() and unregister() run as their caller (any table owner), and the
--- entry carries nothing but the source name; a reader only counts that source again.
 
 CREATE FUNCTION livenotify.capture_truncate() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'livenotify_capture_truncate' LANGUAGE C;
+
+-- The trust boundary: no internal function is executable by PUBLIC.  register() and
+-- unregister() (SECURITY DEFINER) install the triggers and call _counts_changed(); the
+-- privilege to execute a trigger function is checked when a trigger is created, not when it
+-- fires (CreateTrigger() in PostgreSQL's trigger.c), so the app's INSERTs need none, and a
+-- table owner cannot attach these functions to a table by hand with arguments of their own.
+REVOKE ALL ON FUNCTION livenotify._counts_changed(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION livenotify.capture_insert() FROM PUBLIC;
+REVOKE ALL ON FUNCTION livenotify.capture_read() FROM PUBLIC;
+REVOKE ALL ON FUNCTION livenotify.capture_truncate() FROM PUBLIC;
+REVOKE ALL ON FUNCTION livenotify.rules_changed() FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Registration
@@ -117,6 +126,16 @@ BEGIN
 	RETURN num;
 END
 $$;
+REVOKE ALL ON FUNCTION livenotify._column(regclass, name, text, regtype[]) FROM PUBLIC;
+
+-- register() and unregister() are for the owner of the table (a member of the owning role),
+-- Django's migrations run as the app's role: SECURITY DEFINER, so they write the catalog,
+-- create the triggers (whose functions PUBLIC may not attach) and queue _counts_changed()
+-- with the extension owner's privileges, after _require_owner() has checked the calling
+-- role.  Everything inside is schema-qualified or resolved under the fixed search_path.
+CREATE FUNCTION livenotify._require_owner(tbl regclass) RETURNS void
+	AS 'MODULE_PATHNAME', 'livenotify_require_owner' LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION livenotify._require_owner(regclass) FROM PUBLIC;
 
 CREATE FUNCTION livenotify.register(
 	tbl			regclass,
@@ -126,7 +145,7 @@ CREATE FUNCTION livenotify.register(
 	read_column	name DEFAULT NULL,
 	skip_types	text[] DEFAULT '{event,message}',
 	source		text DEFAULT NULL)
-RETURNS text LANGUAGE plpgsql
+RETURNS text LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	kind	"char";
@@ -138,6 +157,7 @@ DECLARE
 	r		smallint;
 BEGIN
 	PERFORM livenotify.check_loaded();
+	PERFORM livenotify._require_owner(tbl);
 	IF tbl IS NULL THEN
 		RAISE EXCEPTION 'tbl must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
@@ -229,12 +249,14 @@ COMMENT ON FUNCTION livenotify.register(regclass, name, name, name, name, text[]
 	'Capture rows inserted into tbl (and, with read_column, changes of unread counts) as livenotify entries';
 
 CREATE FUNCTION livenotify.unregister(source text) RETURNS void LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	s livenotify.source_tables;
 	trg name;
 BEGIN
 	PERFORM livenotify.check_loaded();
+	PERFORM livenotify._require_owner(
+		(SELECT x.relid FROM livenotify.source_tables x WHERE x.source = unregister.source));
 	IF source IS NULL THEN
 		RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
@@ -256,15 +278,18 @@ BEGIN
 END
 $$;
 
--- A dropped source table takes its registration with it.
+-- A dropped source table takes its registration with it.  It fires for every DROP in the
+-- database, by whoever runs it (a migration as the app's role): SECURITY DEFINER, so that it
+-- may delete from the catalog; it runs no code of the caller's.
 CREATE FUNCTION livenotify.on_sql_drop() RETURNS event_trigger LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	DELETE FROM livenotify.source_tables s
 	 USING pg_event_trigger_dropped_objects() d
 	 WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND s.relid::oid = d.objid;
 END
 $$;
+REVOKE ALL ON FUNCTION livenotify.on_sql_drop() FROM PUBLIC;
 CREATE EVENT TRIGGER livenotify_sql_drop ON sql_drop
 	EXECUTE FUNCTION livenotify.on_sql_drop();
 
@@ -464,5 +489,10 @@ CREATE FUNCTION livenotify.stats_raw(
 	OUT last_seq bigint, OUT oldest_seq bigint)
 RETURNS record AS 'MODULE_PATHNAME', 'livenotify_stats_raw' LANGUAGE C VOLATILE;
 
+-- The counters are cluster-wide (every database's traffic): like pg_stat_statements' view of
+-- other users' statements, they are for pg_read_all_stats (which pg_monitor is a member of)
+-- and for roles granted SELECT on the view and EXECUTE on stats_raw().
 CREATE VIEW livenotify.stats AS SELECT * FROM livenotify.stats_raw();
-GRANT SELECT ON livenotify.stats TO PUBLIC;
+REVOKE ALL ON FUNCTION livenotify.stats_raw() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION livenotify.stats_raw() TO pg_read_all_stats;
+GRANT SELECT ON livenotify.stats TO pg_read_all_stats;

@@ -230,6 +230,27 @@ EvictOldest(uint64 slowest_reader)
 	ring->oldest_seq++;
 }
 
+/*
+ * Is this entry's layout what PendingMakeEntry makes, within the bounds it
+ * checks?  Only then may its len be trusted to copy it.  The bounds are
+ * the ring's own (not the GUC livenotify.max_payload, which a transaction
+ * may change after queueing): together they keep an entry under about
+ * half the data area, so a copy can never run past it.
+ */
+bool
+EntrySane(const EntryHeader *e)
+{
+	const uint64 max_string = ring->data_size / 4;
+
+	return e->source_len <= ENTRY_MAX_SOURCE_LEN && e->kind_len >= 1 &&
+		   e->kind_len <= ENTRY_MAX_KIND_LEN && e->user_len <= max_string &&
+		   e->payload_len <= max_string &&
+		   ((e->flags & ENTRY_SOURCE_NULL) == 0 || e->source_len == 0) &&
+		   ((e->flags & ENTRY_USER_NULL) == 0 || e->user_len == 0) &&
+		   ((e->flags & ENTRY_PAYLOAD_NULL) == 0 || e->payload_len == 0) &&
+		   e->len == EntrySize(e->source_len, e->kind_len, e->user_len, e->payload_len);
+}
+
 /* Copy one entry in, stamping seq and xid.  Exclusive lock held; cannot fail. */
 void
 AppendOne(const EntryHeader *e, uint64 xid, uint64 slowest_reader)
@@ -404,14 +425,25 @@ RingAppendCommitted(EntryHeader *const *entries, int nentries, uint64 xid) noexc
 	if (nentries == 0 || ring == nullptr)
 		return;
 
+	/*
+	 * Nothing after commit trusts a size it did not check: an entry that
+	 * fails EntrySane (PendingMakeEntry refuses to make one, so none should)
+	 * is skipped and counted as oversize, never copied.
+	 */
 	for (int i = 0; i < nentries; i++)
-		nbytes += entries[i]->len;
+		if (EntrySane(entries[i]))
+			nbytes += entries[i]->len;
 	PrefaultAppend(nbytes, nentries);
 
 	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
 	slowest = SlowestReaderPos();
 	for (int i = 0; i < nentries; i++)
-		AppendOne(entries[i], xid, slowest);
+	{
+		if (EntrySane(entries[i]))
+			AppendOne(entries[i], xid, slowest);
+		else
+			pg_atomic_fetch_add_u64(&ring->oversize, 1);
+	}
 	for (int i = 0; i < ring->max_readers && nwake < 1024; i++)
 	{
 		ReaderSlot *r = &ring->readers[i];

@@ -299,10 +299,7 @@ capture_insert_cpp(PG_FUNCTION_ARGS)
 	 */
 	if (payload_len > RingMaxPayload())
 	{
-		char *id = ColumnText(tuple, desc, id_att);
-
-		payload = psprintf("{\"id\":%s,\"truncated\":true}", id ? id : "null");
-		payload_len = strlen(payload);
+		payload = SerializeStub(rel, tuple, id_att, RingMaxPayload(), &payload_len);
 		RingCountOversize();
 	}
 	if (strlen(user) > RingMaxPayload())
