@@ -11,12 +11,18 @@ extern "C"
 {
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_class.h"
+#include "executor/execdesc.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/plannodes.h"
+#include "tcop/pquery.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/portal.h"
 #include "utils/regproc.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/jsonb.h"
 #include "utils/tuplestore.h"
@@ -120,6 +126,90 @@ send_cpp(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* Is every entry of a plan's target list a plain column reference? */
+bool
+OnlyVars(const List *tlist)
+{
+	ListCell *lc;
+
+	foreach (lc, tlist)
+	{
+		const TargetEntry *tle = lfirst_node(TargetEntry, lc);
+
+		if (!IsA(tle->expr, Var))
+			return false;
+	}
+	return true;
+}
+
+bool
+ConstOrParam(const Node *n)
+{
+	return n == nullptr || IsA(n, Const) || IsA(n, Param);
+}
+
+/*
+ * May read() stop advertising this backend's xmin while it waits?  A wait
+ * of up to timeout_ms with the statement's snapshot held would hold back
+ * vacuum cluster-wide (pg_sleep() does).  Clearing MyProc->xmin is safe only
+ * if no snapshot this transaction holds is used to read a table afterwards,
+ * which is the case exactly when:
+ *	- the isolation level is READ COMMITTED (no transaction snapshot kept
+ *	  across statements);
+ *	- read() is called directly by the statement being run (its active
+ *	  snapshot is the portal's; a function calling read() pushes its own);
+ *	- that statement is read() alone: a FunctionScan of this one function
+ *	  with constant or parameter arguments, plain columns in its target
+ *	  list, no filter, no subplan, at most under Sort or Limit (SELECT cols
+ *	  FROM livenotify.read($1, $2, $3) ORDER BY seq LIMIT n): nothing else
+ *	  in it reads a table or calls a function that could;
+ *	- and (checked before each wait, in ring.cpp) no other snapshot is
+ *	  registered (an open cursor has one), once the catalog snapshot is
+ *	  dropped.
+ * Otherwise read() holds its xmin while it waits, like any statement.
+ */
+bool
+StatementIsReadAlone(Oid funcoid)
+{
+	Portal portal = ActivePortal;
+	QueryDesc *qd;
+	Plan *plan;
+	const FunctionScan *scan;
+	const RangeTblFunction *rtf;
+	const FuncExpr *call;
+	ListCell *lc;
+
+	if (IsolationUsesXactSnapshot() || portal == nullptr || portal->strategy != PORTAL_ONE_SELECT ||
+		(qd = portal->queryDesc) == nullptr || !ActiveSnapshotSet() ||
+		GetActiveSnapshot() != qd->snapshot || qd->plannedstmt->subplans != NIL)
+		return false;
+	plan = qd->plannedstmt->planTree;
+	while (plan != nullptr && (IsA(plan, Sort) || IsA(plan, Limit)))
+	{
+		if (plan->qual != NIL || plan->initPlan != NIL || !OnlyVars(plan->targetlist) ||
+			(IsA(plan, Limit) && (!ConstOrParam(reinterpret_cast<Limit *>(plan)->limitCount) ||
+								  !ConstOrParam(reinterpret_cast<Limit *>(plan)->limitOffset))))
+			return false;
+		plan = plan->lefttree;
+	}
+	if (plan == nullptr || !IsA(plan, FunctionScan) || plan->qual != NIL || plan->initPlan != NIL ||
+		!OnlyVars(plan->targetlist))
+		return false;
+	scan = reinterpret_cast<const FunctionScan *>(plan);
+	if (list_length(scan->functions) != 1)
+		return false;
+	rtf = linitial_node(RangeTblFunction, scan->functions);
+	if (!IsA(rtf->funcexpr, FuncExpr))
+		return false;
+	call = reinterpret_cast<const FuncExpr *>(rtf->funcexpr);
+	if (call->funcid != funcoid)
+		return false;
+	foreach (lc, call->args)
+		if (!ConstOrParam(static_cast<const Node *>(lfirst(lc))))
+			return false;
+	return true;
+}
+
 /* The columns of read()'s result, in order. */
 enum ReadColumn
 {
@@ -167,7 +257,8 @@ read_cpp(PG_FUNCTION_ARGS)
 						errmsg("timeout_ms must be between 0 and 3600000, got %d", timeout_ms)));
 
 	InitMaterializedSRF(fcinfo, 0);
-	res = RingRead(static_cast<uint64>(after), max_entries, timeout_ms);
+	res = RingRead(static_cast<uint64>(after), max_entries, timeout_ms,
+				   StatementIsReadAlone(fcinfo->flinfo->fn_oid));
 
 	if (res.lost > 0)
 	{

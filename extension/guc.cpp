@@ -22,6 +22,7 @@ namespace livenotify
 int guc_ring_size_kb = 64 * 1024;
 int guc_max_readers = 16;
 int guc_max_payload = 8192;
+int guc_reader_idle_timeout_ms = 60 * 1000;
 bool guc_enabled = true;
 
 void
@@ -48,6 +49,18 @@ DefineGucs()
 		"larger send() payloads raise an error.  Capped at a quarter of "
 		"livenotify.ring_size.",
 		&guc_max_payload, 8192, 64, 64 * 1024 * 1024, PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+
+	/*
+	 * Read by every committing backend: PGC_SIGHUP keeps the value the same
+	 * in all of them.
+	 */
+	DefineCustomIntVariable("livenotify.reader_idle_timeout",
+							"Time after which a reader that does not call read() stops counting "
+							"overwritten entries as lost.",
+							"A session that read once and then idles keeps its reader slot; "
+							"it still learns of the gap from its next read().",
+							&guc_reader_idle_timeout_ms, 60 * 1000, 100, 24 * 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("livenotify.enabled",
 							 "Queue rows inserted into registered tables by this session.",

@@ -19,6 +19,13 @@ extern int guc_max_readers;
 /* livenotify.max_payload, in bytes: larger rows become a stub */
 extern int guc_max_payload;
 
+/*
+ * livenotify.reader_idle_timeout, in ms (sighup): a reader that has not
+ * called read() for this long no longer makes overwritten entries count as
+ * lost in the stats (ring.cpp).
+ */
+extern int guc_reader_idle_timeout_ms;
+
 /* livenotify.enabled: capture switch for the session */
 extern bool guc_enabled;
 

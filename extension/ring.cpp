@@ -15,8 +15,13 @@
  *
  * Entries [oldest_seq, next_seq) are intact.  To make room a writer advances
  * oldest_seq past the entries its bytes (or its index slot) would overwrite.
- * An overwritten entry that some registered reader had not yet read is
- * counted as lost; the reader itself learns of the gap from its next read().
+ * An overwritten entry that some active reader had not yet read is counted
+ * as lost; the reader itself learns of the gap from its next read() (from
+ * its position, whether or not it was counted).  A reader is active while it
+ * waits in read() and for livenotify.reader_idle_timeout after read() last
+ * looked at the ring: a session that read once and then idles keeps its slot
+ * at an old position, and would otherwise make every later overwrite count
+ * as lost forever.
  *
  * Locking protocol: one LWLock.
  *	- Writers (the COMMIT callback) hold it exclusively while copying their
@@ -47,6 +52,7 @@ extern "C"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 }
 
@@ -67,7 +73,8 @@ struct ReaderSlot
 	bool waiting; /* sleeping in read(): wake on commit */
 	int procno;
 	Oid dbid;
-	uint64 pos; /* entries <= pos have been read */
+	uint64 pos;			   /* entries <= pos have been read */
+	TimestampTz active_at; /* when read() last looked at the ring */
 };
 
 struct RingControl
@@ -196,6 +203,7 @@ RingShmemStartup()
 			ring->readers[i].procno = -1;
 			ring->readers[i].dbid = InvalidOid;
 			ring->readers[i].pos = 0;
+			ring->readers[i].active_at = 0;
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -207,16 +215,19 @@ EntryAt(uint64 pos)
 	return reinterpret_cast<EntryHeader *>(ring_data + pos % ring->data_size);
 }
 
-/* Lowest position any registered reader has read up to.  Lock held. */
+/* Lowest position any active reader has read up to (see above).  Lock held. */
 uint64
-SlowestReaderPos()
+SlowestReaderPos(TimestampTz now)
 {
 	uint64 min = PG_UINT64_MAX;
+	TimestampTz idle_since = now - static_cast<int64>(guc_reader_idle_timeout_ms) * 1000;
 
 	for (int i = 0; i < ring->max_readers; i++)
 	{
-		if (ring->readers[i].in_use && ring->readers[i].pos < min)
-			min = ring->readers[i].pos;
+		const ReaderSlot *r = &ring->readers[i];
+
+		if (r->in_use && (r->waiting || r->active_at >= idle_since) && r->pos < min)
+			min = r->pos;
 	}
 	return min;
 }
@@ -348,6 +359,7 @@ RegisterReader(uint64 after)
 			ring->readers[i].procno = MyProc->pgprocno;
 			ring->readers[i].dbid = MyDatabaseId;
 			ring->readers[i].pos = after;
+			ring->readers[i].active_at = GetCurrentTimestamp();
 			my_reader_slot = i;
 			break;
 		}
@@ -421,6 +433,7 @@ RingAppendCommitted(EntryHeader *const *entries, int nentries, uint64 xid) noexc
 	int nwake = 0;
 	uint64 slowest;
 	uint64 nbytes = 0;
+	TimestampTz now;
 
 	if (nentries == 0 || ring == nullptr)
 		return;
@@ -434,9 +447,11 @@ RingAppendCommitted(EntryHeader *const *entries, int nentries, uint64 xid) noexc
 		if (EntrySane(entries[i]))
 			nbytes += entries[i]->len;
 	PrefaultAppend(nbytes, nentries);
+	/* A clock read; before the lock, and it cannot fail. */
+	now = GetCurrentTimestamp();
 
 	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
-	slowest = SlowestReaderPos();
+	slowest = SlowestReaderPos(now);
 	for (int i = 0; i < nentries; i++)
 	{
 		if (EntrySane(entries[i]))
@@ -472,7 +487,7 @@ RingGetPosition()
 }
 
 RingReadResult
-RingRead(uint64 after, int max_entries, int timeout_ms)
+RingRead(uint64 after, int max_entries, int timeout_ms, bool release_xmin)
 {
 	RingReadResult res;
 	TimestampTz start = GetCurrentTimestamp();
@@ -492,9 +507,21 @@ RingRead(uint64 after, int max_entries, int timeout_ms)
 	{
 		ReaderSlot *me = &ring->readers[my_reader_slot];
 		uint64 last_seq;
+		TimestampTz now;
 
+		/*
+		 * shm_mq.c's order: reset the latch, then check for interrupts.  A
+		 * cancel or terminate that arrived before the reset (even before this
+		 * call) set the latch and the flag; the reset clears the latch, so
+		 * the flag must be seen here or WaitLatch would sleep the whole
+		 * timeout with it pending.  One that arrives after the reset sets the
+		 * latch again and ends the WaitLatch below.  Our slot is not marked
+		 * waiting here, so an ERROR leaves nothing stale behind.
+		 */
 		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
 
+		now = GetCurrentTimestamp();
 		LWLockAcquire(ring->lock, LW_SHARED);
 		last_seq = ring->next_seq - 1;
 		if (cursor > last_seq)
@@ -540,6 +567,7 @@ RingRead(uint64 after, int max_entries, int timeout_ms)
 			cursor = seq;
 		}
 		me->pos = cursor;
+		me->active_at = now;
 		me->waiting = (res.nentries == 0 && res.lost == 0);
 		LWLockRelease(ring->lock);
 
@@ -551,19 +579,33 @@ RingRead(uint64 after, int max_entries, int timeout_ms)
 
 			if (elapsed >= timeout_ms)
 				break;
+
+			/*
+			 * Do not hold back vacuum while asleep (see release_xmin).  The
+			 * catalog snapshot goes first; then the only snapshot left
+			 * registered must be the statement's own, which nothing reads a
+			 * table with after the wait.  The store is what snapmgr.c's
+			 * SnapshotResetXmin() does; the next snapshot taken (a catalog
+			 * lookup) advertises a fresh xmin (GetSnapshotData()).
+			 */
+			if (release_xmin)
+			{
+				InvalidateCatalogSnapshot();
+				if (ThereAreNoPriorRegisteredSnapshots())
+					MyProc->xmin = InvalidTransactionId;
+			}
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 timeout_ms - elapsed, PG_WAIT_EXTENSION);
 		}
 
 		/*
-		 * Not waiting while we handle interrupts: a cancel leaves no stale
-		 * "waiting" behind.  A commit from now until the next look is found
-		 * by that look (the latch is reset before it).
+		 * Not waiting while we handle interrupts (at the top of the loop): a
+		 * cancel leaves no stale "waiting" behind.  A commit from now until
+		 * the next look is found by that look (the latch is reset before it).
 		 */
 		LWLockAcquire(ring->lock, LW_SHARED);
 		me->waiting = false;
 		LWLockRelease(ring->lock);
-		CHECK_FOR_INTERRUPTS();
 	}
 
 	LWLockAcquire(ring->lock, LW_SHARED);

@@ -25,13 +25,14 @@ CLUSTER=""
 # The suites, in order.  Each is a function suite_<name> returning 0 (pass), SKIP (nothing
 # to test yet) or anything else (fail).  Integration and browser suites are added here as
 # the sidecar and the product work land.
-SUITES=(build regress isolation not_preloaded restart sidecar_build sidecar_unit integration browser
+SUITES=(build regress isolation not_preloaded restart reader_xmin sidecar_build sidecar_unit integration browser
 	reliability fuzz sidecar_asan)
 SKIP=77
 # Suites that need another suite to have passed.  (sidecar_unit does not need the whole
 # sidecar build: CTest reports the tests whose executable failed to build as not run.)
 declare -A NEEDS=(
 	[regress]=build [isolation]=build [not_preloaded]=build [restart]=build
+	[reader_xmin]=build [standby]=build
 	[integration]="build sidecar_build" [browser]="build sidecar_build"
 	[reliability]="build sidecar_build" [sidecar_asan]=build
 )
@@ -162,6 +163,51 @@ suite_restart() {
 	fi
 	pg_env psql -X -q -d postgres -c "DROP DATABASE $db" || rc=1
 	[ $rc -eq 0 ] || cluster_log "$CLUSTER"
+	return $rc
+}
+
+# read() waiting for entries must not hold back vacuum: while it sleeps, its backend
+# advertises no xmin (pg_stat_activity.backend_xmin, seen from a second session) when the
+# statement is read() alone in READ COMMITTED; a statement that does more with its snapshot
+# (count(*) over read()) or a REPEATABLE READ transaction keeps it, as documented.
+suite_reader_xmin() {
+	local db=livenotify_xmin rc=0 last pid xmin
+	need_cluster || return 1
+	q() { pg_env psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "$1"; }
+	PGOPTIONS="-c client_min_messages=warning" pg_env psql -X -q -d postgres \
+		-c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" || return 1
+	q "CREATE EXTENSION livenotify" || return 1
+	# waiting_xmin NAME SQL: run SQL (a read() that waits 3 s) in the background, and print
+	# the backend_xmin of its session while it waits ("none" when NULL).
+	waiting_xmin() {
+		local out
+		last=$(q "SELECT last_seq FROM livenotify.position()") || return 1
+		pg_env psql -X -q -At -d "$db" -c "SET application_name = 'xmin_$1'" \
+			-c "${2//LAST/$last}" >/dev/null 2>&1 &
+		pid=$!
+		sleep 1.5
+		out=$(q "SELECT coalesce(backend_xmin::text, 'none') FROM pg_stat_activity
+		          WHERE application_name = 'xmin_$1' AND wait_event = 'Extension'")
+		wait "$pid"
+		printf '%s\n' "${out:-not waiting}"
+	}
+	xmin=$(waiting_xmin alone "SELECT * FROM livenotify.read(LAST, 10, 3000)")
+	if [ "$xmin" = none ]; then echo "ok: read() alone advertises no xmin while it waits"
+	else echo "FAIL: read() alone waits with backend_xmin $xmin"; rc=1; fi
+	xmin=$(waiting_xmin params "SELECT seq, kind FROM livenotify.read(LAST, 10, 3000) ORDER BY seq LIMIT 5")
+	if [ "$xmin" = none ]; then echo "ok: ... also with ORDER BY and LIMIT"
+	else echo "FAIL: read() ORDER BY/LIMIT waits with backend_xmin $xmin"; rc=1; fi
+	# Prepared with parameters and a generic plan, as livenotifyd prepares it.
+	xmin=$(waiting_xmin prepared "SET plan_cache_mode = force_generic_plan; PREPARE r(bigint, int, int) AS SELECT epoch, seq, kind FROM livenotify.read(\$1, \$2, \$3); EXECUTE r(LAST, 10, 3000)")
+	if [ "$xmin" = none ]; then echo "ok: ... also prepared, with a generic plan"
+	else echo "FAIL: prepared read() waits with backend_xmin $xmin"; rc=1; fi
+	xmin=$(waiting_xmin count "SELECT count(*) FROM livenotify.read(LAST, 10, 3000)")
+	case $xmin in none | "not waiting") echo "FAIL: count(*) over read(): backend_xmin $xmin"; rc=1 ;;
+		*) echo "ok: a statement that does more with its snapshot keeps its xmin ($xmin)" ;; esac
+	xmin=$(waiting_xmin rr "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT * FROM livenotify.read(LAST, 10, 3000); COMMIT")
+	case $xmin in none | "not waiting") echo "FAIL: REPEATABLE READ: backend_xmin $xmin"; rc=1 ;;
+		*) echo "ok: a REPEATABLE READ transaction keeps its xmin ($xmin)" ;; esac
+	pg_env psql -X -q -d postgres -c "DROP DATABASE $db" || rc=1
 	return $rc
 }
 
