@@ -177,3 +177,36 @@ REVOKE ALL ON livenotify.stats FROM PUBLIC;
 REVOKE ALL ON FUNCTION livenotify.stats_raw() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION livenotify.stats_raw() TO pg_read_all_stats;
 GRANT SELECT ON livenotify.stats TO pg_read_all_stats;
+
+-- unread_counts_query(): the generated SQL names its operator OPERATOR(pg_catalog.=).
+CREATE OR REPLACE FUNCTION livenotify.unread_counts_query(source text) RETURNS text LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s livenotify.sources;
+	utype regtype;
+	tbl text;
+BEGIN
+	PERFORM livenotify.check_loaded();
+	s := livenotify._source(source);
+	IF s.read_column IS NULL THEN
+		RAISE EXCEPTION 'livenotify source "%" has no read column', s.source
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			      HINT = 'Register the table with read_column to count unread rows.';
+	END IF;
+	SELECT a.atttypid::regtype INTO utype FROM pg_attribute a
+	 WHERE a.attrelid = s.relid AND a.attname = s.user_column;
+	-- Schema-qualified, so the text means the same table under any search_path; the reader
+	-- prepares it under its own, where an operator planted in an earlier schema would win an
+	-- unqualified "=": OPERATOR(pg_catalog.=) (NOT and casts involve no operator lookup).
+	SELECT format('%I.%I', n.nspname, c.relname) INTO tbl
+	  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = s.relid;
+	RETURN format(
+		'SELECT u.k AS user_key,
+		        (SELECT pg_catalog.count(*) FROM %1$s t
+		          WHERE t.%2$I OPERATOR(pg_catalog.=) u.k::%3$s AND NOT t.%4$I) AS unread
+		   FROM pg_catalog.jsonb_array_elements_text($1::pg_catalog.jsonb)
+		        WITH ORDINALITY AS u(k, n)
+		  ORDER BY u.n',
+		tbl, s.user_column, utype::text, s.read_column);
+END
+$$;

@@ -379,6 +379,8 @@ BEGIN
 END
 $$;
 
+-- Its generated SQL runs here, under the function's search_path (pg_catalog first), so its
+-- operators are pg_catalog's whatever the caller's search_path.
 CREATE FUNCTION livenotify.catchup(source text, user_key text, after_id bigint,
                                    max_rows integer DEFAULT 100)
 RETURNS TABLE (id bigint, payload text) LANGUAGE plpgsql STABLE
@@ -441,13 +443,15 @@ BEGIN
 	END IF;
 	SELECT a.atttypid::regtype INTO utype FROM pg_attribute a
 	 WHERE a.attrelid = s.relid AND a.attname = s.user_column;
-	-- Schema-qualified, so the text means the same table under any search_path.
+	-- Schema-qualified, so the text means the same table under any search_path; the reader
+	-- prepares it under its own, where an operator planted in an earlier schema would win an
+	-- unqualified "=": OPERATOR(pg_catalog.=) (NOT and casts involve no operator lookup).
 	SELECT format('%I.%I', n.nspname, c.relname) INTO tbl
 	  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = s.relid;
 	RETURN format(
 		'SELECT u.k AS user_key,
 		        (SELECT pg_catalog.count(*) FROM %1$s t
-		          WHERE t.%2$I = u.k::%3$s AND NOT t.%4$I) AS unread
+		          WHERE t.%2$I OPERATOR(pg_catalog.=) u.k::%3$s AND NOT t.%4$I) AS unread
 		   FROM pg_catalog.jsonb_array_elements_text($1::pg_catalog.jsonb)
 		        WITH ORDINALITY AS u(k, n)
 		  ORDER BY u.n',
