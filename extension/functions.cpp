@@ -12,6 +12,7 @@ extern "C"
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_class.h"
 #include "executor/execdesc.h"
 #include "funcapi.h"
@@ -84,6 +85,25 @@ CheckKind(const char *kind)
 }
 
 /*
+ * The ring of a hot standby is its own: no commit of the primary reaches it
+ * (WAL replay runs no transaction callbacks), and a reader there would wait
+ * forever while a send() there would reach nobody.  Say so instead.
+ */
+void
+RequirePrimary(const char *func)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("livenotify.%s() cannot run on a hot standby: livenotify runs on the "
+						"primary",
+						func),
+				 errdetail("Entries are published by the primary's commits into the primary's "
+						   "shared memory; a standby never receives them."),
+				 errhint("Connect to the primary server.")));
+}
+
+/*
  * send(user_key text, kind text, payload jsonb): an ephemeral message,
  * delivered at commit like a row, never stored.
  */
@@ -96,6 +116,7 @@ send_cpp(PG_FUNCTION_ARGS)
 	size_t payload_len;
 
 	RequireRing();
+	RequirePrimary("send");
 	ArgNotNull(fcinfo, 0, "user_key", "send");
 	ArgNotNull(fcinfo, 1, "kind", "send");
 	ArgNotNull(fcinfo, 2, "payload", "send");
@@ -239,6 +260,7 @@ read_cpp(PG_FUNCTION_ARGS)
 	RingReadResult res;
 
 	RequireRing();
+	RequirePrimary("read");
 	ArgNotNull(fcinfo, 0, "after", "read");
 	ArgNotNull(fcinfo, 1, "max_entries", "read");
 	ArgNotNull(fcinfo, 2, "timeout_ms", "read");

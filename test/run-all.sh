@@ -25,7 +25,7 @@ CLUSTER=""
 # The suites, in order.  Each is a function suite_<name> returning 0 (pass), SKIP (nothing
 # to test yet) or anything else (fail).  Integration and browser suites are added here as
 # the sidecar and the product work land.
-SUITES=(build regress isolation not_preloaded restart reader_xmin sidecar_build sidecar_unit integration browser
+SUITES=(build regress isolation not_preloaded restart reader_xmin standby sidecar_build sidecar_unit integration browser
 	reliability fuzz sidecar_asan)
 SKIP=77
 # Suites that need another suite to have passed.  (sidecar_unit does not need the whole
@@ -207,6 +207,62 @@ suite_reader_xmin() {
 	xmin=$(waiting_xmin rr "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT * FROM livenotify.read(LAST, 10, 3000); COMMIT")
 	case $xmin in none | "not waiting") echo "FAIL: REPEATABLE READ: backend_xmin $xmin"; rc=1 ;;
 		*) echo "ok: a REPEATABLE READ transaction keeps its xmin ($xmin)" ;; esac
+	pg_env psql -X -q -d postgres -c "DROP DATABASE $db" || rc=1
+	return $rc
+}
+
+# On a hot standby (pg_basebackup -R of the shared cluster, on PORT+2, same preload) read()
+# and send() raise a clear ERROR at once: livenotify runs on the primary.  Without it read()
+# waited silently and send() queued into a ring nobody reads.
+suite_standby() {
+	local db=livenotify_standby dir sport=$((PORT + 2)) rc=0 out i t0 t1
+	need_cluster || return 1
+	PGOPTIONS="-c client_min_messages=warning" pg_env psql -X -q -d postgres \
+		-c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" || return 1
+	pg_env psql -X -q -d "$db" -c "CREATE EXTENSION livenotify" || return 1
+	dir=$(cluster_dir standby)
+	mkdir -p "$dir/log" && chown postgres:postgres "$dir/log"
+	LIVENOTIFY_CLUSTERS+=("$dir")
+	_as_postgres "$LIVENOTIFY_PG_BIN/pg_basebackup" -h "$CLUSTER" -p "$PORT" -U postgres \
+		-D "$dir/data" -R -X stream -c fast >"$dir/log/basebackup.log" 2>&1 ||
+		{ cat "$dir/log/basebackup.log"; cluster_stop "$dir"; return 1; }
+	printf "port = %s\nunix_socket_directories = '%s'\nhot_standby = on\n" "$sport" "$dir" \
+		>>"$dir/data/postgresql.conf"
+	if ! _as_postgres "$LIVENOTIFY_PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/log/postgresql.log" \
+		-w -t 60 start >/dev/null; then
+		tail -n 30 "$dir/log/postgresql.log"
+		cluster_stop "$dir"
+		return 1
+	fi
+	sq() { env PGHOST="$dir" PGPORT="$sport" PGUSER=postgres psql -X -q -At -d "$db" -c "$1" 2>&1; }
+	for i in $(seq 1 60); do
+		[ "$(sq "SELECT pg_is_in_recovery()")" = t ] && break
+		sleep 0.5
+	done
+	if out=$(sq "SELECT livenotify.send('1', 'ping')"); then
+		echo "FAIL: send() on the standby succeeded: $out"; rc=1
+	elif printf '%s' "$out" | grep -q 'primary'; then
+		echo "ok: send() on the standby: $out"
+	else
+		echo "FAIL: unexpected error from send() on the standby: $out"; rc=1
+	fi
+	t0=$(date +%s%N)
+	if out=$(sq "SELECT count(*) FROM livenotify.read(0, 10, 5000)"); then
+		echo "FAIL: read() on the standby returned: $out"; rc=1
+	elif printf '%s' "$out" | grep -q 'primary'; then
+		t1=$(date +%s%N)
+		if [ $(((t1 - t0) / 1000000)) -lt 2000 ]; then
+			echo "ok: read() on the standby, at once: $out"
+		else
+			echo "FAIL: read() on the standby waited $(((t1 - t0) / 1000000)) ms before: $out"; rc=1
+		fi
+	else
+		echo "FAIL: unexpected error from read() on the standby: $out"; rc=1
+	fi
+	# The standby's own catalog and position() still answer (monitoring).
+	out=$(sq "SELECT count(*) FROM livenotify.sources") || { echo "FAIL: sources: $out"; rc=1; }
+	[ $rc -eq 0 ] || cluster_log "$dir"
+	cluster_stop "$dir"
 	pg_env psql -X -q -d postgres -c "DROP DATABASE $db" || rc=1
 	return $rc
 }
