@@ -259,8 +259,24 @@ suite_standby() {
 	else
 		echo "FAIL: unexpected error from read() on the standby: $out"; rc=1
 	fi
-	# The standby's own catalog and position() still answer (monitoring).
+	# The standby's own catalog still answers (monitoring).
 	out=$(sq "SELECT count(*) FROM livenotify.sources") || { echo "FAIL: sources: $out"; rc=1; }
+	# Promoted, it is a primary with its own epoch: send() and read() work there.
+	local e1 e2
+	e1=$(pg_env psql -X -q -At -d "$db" -c "SELECT epoch FROM livenotify.position()")
+	_as_postgres "$LIVENOTIFY_PG_BIN/pg_ctl" -D "$dir/data" -w -t 60 promote >/dev/null || rc=1
+	for i in $(seq 1 60); do
+		[ "$(sq "SELECT pg_is_in_recovery()")" = f ] && break
+		sleep 0.5
+	done
+	e2=$(sq "SELECT epoch FROM livenotify.position()")
+	sq "SELECT livenotify.send('1', 'ping')" >/dev/null
+	out=$(sq "SELECT kind FROM livenotify.read(0, 10, 1000)")
+	if [ "$out" = ping ] && [ -n "$e2" ] && [ "$e1" != "$e2" ]; then
+		echo "ok: promoted, it queues and reads, with another epoch ($e1 -> $e2)"
+	else
+		echo "FAIL: after promote: epochs $e1 / $e2, read: $out"; rc=1
+	fi
 	[ $rc -eq 0 ] || cluster_log "$dir"
 	cluster_stop "$dir"
 	pg_env psql -X -q -d postgres -c "DROP DATABASE $db" || rc=1
