@@ -77,8 +77,22 @@ struct ReaderSlot
 	TimestampTz active_at; /* when read() last looked at the ring */
 };
 
+/*
+ * The first bytes of the ring's shared memory: the bytes "LvNtRing" and the
+ * version of this layout.  Shared memory outlives nothing but a postmaster,
+ * yet a library swapped under a running server (or, with EXEC_BACKEND, a
+ * backend attaching to another build's segment) would read it with another
+ * layout; the magic makes that a clear ERROR instead of a misread.  Bump
+ * RING_LAYOUT_VERSION with every change to RingControl, ReaderSlot or
+ * EntryHeader.
+ */
+constexpr uint64 RING_MAGIC = 0x676e6952744e764cULL; /* "LvNtRing" little-endian */
+constexpr uint32 RING_LAYOUT_VERSION = 2;
+
 struct RingControl
 {
+	uint64 magic;
+	uint32 layout_version;
 	LWLock *lock;
 	uint64 epoch;
 	uint64 data_size;
@@ -115,6 +129,13 @@ char *ring_data = nullptr;
 
 /* This backend's reader slot, or -1. */
 int my_reader_slot = -1;
+
+/* Is the shared memory laid out as this library expects? */
+inline bool
+RingLayoutOk()
+{
+	return ring->magic == RING_MAGIC && ring->layout_version == RING_LAYOUT_VERSION;
+}
 
 shmem_request_hook_type prev_shmem_request_hook = nullptr;
 shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
@@ -171,8 +192,21 @@ RingShmemStartup()
 	ring = reinterpret_cast<RingControl *>(base);
 	ring_index = reinterpret_cast<uint64 *>(base + ControlSize());
 	ring_data = base + ControlSize() + MAXALIGN(sizeof(uint64) * SlotCount());
+	if (found && !RingLayoutOk())
+	{
+		LWLockRelease(AddinShmemInitLock);
+		ereport(FATAL,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("livenotify shared memory has another layout than this library"),
+				 errdetail("Found magic 0x%016llx version %u, expected 0x%016llx version %u.",
+						   static_cast<unsigned long long>(ring->magic), ring->layout_version,
+						   static_cast<unsigned long long>(RING_MAGIC), RING_LAYOUT_VERSION),
+				 errhint("Restart the server after installing a new livenotify library.")));
+	}
 	if (!found)
 	{
+		ring->magic = RING_MAGIC;
+		ring->layout_version = RING_LAYOUT_VERSION;
 		ring->lock = &(GetNamedLWLockTranche("livenotify"))->lock;
 		/* A new epoch at every start, including a crash restart. */
 		ring->epoch = static_cast<uint64>(GetCurrentTimestamp());
@@ -327,7 +361,7 @@ PrefaultAppend(uint64 nbytes, int nentries)
 void
 ReleaseReaderSlot(int code, Datum arg)
 {
-	if (my_reader_slot < 0 || ring == nullptr)
+	if (my_reader_slot < 0 || ring == nullptr || !RingLayoutOk())
 		return;
 	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
 	ring->readers[my_reader_slot].in_use = false;
@@ -404,6 +438,15 @@ RequireRing()
 						errmsg("livenotify must be loaded via shared_preload_libraries"),
 						errhint("Add 'livenotify' to shared_preload_libraries in postgresql.conf "
 								"and restart the server.")));
+	/* Every SQL entry point comes here first: one compare of memory already mapped. */
+	if (!RingLayoutOk())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("livenotify shared memory has another layout than this library"),
+				 errdetail("Found magic 0x%016llx version %u, expected 0x%016llx version %u.",
+						   static_cast<unsigned long long>(ring->magic), ring->layout_version,
+						   static_cast<unsigned long long>(RING_MAGIC), RING_LAYOUT_VERSION),
+				 errhint("Restart the server after installing a new livenotify library.")));
 }
 
 size_t
@@ -435,7 +478,8 @@ RingAppendCommitted(EntryHeader *const *entries, int nentries, uint64 xid) noexc
 	uint64 nbytes = 0;
 	TimestampTz now;
 
-	if (nentries == 0 || ring == nullptr)
+	/* After commit: no ERROR, so a foreign layout is simply not written to. */
+	if (nentries == 0 || ring == nullptr || !RingLayoutOk())
 		return;
 
 	/*

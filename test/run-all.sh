@@ -25,14 +25,14 @@ CLUSTER=""
 # The suites, in order.  Each is a function suite_<name> returning 0 (pass), SKIP (nothing
 # to test yet) or anything else (fail).  Integration and browser suites are added here as
 # the sidecar and the product work land.
-SUITES=(build regress isolation not_preloaded restart reader_xmin standby sidecar_build sidecar_unit integration browser
+SUITES=(build regress isolation not_preloaded restart reader_xmin standby shmem_magic sidecar_build sidecar_unit integration browser
 	reliability fuzz sidecar_asan)
 SKIP=77
 # Suites that need another suite to have passed.  (sidecar_unit does not need the whole
 # sidecar build: CTest reports the tests whose executable failed to build as not run.)
 declare -A NEEDS=(
 	[regress]=build [isolation]=build [not_preloaded]=build [restart]=build
-	[reader_xmin]=build [standby]=build
+	[reader_xmin]=build [standby]=build [shmem_magic]=build
 	[integration]="build sidecar_build" [browser]="build sidecar_build"
 	[reliability]="build sidecar_build" [sidecar_asan]=build
 )
@@ -279,6 +279,39 @@ suite_standby() {
 	fi
 	[ $rc -eq 0 ] || cluster_log "$dir"
 	cluster_stop "$dir"
+	pg_env psql -X -q -d postgres -c "DROP DATABASE $db" || rc=1
+	return $rc
+}
+
+# The ring's shared memory starts with a magic and a layout version (ring.cpp): memory laid
+# out by another build is refused with a clear ERROR, not misread.  The test changes the
+# version word in the running server's shared memory (test/shmem_magic/poke.py, as root
+# through /proc/PID/mem), checks every entry point refuses, then puts it back.
+suite_shmem_magic() {
+	local db=livenotify_magic rc=0 out pm
+	local good=4c764e7452696e6702000000 bad=4c764e7452696e6763000000
+	need_cluster || return 1
+	q() { pg_env psql -X -q -At -d "$db" -c "$1" 2>&1; }
+	PGOPTIONS="-c client_min_messages=warning" pg_env psql -X -q -d postgres \
+		-c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" || return 1
+	q "CREATE EXTENSION livenotify; CREATE TABLE n (id bigserial, user_id int, type text);
+	   SELECT livenotify.register('n')" >/dev/null || return 1
+	pm=$(head -1 "$CLUSTER/data/postmaster.pid")
+	python3 test/shmem_magic/poke.py "$pm" "$good" "$bad" || return 1
+	for sql in "SELECT * FROM livenotify.position()" "SELECT * FROM livenotify.stats" \
+		"SELECT livenotify.send('1', 'k')" "SELECT count(*) FROM livenotify.read(0, 1, 0)" \
+		"INSERT INTO n (user_id, type) VALUES (1, 'x')"; do
+		out=$(q "$sql")
+		if printf '%s' "$out" | grep -q 'livenotify shared memory has another layout'; then
+			echo "ok: $sql: $(printf '%s' "$out" | head -1)"
+		else
+			echo "FAIL: $sql with a foreign layout: $out"; rc=1
+		fi
+	done
+	python3 test/shmem_magic/poke.py "$pm" "$bad" "$good" || rc=1
+	out=$(q "SELECT count(*) >= 0 FROM livenotify.read(0, 1, 0)")
+	[ "$out" = t ] && echo "ok: the layout restored, the queue answers again" ||
+		{ echo "FAIL: after restoring: $out"; rc=1; }
 	pg_env psql -X -q -d postgres -c "DROP DATABASE $db" || rc=1
 	return $rc
 }
