@@ -73,11 +73,19 @@ pg_env() {
 
 # pg_regress (sql/*.sql against expected/*.out).  pg_regress is only a client here: it runs
 # as root and writes results/ and regression.diffs into the source tree.
+# Any backend killed by a signal during the run fails it too, even if the output matched.
 suite_regress() {
+	local log before
 	need_cluster || return 1
+	log="$CLUSTER/log/postgresql.log"
+	before=$(stat -c %s "$log")
 	rm -rf results regression.diffs regression.out
 	if pg_env make PG_CONFIG="$PG_CONFIG" installcheck ISOLATION= \
 		PGHOST="$CLUSTER" PGPORT="$PORT" PGUSER=postgres; then
+		if tail -c +"$((before + 1))" "$log" | grep -E 'terminated by signal|PANIC'; then
+			echo "FAIL: a backend crashed during the regression tests"
+			return 1
+		fi
 		return 0
 	fi
 	[ -f regression.diffs ] && cat regression.diffs
