@@ -172,6 +172,11 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION livenotify.on_sql_drop() FROM PUBLIC;
+-- Registering a table lets its owner publish to every user of the app (the daemon delivers
+-- every source's rows), as send() does: like send(), register() is for the roles granted
+-- EXECUTE on it (the app's role), and for those only on a table they own.
+REVOKE ALL ON FUNCTION livenotify.register(regclass, name, name, name, name, text[], text)
+	FROM PUBLIC;
 
 REVOKE ALL ON livenotify.stats FROM PUBLIC;
 REVOKE ALL ON FUNCTION livenotify.stats_raw() FROM PUBLIC;

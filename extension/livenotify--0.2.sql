@@ -247,6 +247,11 @@ END
 $$;
 COMMENT ON FUNCTION livenotify.register(regclass, name, name, name, name, text[], text) IS
 	'Capture rows inserted into tbl (and, with read_column, changes of unread counts) as livenotify entries';
+-- Registering a table lets its owner publish to every user of the app (the daemon delivers
+-- every source's rows), as send() does: like send(), register() is for the roles granted
+-- EXECUTE on it (the app's role), and for those only on a table they own.
+REVOKE ALL ON FUNCTION livenotify.register(regclass, name, name, name, name, text[], text)
+	FROM PUBLIC;
 
 CREATE FUNCTION livenotify.unregister(source text) RETURNS void LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

@@ -1,9 +1,11 @@
 --
--- register_as_owner: an ordinary role registers and unregisters a table it owns (Django's
--- migrations run as the app's role); nobody registers or unregisters a table they do not
--- own (a member of the owning role counts as the owner, as for ALTER TABLE).  The role that
--- counts is the current one (SET ROLE), not the session's login role.  Refusals are ERRORs
--- with SQLSTATE 42501 (insufficient_privilege).
+-- register_as_owner: an ordinary role granted EXECUTE on register() (the app's role: Django's
+-- migrations run as it) registers and unregisters a table it owns; nobody registers or
+-- unregisters a table they do not own (a member of the owning role counts as the owner, as
+-- for ALTER TABLE).  Without the grant even the owner may not register: a registered table
+-- publishes to every user of the app, as send() does.  The role that counts is the current
+-- one (SET ROLE), not the session's login role.  Refusals are ERRORs with SQLSTATE 42501
+-- (insufficient_privilege).
 --
 \set SHOW_CONTEXT never
 CREATE ROLE regress_reg_owner;
@@ -15,6 +17,14 @@ CREATE TABLE regress_reg.mine (id bigserial PRIMARY KEY, user_id int NOT NULL,
                                type text NOT NULL, is_read boolean NOT NULL DEFAULT false);
 RESET ROLE;
 SELECT last_seq AS base FROM livenotify.position() \gset
+
+-- Not granted: refused, even for its own table.
+SET ROLE regress_reg_owner;
+SELECT livenotify.register('regress_reg.mine', read_column => 'is_read', source => 'regress_mine');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION livenotify.register(regclass, name, name, name, name, text[], text)
+    TO regress_reg_owner, regress_reg_other;
 
 -- The owner registers its table; its rows are captured.
 SET ROLE regress_reg_owner;
@@ -62,6 +72,8 @@ SELECT livenotify.unregister('regress_mine');
 SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'regress_reg.mine'::regclass;
 RESET ROLE;
 
+REVOKE ALL ON FUNCTION livenotify.register(regclass, name, name, name, name, text[], text)
+    FROM regress_reg_owner, regress_reg_other;
 DROP SCHEMA regress_reg CASCADE;
 DROP ROLE regress_reg_owner;
 DROP ROLE regress_reg_other;

@@ -70,6 +70,8 @@ DROP TRIGGER h3 ON regress_tb.t;
 -- A registered table of the ordinary role whose id column became text (ALTER COLUMN ...
 -- TYPE): an oversize row's stub quotes the id as a JSON string, and a huge id is left
 -- out, so the stub stays valid JSON and small.  A huge user key is not queued (WARNING).
+GRANT EXECUTE ON FUNCTION livenotify.register(regclass, name, name, name, name, text[], text)
+    TO regress_tb_owner;
 SET ROLE regress_tb_owner;
 SELECT livenotify.register('regress_tb.t', 'user_id', 'type', 'id', 'is_read',
                            source => 'regress_tb');
@@ -97,6 +99,8 @@ SELECT livenotify.send('u', repeat('k', 70000));
 RESET ROLE;
 REVOKE ALL ON FUNCTION livenotify.send(text, text, jsonb) FROM regress_tb_owner;
 
+REVOKE ALL ON FUNCTION livenotify.register(regclass, name, name, name, name, text[], text)
+    FROM regress_tb_owner;
 DROP SCHEMA regress_tb CASCADE;
 DROP ROLE regress_tb_owner;
 
