@@ -44,6 +44,17 @@ enum EntryFlags : uint16_t
 
 constexpr size_t ENTRY_ALIGN = 8;
 
+/*
+ * Bounds of an entry's strings, checked when the entry is queued (pending.cpp)
+ * and again before it is copied into the ring (ring.cpp).  A source name is
+ * what livenotify.source_tables' CHECK allows; a kind what send() allows.
+ * The user key and the payload are bounded by livenotify.max_payload, itself
+ * capped at a quarter of the ring (RingMaxPayload), so that the largest entry
+ * is about half the ring.
+ */
+constexpr size_t ENTRY_MAX_SOURCE_LEN = 63;
+constexpr size_t ENTRY_MAX_KIND_LEN = 63;
+
 struct EntryHeader
 {
 	uint64_t seq; /* stamped at commit; 0 while pending */

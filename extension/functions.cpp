@@ -11,9 +11,20 @@ extern "C"
 {
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_class.h"
+#include "executor/execdesc.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/plannodes.h"
+#include "tcop/pquery.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/portal.h"
+#include "utils/regproc.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/jsonb.h"
 #include "utils/tuplestore.h"
 #include "utils/xid8.h"
@@ -34,8 +45,6 @@ namespace
 const char *const reserved_kinds[] = {"notification", "unread_count", "hello",
 									  "resync",		  "lost",		  "overflow"};
 
-constexpr size_t MAX_KIND_LEN = 63;
-
 void
 ArgNotNull(FunctionCallInfo fcinfo, int argno, const char *name, const char *func)
 {
@@ -49,10 +58,15 @@ CheckKind(const char *kind)
 {
 	size_t len = strlen(kind);
 
-	if (len == 0 || len > MAX_KIND_LEN)
+	/* Not echoed when too long: the message would be as big as the argument. */
+	if (len > ENTRY_MAX_KIND_LEN)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("livenotify message kind of %zu bytes is too long", len),
+						errdetail("A kind has 1 to %zu characters.", ENTRY_MAX_KIND_LEN)));
+	if (len == 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("invalid livenotify message kind \"%s\"", kind),
-						errdetail("A kind has 1 to %zu characters.", MAX_KIND_LEN)));
+						errdetail("A kind has 1 to %zu characters.", ENTRY_MAX_KIND_LEN)));
 	for (size_t i = 0; i < len; i++)
 	{
 		char c = kind[i];
@@ -72,6 +86,25 @@ CheckKind(const char *kind)
 }
 
 /*
+ * The ring of a hot standby is its own: no commit of the primary reaches it
+ * (WAL replay runs no transaction callbacks), and a reader there would wait
+ * forever while a send() there would reach nobody.  Say so instead.
+ */
+void
+RequirePrimary(const char *func)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("livenotify.%s() cannot run on a hot standby: livenotify runs on the "
+						"primary",
+						func),
+				 errdetail("Entries are published by the primary's commits into the primary's "
+						   "shared memory; a standby never receives them."),
+				 errhint("Connect to the primary server.")));
+}
+
+/*
  * send(user_key text, kind text, payload jsonb): an ephemeral message,
  * delivered at commit like a row, never stored.
  */
@@ -84,6 +117,7 @@ send_cpp(PG_FUNCTION_ARGS)
 	size_t payload_len;
 
 	RequireRing();
+	RequirePrimary("send");
 	ArgNotNull(fcinfo, 0, "user_key", "send");
 	ArgNotNull(fcinfo, 1, "kind", "send");
 	ArgNotNull(fcinfo, 2, "payload", "send");
@@ -112,6 +146,90 @@ send_cpp(PG_FUNCTION_ARGS)
 	PendingAdd(
 		PendingMakeEntry(nullptr, 0, kind, strlen(kind), user, strlen(user), payload, payload_len));
 	PG_RETURN_VOID();
+}
+
+/* Is every entry of a plan's target list a plain column reference? */
+bool
+OnlyVars(const List *tlist)
+{
+	ListCell *lc;
+
+	foreach (lc, tlist)
+	{
+		const TargetEntry *tle = lfirst_node(TargetEntry, lc);
+
+		if (!IsA(tle->expr, Var))
+			return false;
+	}
+	return true;
+}
+
+bool
+ConstOrParam(const Node *n)
+{
+	return n == nullptr || IsA(n, Const) || IsA(n, Param);
+}
+
+/*
+ * May read() stop advertising this backend's xmin while it waits?  A wait
+ * of up to timeout_ms with the statement's snapshot held would hold back
+ * vacuum cluster-wide (pg_sleep() does).  Clearing MyProc->xmin is safe only
+ * if no snapshot this transaction holds is used to read a table afterwards,
+ * which is the case exactly when:
+ *	- the isolation level is READ COMMITTED (no transaction snapshot kept
+ *	  across statements);
+ *	- read() is called directly by the statement being run (its active
+ *	  snapshot is the portal's; a function calling read() pushes its own);
+ *	- that statement is read() alone: a FunctionScan of this one function
+ *	  with constant or parameter arguments, plain columns in its target
+ *	  list, no filter, no subplan, at most under Sort or Limit (SELECT cols
+ *	  FROM livenotify.read($1, $2, $3) ORDER BY seq LIMIT n): nothing else
+ *	  in it reads a table or calls a function that could;
+ *	- and (checked before each wait, in ring.cpp) no other snapshot is
+ *	  registered (an open cursor has one), once the catalog snapshot is
+ *	  dropped.
+ * Otherwise read() holds its xmin while it waits, like any statement.
+ */
+bool
+StatementIsReadAlone(Oid funcoid)
+{
+	Portal portal = ActivePortal;
+	QueryDesc *qd;
+	Plan *plan;
+	const FunctionScan *scan;
+	const RangeTblFunction *rtf;
+	const FuncExpr *call;
+	ListCell *lc;
+
+	if (IsolationUsesXactSnapshot() || portal == nullptr || portal->strategy != PORTAL_ONE_SELECT ||
+		(qd = portal->queryDesc) == nullptr || !ActiveSnapshotSet() ||
+		GetActiveSnapshot() != qd->snapshot || qd->plannedstmt->subplans != NIL)
+		return false;
+	plan = qd->plannedstmt->planTree;
+	while (plan != nullptr && (IsA(plan, Sort) || IsA(plan, Limit)))
+	{
+		if (plan->qual != NIL || plan->initPlan != NIL || !OnlyVars(plan->targetlist) ||
+			(IsA(plan, Limit) && (!ConstOrParam(reinterpret_cast<Limit *>(plan)->limitCount) ||
+								  !ConstOrParam(reinterpret_cast<Limit *>(plan)->limitOffset))))
+			return false;
+		plan = plan->lefttree;
+	}
+	if (plan == nullptr || !IsA(plan, FunctionScan) || plan->qual != NIL || plan->initPlan != NIL ||
+		!OnlyVars(plan->targetlist))
+		return false;
+	scan = reinterpret_cast<const FunctionScan *>(plan);
+	if (list_length(scan->functions) != 1)
+		return false;
+	rtf = linitial_node(RangeTblFunction, scan->functions);
+	if (!IsA(rtf->funcexpr, FuncExpr))
+		return false;
+	call = reinterpret_cast<const FuncExpr *>(rtf->funcexpr);
+	if (call->funcid != funcoid)
+		return false;
+	foreach (lc, call->args)
+		if (!ConstOrParam(static_cast<const Node *>(lfirst(lc))))
+			return false;
+	return true;
 }
 
 /* The columns of read()'s result, in order. */
@@ -143,6 +261,7 @@ read_cpp(PG_FUNCTION_ARGS)
 	RingReadResult res;
 
 	RequireRing();
+	RequirePrimary("read");
 	ArgNotNull(fcinfo, 0, "after", "read");
 	ArgNotNull(fcinfo, 1, "max_entries", "read");
 	ArgNotNull(fcinfo, 2, "timeout_ms", "read");
@@ -161,7 +280,8 @@ read_cpp(PG_FUNCTION_ARGS)
 						errmsg("timeout_ms must be between 0 and 3600000, got %d", timeout_ms)));
 
 	InitMaterializedSRF(fcinfo, 0);
-	res = RingRead(static_cast<uint64>(after), max_entries, timeout_ms);
+	res = RingRead(static_cast<uint64>(after), max_entries, timeout_ms,
+				   StatementIsReadAlone(fcinfo->flinfo->fn_oid));
 
 	if (res.lost > 0)
 	{
@@ -310,8 +430,43 @@ counts_changed_cpp(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * _require_owner(tbl regclass): ERROR unless the calling role owns tbl (or
+ * is a member of the owning role, as pg_class_ownercheck() decides for ALTER
+ * TABLE).  register() and unregister() are SECURITY DEFINER, so inside them
+ * current_user is the extension's owner; the calling role is
+ * GetOuterUserId(), the current user outside any SECURITY DEFINER function
+ * (miscinit.c), which follows SET ROLE, unlike session_user.  NULL and an
+ * OID that names no relation pass: the caller reports them.
+ */
+Datum
+require_owner_cpp(PG_FUNCTION_ARGS)
+{
+	Oid relid;
+	HeapTuple tuple;
+	Oid owner;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_VOID();
+	relid = PG_GETARG_OID(0);
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
+		PG_RETURN_VOID();
+	owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	if (!has_privs_of_role(GetOuterUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of table %s",
+						DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(relid)))),
+				 errdetail("Role \"%s\" may register and unregister only the tables it owns.",
+						   GetUserNameFromId(GetOuterUserId(), false))));
+	PG_RETURN_VOID();
+}
+
 } /* namespace */
 
+LIVENOTIFY_FUNCTION(require_owner)
 LIVENOTIFY_FUNCTION(counts_changed)
 LIVENOTIFY_FUNCTION(send)
 LIVENOTIFY_FUNCTION(read)

@@ -23,6 +23,7 @@ int guc_ring_size_kb = 64 * 1024;
 int guc_max_readers = 16;
 int guc_max_payload = 8192;
 int guc_max_pending = 8 * 1024 * 1024;
+int guc_reader_idle_timeout_ms = 60 * 1000;
 bool guc_enabled = true;
 
 void
@@ -61,6 +62,18 @@ DefineGucs()
 		"and a short commit.  Capped at a quarter of livenotify.ring_size.",
 		&guc_max_pending, 8 * 1024 * 1024, 16 * 1024, INT_MAX, PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL,
 		NULL);
+
+	/*
+	 * Read by every committing backend: PGC_SIGHUP keeps the value the same
+	 * in all of them.
+	 */
+	DefineCustomIntVariable("livenotify.reader_idle_timeout",
+							"Time after which a reader that does not call read() stops counting "
+							"overwritten entries as lost.",
+							"A session that read once and then idles keeps its reader slot; "
+							"it still learns of the gap from its next read().",
+							&guc_reader_idle_timeout_ms, 60 * 1000, 100, 24 * 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("livenotify.enabled",
 							 "Queue rows inserted into registered tables by this session.",

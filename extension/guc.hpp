@@ -25,6 +25,13 @@ extern int guc_max_payload;
  */
 extern int guc_max_pending;
 
+/*
+ * livenotify.reader_idle_timeout, in ms (sighup): a reader that has not
+ * called read() for this long no longer makes overwritten entries count as
+ * lost in the stats (ring.cpp).
+ */
+extern int guc_reader_idle_timeout_ms;
+
 /* livenotify.enabled: capture switch for the session */
 extern bool guc_enabled;
 

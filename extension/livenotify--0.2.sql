@@ -83,11 +83,20 @@ CREATE FUNCTION livenotify.capture_read() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'livenotify_capture_read' LANGUAGE C;
 CREATE FUNCTION livenotify._counts_changed(source text) RETURNS void
 	AS 'MODULE_PATHNAME', 'livenotify_counts_changed' LANGUAGE C VOLATILE;
--- Left to PUBLIC: register() and unregister() run as their caller (any table owner), and the
--- entry carries nothing but the source name; a reader only counts that source again.
 
 CREATE FUNCTION livenotify.capture_truncate() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'livenotify_capture_truncate' LANGUAGE C;
+
+-- The trust boundary: no internal function is executable by PUBLIC.  register() and
+-- unregister() (SECURITY DEFINER) install the triggers and call _counts_changed(); the
+-- privilege to execute a trigger function is checked when a trigger is created, not when it
+-- fires (CreateTrigger() in PostgreSQL's trigger.c), so the app's INSERTs need none, and a
+-- table owner cannot attach these functions to a table by hand with arguments of their own.
+REVOKE ALL ON FUNCTION livenotify._counts_changed(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION livenotify.capture_insert() FROM PUBLIC;
+REVOKE ALL ON FUNCTION livenotify.capture_read() FROM PUBLIC;
+REVOKE ALL ON FUNCTION livenotify.capture_truncate() FROM PUBLIC;
+REVOKE ALL ON FUNCTION livenotify.rules_changed() FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Registration
@@ -122,6 +131,16 @@ BEGIN
 	RETURN num;
 END
 $$;
+REVOKE ALL ON FUNCTION livenotify._column(regclass, name, text, regtype[]) FROM PUBLIC;
+
+-- register() and unregister() are for the owner of the table (a member of the owning role),
+-- Django's migrations run as the app's role: SECURITY DEFINER, so they write the catalog,
+-- create the triggers (whose functions PUBLIC may not attach) and queue _counts_changed()
+-- with the extension owner's privileges, after _require_owner() has checked the calling
+-- role.  Everything inside is schema-qualified or resolved under the fixed search_path.
+CREATE FUNCTION livenotify._require_owner(tbl regclass) RETURNS void
+	AS 'MODULE_PATHNAME', 'livenotify_require_owner' LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION livenotify._require_owner(regclass) FROM PUBLIC;
 
 -- The types each column of a source may have (the capture triggers read them so: trigger.cpp).
 CREATE FUNCTION livenotify._column_types(argname text) RETURNS regtype[]
@@ -190,7 +209,7 @@ CREATE FUNCTION livenotify.register(
 	read_column	name DEFAULT NULL,
 	skip_types	text[] DEFAULT '{event,message}',
 	source		text DEFAULT NULL)
-RETURNS text LANGUAGE plpgsql
+RETURNS text LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	kind	"char";
@@ -198,6 +217,7 @@ DECLARE
 	other	text;
 BEGIN
 	PERFORM livenotify.check_loaded();
+	PERFORM livenotify._require_owner(tbl);
 	IF tbl IS NULL THEN
 		RAISE EXCEPTION 'tbl must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
@@ -258,14 +278,21 @@ END
 $$;
 COMMENT ON FUNCTION livenotify.register(regclass, name, name, name, name, text[], text) IS
 	'Capture rows inserted into tbl (and, with read_column, changes of unread counts) as livenotify entries';
+-- Registering a table lets its owner publish to every user of the app (the daemon delivers
+-- every source's rows), as send() does: like send(), register() is for the roles granted
+-- EXECUTE on it (the app's role), and for those only on a table they own.
+REVOKE ALL ON FUNCTION livenotify.register(regclass, name, name, name, name, text[], text)
+	FROM PUBLIC;
 
 CREATE FUNCTION livenotify.unregister(source text) RETURNS void LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	s livenotify.source_tables;
 	trg name;
 BEGIN
 	PERFORM livenotify.check_loaded();
+	PERFORM livenotify._require_owner(
+		(SELECT x.relid FROM livenotify.source_tables x WHERE x.source = unregister.source));
 	IF source IS NULL THEN
 		RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
@@ -287,15 +314,18 @@ BEGIN
 END
 $$;
 
--- A dropped source table takes its registration with it.
+-- A dropped source table takes its registration with it.  It fires for every DROP in the
+-- database, by whoever runs it (a migration as the app's role): SECURITY DEFINER, so that it
+-- may delete from the catalog; it runs no code of the caller's.
 CREATE FUNCTION livenotify.on_sql_drop() RETURNS event_trigger LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	DELETE FROM livenotify.source_tables s
 	 USING pg_event_trigger_dropped_objects() d
 	 WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND s.relid::oid = d.objid;
 END
 $$;
+REVOKE ALL ON FUNCTION livenotify.on_sql_drop() FROM PUBLIC;
 CREATE EVENT TRIGGER livenotify_sql_drop ON sql_drop
 	EXECUTE FUNCTION livenotify.on_sql_drop();
 
@@ -517,6 +547,8 @@ BEGIN
 END
 $$;
 
+-- Its generated SQL runs here, under the function's search_path (pg_catalog first), so its
+-- operators are pg_catalog's whatever the caller's search_path.
 CREATE FUNCTION livenotify.catchup(source text, user_key text, after_id bigint,
                                    max_rows integer DEFAULT 100)
 RETURNS TABLE (id bigint, payload text) LANGUAGE plpgsql STABLE
@@ -580,14 +612,16 @@ BEGIN
 			      HINT = 'Register the table with read_column to count unread rows.';
 	END IF;
 	utype := livenotify._user_key_type(s);
-	-- Schema-qualified, so the text means the same table under any search_path.
+	-- Schema-qualified, so the text means the same table under any search_path; the reader
+	-- prepares it under its own, where an operator planted in an earlier schema would win an
+	-- unqualified "=": OPERATOR(pg_catalog.=) (NOT and casts involve no operator lookup).
 	SELECT format('%I.%I', n.nspname, c.relname) INTO tbl
 	  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = s.relid;
 	RETURN format(
 		'SELECT u.k AS user_key,
-		        CASE WHEN u.k::%3$s::pg_catalog.text = u.k
+		        CASE WHEN u.k::%3$s::pg_catalog.text OPERATOR(pg_catalog.=) u.k
 		             THEN (SELECT pg_catalog.count(*) FROM %1$s t
-		                    WHERE t.%2$I = u.k::%3$s AND NOT t.%4$I)
+		                    WHERE t.%2$I OPERATOR(pg_catalog.=) u.k::%3$s AND NOT t.%4$I)
 		             ELSE 0 END AS unread
 		   FROM pg_catalog.jsonb_array_elements_text($1::pg_catalog.jsonb)
 		        WITH ORDINALITY AS u(k, n)
@@ -630,5 +664,10 @@ CREATE FUNCTION livenotify.stats_raw(
 	OUT last_seq bigint, OUT oldest_seq bigint)
 RETURNS record AS 'MODULE_PATHNAME', 'livenotify_stats_raw' LANGUAGE C VOLATILE;
 
+-- The counters are cluster-wide (every database's traffic): like pg_stat_statements' view of
+-- other users' statements, they are for pg_read_all_stats (which pg_monitor is a member of)
+-- and for roles granted SELECT on the view and EXECUTE on stats_raw().
 CREATE VIEW livenotify.stats AS SELECT * FROM livenotify.stats_raw();
-GRANT SELECT ON livenotify.stats TO PUBLIC;
+REVOKE ALL ON FUNCTION livenotify.stats_raw() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION livenotify.stats_raw() TO pg_read_all_stats;
+GRANT SELECT ON livenotify.stats TO pg_read_all_stats;

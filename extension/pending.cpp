@@ -276,18 +276,91 @@ SameUnread(const EntryHeader *e, const char *source, size_t source_len, const ch
 		   memcmp(EntryUser(e), user, user_len) == 0;
 }
 
+/* The pattern of livenotify.source_tables' CHECK: [A-Za-z_][A-Za-z0-9_.-]{0,62}. */
+bool
+ValidSourceName(const char *source, size_t len)
+{
+	if (len == 0 || len > ENTRY_MAX_SOURCE_LEN)
+		return false;
+	for (size_t i = 0; i < len; i++)
+	{
+		char c = source[i];
+		bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' ||
+				  (i > 0 && ((c >= '0' && c <= '9') || c == '.' || c == '-'));
+
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The trust boundary (docs/architecture.md): every string of an entry is
+ * bounded here, when the entry is queued, where an ERROR still aborts the
+ * transaction cleanly (as async.c's Async_Notify() checks a payload's length
+ * when it is queued).  Callers that must not fail (the capture triggers on
+ * the app's INSERT) check the user key and the payload first and skip the
+ * row with a WARNING; what reaches this ERROR is a bad argument (a trigger
+ * attached by hand, an internal function called directly).
+ */
+void
+CheckEntryStrings(const char *source, size_t source_len, size_t kind_len, const char *user,
+				  size_t user_len, const char *payload, size_t payload_len)
+{
+	size_t max = RingMaxPayload();
+
+	if (source != nullptr && !ValidSourceName(source, source_len))
+	{
+		/* Not echoed when too long: the message would be as big as the argument. */
+		if (source_len > ENTRY_MAX_SOURCE_LEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("livenotify source name of %zu bytes is too long", source_len),
+					 errdetail("A source name has 1 to %zu characters.", ENTRY_MAX_SOURCE_LEN),
+					 errhint("Install the triggers with livenotify.register().")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("invalid livenotify source name \"%.*s\"",
+							   static_cast<int>(source_len), source),
+						errdetail("A source name uses only letters, digits, _ . - (not first)."),
+						errhint("Install the triggers with livenotify.register().")));
+	}
+	if (kind_len == 0 || kind_len > ENTRY_MAX_KIND_LEN)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("livenotify message kind of %zu bytes is not valid", kind_len),
+						errdetail("A kind has 1 to %zu characters.", ENTRY_MAX_KIND_LEN)));
+	if (user != nullptr && user_len > max)
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						errmsg("livenotify user key of %zu bytes exceeds the limit of %zu bytes",
+							   user_len, max),
+						errdetail("The limit is livenotify.max_payload, capped at a quarter of "
+								  "livenotify.ring_size.")));
+	if (payload != nullptr && payload_len > max)
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						errmsg("livenotify payload of %zu bytes exceeds the limit of %zu bytes",
+							   payload_len, max),
+						errdetail("The limit is livenotify.max_payload, capped at a quarter of "
+								  "livenotify.ring_size.")));
+}
+
 /* PendingMakeEntry, allocated in cxt. */
 EntryHeader *
 MakeEntryIn(MemoryContext cxt, const char *source, size_t source_len, const char *kind,
 			size_t kind_len, const char *user, size_t user_len, const char *payload,
 			size_t payload_len, uint16 flags)
 {
-	size_t size = EntrySize(source ? source_len : 0, kind_len, user ? user_len : 0,
-							payload ? payload_len : 0);
-	EntryHeader *e = static_cast<EntryHeader *>(MemoryContextAlloc(cxt, size));
-	char *p = reinterpret_cast<char *>(e + 1);
+	size_t size;
+	EntryHeader *e;
+	char *p;
 
-	Assert(source_len <= PG_UINT16_MAX && kind_len <= PG_UINT16_MAX);
+	/* Before any size is computed or narrowed to the header's fields. */
+	CheckEntryStrings(source, source_len, kind_len, user, user_len, payload, payload_len);
+	size = EntrySize(source ? source_len : 0, kind_len, user ? user_len : 0,
+					 payload ? payload_len : 0);
+	e = static_cast<EntryHeader *>(MemoryContextAlloc(cxt, size));
+	p = reinterpret_cast<char *>(e + 1);
+
+	StaticAssertStmt(ENTRY_MAX_SOURCE_LEN <= PG_UINT16_MAX && ENTRY_MAX_KIND_LEN <= PG_UINT16_MAX,
+					 "source and kind lengths fit the header");
 	memset(e, 0, sizeof(EntryHeader));
 	e->len = static_cast<uint32>(size);
 	e->dbid = MyDatabaseId;
@@ -455,6 +528,9 @@ PendingAddUnreadCount(const char *source, size_t source_len, const char *user, s
 	UnreadKey *slot;
 	bool found;
 
+	/* Before hashing a string of any length. */
+	CheckEntryStrings(source, source_len, sizeof(KIND_UNREAD_COUNT) - 1, user, user_len, nullptr,
+					  0);
 	if (p->overflowed)
 	{
 		OverflowNote(p, source, source_len);

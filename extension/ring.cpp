@@ -15,8 +15,13 @@
  *
  * Entries [oldest_seq, next_seq) are intact.  To make room a writer advances
  * oldest_seq past the entries its bytes (or its index slot) would overwrite.
- * An overwritten entry that some registered reader had not yet read is
- * counted as lost; the reader itself learns of the gap from its next read().
+ * An overwritten entry that some active reader had not yet read is counted
+ * as lost; the reader itself learns of the gap from its next read() (from
+ * its position, whether or not it was counted).  A reader is active while it
+ * waits in read() and for livenotify.reader_idle_timeout after read() last
+ * looked at the ring: a session that read once and then idles keeps its slot
+ * at an old position, and would otherwise make every later overwrite count
+ * as lost forever.
  *
  * Locking protocol: one LWLock.
  *	- Writers (the COMMIT callback) hold it exclusively while copying their
@@ -47,6 +52,7 @@ extern "C"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 }
 
@@ -67,11 +73,26 @@ struct ReaderSlot
 	bool waiting; /* sleeping in read(): wake on commit */
 	int procno;
 	Oid dbid;
-	uint64 pos; /* entries <= pos have been read */
+	uint64 pos;			   /* entries <= pos have been read */
+	TimestampTz active_at; /* when read() last looked at the ring */
 };
+
+/*
+ * The first bytes of the ring's shared memory: the bytes "LvNtRing" and the
+ * version of this layout.  Shared memory outlives nothing but a postmaster,
+ * yet a library swapped under a running server (or, with EXEC_BACKEND, a
+ * backend attaching to another build's segment) would read it with another
+ * layout; the magic makes that a clear ERROR instead of a misread.  Bump
+ * RING_LAYOUT_VERSION with every change to RingControl, ReaderSlot or
+ * EntryHeader.
+ */
+constexpr uint64 RING_MAGIC = 0x676e6952744e764cULL; /* "LvNtRing" little-endian */
+constexpr uint32 RING_LAYOUT_VERSION = 2;
 
 struct RingControl
 {
+	uint64 magic;
+	uint32 layout_version;
 	LWLock *lock;
 	uint64 epoch;
 	uint64 data_size;
@@ -108,6 +129,13 @@ char *ring_data = nullptr;
 
 /* This backend's reader slot, or -1. */
 int my_reader_slot = -1;
+
+/* Is the shared memory laid out as this library expects? */
+inline bool
+RingLayoutOk()
+{
+	return ring->magic == RING_MAGIC && ring->layout_version == RING_LAYOUT_VERSION;
+}
 
 shmem_request_hook_type prev_shmem_request_hook = nullptr;
 shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
@@ -164,8 +192,21 @@ RingShmemStartup()
 	ring = reinterpret_cast<RingControl *>(base);
 	ring_index = reinterpret_cast<uint64 *>(base + ControlSize());
 	ring_data = base + ControlSize() + MAXALIGN(sizeof(uint64) * SlotCount());
+	if (found && !RingLayoutOk())
+	{
+		LWLockRelease(AddinShmemInitLock);
+		ereport(FATAL,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("livenotify shared memory has another layout than this library"),
+				 errdetail("Found magic 0x%016llx version %u, expected 0x%016llx version %u.",
+						   static_cast<unsigned long long>(ring->magic), ring->layout_version,
+						   static_cast<unsigned long long>(RING_MAGIC), RING_LAYOUT_VERSION),
+				 errhint("Restart the server after installing a new livenotify library.")));
+	}
 	if (!found)
 	{
+		ring->magic = RING_MAGIC;
+		ring->layout_version = RING_LAYOUT_VERSION;
 		ring->lock = &(GetNamedLWLockTranche("livenotify"))->lock;
 		/* A new epoch at every start, including a crash restart. */
 		ring->epoch = static_cast<uint64>(GetCurrentTimestamp());
@@ -196,6 +237,7 @@ RingShmemStartup()
 			ring->readers[i].procno = -1;
 			ring->readers[i].dbid = InvalidOid;
 			ring->readers[i].pos = 0;
+			ring->readers[i].active_at = 0;
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -207,16 +249,19 @@ EntryAt(uint64 pos)
 	return reinterpret_cast<EntryHeader *>(ring_data + pos % ring->data_size);
 }
 
-/* Lowest position any registered reader has read up to.  Lock held. */
+/* Lowest position any active reader has read up to (see above).  Lock held. */
 uint64
-SlowestReaderPos()
+SlowestReaderPos(TimestampTz now)
 {
 	uint64 min = PG_UINT64_MAX;
+	TimestampTz idle_since = now - static_cast<int64>(guc_reader_idle_timeout_ms) * 1000;
 
 	for (int i = 0; i < ring->max_readers; i++)
 	{
-		if (ring->readers[i].in_use && ring->readers[i].pos < min)
-			min = ring->readers[i].pos;
+		const ReaderSlot *r = &ring->readers[i];
+
+		if (r->in_use && (r->waiting || r->active_at >= idle_since) && r->pos < min)
+			min = r->pos;
 	}
 	return min;
 }
@@ -228,6 +273,27 @@ EvictOldest(uint64 slowest_reader)
 	if (ring->oldest_seq > slowest_reader)
 		ring->lost++;
 	ring->oldest_seq++;
+}
+
+/*
+ * Is this entry's layout what PendingMakeEntry makes, within the bounds it
+ * checks?  Only then may its len be trusted to copy it.  The bounds are
+ * the ring's own (not the GUC livenotify.max_payload, which a transaction
+ * may change after queueing): together they keep an entry under about
+ * half the data area, so a copy can never run past it.
+ */
+bool
+EntrySane(const EntryHeader *e)
+{
+	const uint64 max_string = ring->data_size / 4;
+
+	return e->source_len <= ENTRY_MAX_SOURCE_LEN && e->kind_len >= 1 &&
+		   e->kind_len <= ENTRY_MAX_KIND_LEN && e->user_len <= max_string &&
+		   e->payload_len <= max_string &&
+		   ((e->flags & ENTRY_SOURCE_NULL) == 0 || e->source_len == 0) &&
+		   ((e->flags & ENTRY_USER_NULL) == 0 || e->user_len == 0) &&
+		   ((e->flags & ENTRY_PAYLOAD_NULL) == 0 || e->payload_len == 0) &&
+		   e->len == EntrySize(e->source_len, e->kind_len, e->user_len, e->payload_len);
 }
 
 /* Copy one entry in, stamping seq and xid.  Exclusive lock held; cannot fail. */
@@ -295,7 +361,7 @@ PrefaultAppend(uint64 nbytes, int nentries)
 void
 ReleaseReaderSlot(int code, Datum arg)
 {
-	if (my_reader_slot < 0 || ring == nullptr)
+	if (my_reader_slot < 0 || ring == nullptr || !RingLayoutOk())
 		return;
 	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
 	ring->readers[my_reader_slot].in_use = false;
@@ -327,6 +393,7 @@ RegisterReader(uint64 after)
 			ring->readers[i].procno = MyProc->pgprocno;
 			ring->readers[i].dbid = MyDatabaseId;
 			ring->readers[i].pos = after;
+			ring->readers[i].active_at = GetCurrentTimestamp();
 			my_reader_slot = i;
 			break;
 		}
@@ -371,6 +438,15 @@ RequireRing()
 						errmsg("livenotify must be loaded via shared_preload_libraries"),
 						errhint("Add 'livenotify' to shared_preload_libraries in postgresql.conf "
 								"and restart the server.")));
+	/* Every SQL entry point comes here first: one compare of memory already mapped. */
+	if (!RingLayoutOk())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("livenotify shared memory has another layout than this library"),
+				 errdetail("Found magic 0x%016llx version %u, expected 0x%016llx version %u.",
+						   static_cast<unsigned long long>(ring->magic), ring->layout_version,
+						   static_cast<unsigned long long>(RING_MAGIC), RING_LAYOUT_VERSION),
+				 errhint("Restart the server after installing a new livenotify library.")));
 }
 
 namespace
@@ -385,7 +461,11 @@ bool
 RingSkipUnloaded()
 {
 	if (ring != nullptr)
+	{
+		/* Loaded: the same layout check as every other entry point. */
+		RequireRing();
 		return false;
+	}
 	if (skipped_unloaded++ == 0)
 		ereport(WARNING,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -436,18 +516,33 @@ RingAppendCommitted(EntryHeader *const *entries, int nentries, uint64 xid) noexc
 	int nwake = 0;
 	uint64 slowest;
 	uint64 nbytes = 0;
+	TimestampTz now;
 
-	if (nentries == 0 || ring == nullptr)
+	/* After commit: no ERROR, so a foreign layout is simply not written to. */
+	if (nentries == 0 || ring == nullptr || !RingLayoutOk())
 		return;
 
+	/*
+	 * Nothing after commit trusts a size it did not check: an entry that
+	 * fails EntrySane (PendingMakeEntry refuses to make one, so none should)
+	 * is skipped and counted as oversize, never copied.
+	 */
 	for (int i = 0; i < nentries; i++)
-		nbytes += entries[i]->len;
+		if (EntrySane(entries[i]))
+			nbytes += entries[i]->len;
 	PrefaultAppend(nbytes, nentries);
+	/* A clock read; before the lock, and it cannot fail. */
+	now = GetCurrentTimestamp();
 
 	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
-	slowest = SlowestReaderPos();
+	slowest = SlowestReaderPos(now);
 	for (int i = 0; i < nentries; i++)
-		AppendOne(entries[i], xid, slowest);
+	{
+		if (EntrySane(entries[i]))
+			AppendOne(entries[i], xid, slowest);
+		else
+			pg_atomic_fetch_add_u64(&ring->oversize, 1);
+	}
 	for (int i = 0; i < ring->max_readers && nwake < 1024; i++)
 	{
 		ReaderSlot *r = &ring->readers[i];
@@ -476,7 +571,7 @@ RingGetPosition()
 }
 
 RingReadResult
-RingRead(uint64 after, int max_entries, int timeout_ms)
+RingRead(uint64 after, int max_entries, int timeout_ms, bool release_xmin)
 {
 	RingReadResult res;
 	TimestampTz start = GetCurrentTimestamp();
@@ -496,9 +591,21 @@ RingRead(uint64 after, int max_entries, int timeout_ms)
 	{
 		ReaderSlot *me = &ring->readers[my_reader_slot];
 		uint64 last_seq;
+		TimestampTz now;
 
+		/*
+		 * shm_mq.c's order: reset the latch, then check for interrupts.  A
+		 * cancel or terminate that arrived before the reset (even before this
+		 * call) set the latch and the flag; the reset clears the latch, so
+		 * the flag must be seen here or WaitLatch would sleep the whole
+		 * timeout with it pending.  One that arrives after the reset sets the
+		 * latch again and ends the WaitLatch below.  Our slot is not marked
+		 * waiting here, so an ERROR leaves nothing stale behind.
+		 */
 		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
 
+		now = GetCurrentTimestamp();
 		LWLockAcquire(ring->lock, LW_SHARED);
 		last_seq = ring->next_seq - 1;
 		if (cursor > last_seq)
@@ -544,6 +651,7 @@ RingRead(uint64 after, int max_entries, int timeout_ms)
 			cursor = seq;
 		}
 		me->pos = cursor;
+		me->active_at = now;
 		me->waiting = (res.nentries == 0 && res.lost == 0);
 		LWLockRelease(ring->lock);
 
@@ -555,19 +663,33 @@ RingRead(uint64 after, int max_entries, int timeout_ms)
 
 			if (elapsed >= timeout_ms)
 				break;
+
+			/*
+			 * Do not hold back vacuum while asleep (see release_xmin).  The
+			 * catalog snapshot goes first; then the only snapshot left
+			 * registered must be the statement's own, which nothing reads a
+			 * table with after the wait.  The store is what snapmgr.c's
+			 * SnapshotResetXmin() does; the next snapshot taken (a catalog
+			 * lookup) advertises a fresh xmin (GetSnapshotData()).
+			 */
+			if (release_xmin)
+			{
+				InvalidateCatalogSnapshot();
+				if (ThereAreNoPriorRegisteredSnapshots())
+					MyProc->xmin = InvalidTransactionId;
+			}
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 timeout_ms - elapsed, PG_WAIT_EXTENSION);
 		}
 
 		/*
-		 * Not waiting while we handle interrupts: a cancel leaves no stale
-		 * "waiting" behind.  A commit from now until the next look is found
-		 * by that look (the latch is reset before it).
+		 * Not waiting while we handle interrupts (at the top of the loop): a
+		 * cancel leaves no stale "waiting" behind.  A commit from now until
+		 * the next look is found by that look (the latch is reset before it).
 		 */
 		LWLockAcquire(ring->lock, LW_SHARED);
 		me->waiting = false;
 		LWLockRelease(ring->lock);
-		CHECK_FOR_INTERRUPTS();
 	}
 
 	LWLockAcquire(ring->lock, LW_SHARED);

@@ -80,9 +80,12 @@ struct RingReadResult
 /*
  * Entries of this database with seq > after, at most max_entries; waits up
  * to timeout_ms on the latch when there are none.  May ERROR (bad position,
- * too many readers, cancel).
+ * too many readers, cancel).  release_xmin: the caller checked that no
+ * snapshot of the statement is used after the wait (functions.cpp,
+ * StatementIsReadAlone); the backend then advertises no xmin while it
+ * waits, unless another snapshot is registered.
  */
-RingReadResult RingRead(uint64 after, int max_entries, int timeout_ms);
+RingReadResult RingRead(uint64 after, int max_entries, int timeout_ms, bool release_xmin);
 
 struct RingStats
 {

@@ -586,4 +586,57 @@ SerializeRow(Relation rel, HeapTuple tuple, size_t *len)
 	return buf.data;
 }
 
+/*
+ * The stub of an oversize row.  The id column is registered as an integer,
+ * but the table's owner may retype it (ALTER COLUMN ... TYPE text): an
+ * integer is written as its digits, anything else as a JSON string, and an
+ * id whose stub would exceed max_len (or STUB_MAX_ID bytes) as null, so the
+ * stub is always valid JSON and always fits the queue.
+ */
+const char *
+SerializeStub(Relation rel, HeapTuple tuple, int id_att, size_t max_len, size_t *len)
+{
+	/* Longest id text written; the stub's other bytes are fixed. */
+	constexpr size_t STUB_MAX_ID = 256;
+	static const char head[] = "{\"id\":";
+	static const char tail[] = ",\"truncated\":true}";
+	TupleDesc desc = RelationGetDescr(rel);
+	bool isnull;
+	Datum value = heap_getattr(tuple, id_att, desc, &isnull);
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, head, sizeof(head) - 1);
+	if (!isnull)
+	{
+		Oid typid = getBaseType(TupleDescAttr(desc, id_att - 1)->atttypid);
+		Oid typoutput;
+		bool typvarlena;
+		char *text;
+		size_t text_len;
+
+		getTypeOutputInfo(typid, &typoutput, &typvarlena);
+		text = OidOutputFunctionCall(typoutput, value);
+		text_len = strlen(text);
+		if (text_len <= STUB_MAX_ID)
+		{
+			if (typid == INT2OID || typid == INT4OID || typid == INT8OID)
+				appendBinaryStringInfo(&buf, text, static_cast<int>(text_len));
+			else
+				AppendJsonString(&buf, text, text_len);
+		}
+		if (text_len > STUB_MAX_ID || static_cast<size_t>(buf.len) + sizeof(tail) - 1 > max_len)
+		{
+			buf.len = sizeof(head) - 1;
+			buf.data[buf.len] = '\0';
+			isnull = true;
+		}
+	}
+	if (isnull)
+		appendBinaryStringInfo(&buf, "null", 4);
+	appendBinaryStringInfo(&buf, tail, sizeof(tail) - 1);
+	*len = buf.len;
+	return buf.data;
+}
+
 } /* namespace livenotify */

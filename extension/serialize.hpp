@@ -28,4 +28,12 @@ void InitSerialize();
  */
 const char *SerializeRow(Relation rel, HeapTuple tuple, size_t *len);
 
+/*
+ * {"id":<id>,"truncated":true}, the stub queued for a row whose JSON is over
+ * the limit: valid JSON and at most max_len bytes whatever the id column
+ * holds (an id too long for it is written as null).  max_len must be at
+ * least 28, the stub with id null (livenotify.max_payload is at least 64).
+ */
+const char *SerializeStub(Relation rel, HeapTuple tuple, int id_att, size_t max_len, size_t *len);
+
 } /* namespace livenotify */

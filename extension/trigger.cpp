@@ -442,10 +442,7 @@ capture_insert_cpp(PG_FUNCTION_ARGS)
 	 */
 	if (payload_len > RingMaxPayload())
 	{
-		char *id = ColumnText(tuple, desc, cols->id_att);
-
-		payload = psprintf("{\"id\":%s,\"truncated\":true}", id ? id : "null");
-		payload_len = strlen(payload);
+		payload = SerializeStub(rel, tuple, cols->id_att, RingMaxPayload(), &payload_len);
 		RingCountOversize();
 	}
 	if (strlen(user) > RingMaxPayload())

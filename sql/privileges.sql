@@ -19,9 +19,11 @@ UPDATE api_notification SET is_read = true WHERE title = 'pr1';
 COPY api_notification (user_id, type, title, message) FROM STDIN;
 121	like	pr2	
 \.
--- It may look at where the queue is and at the stats...
+-- It may look at where the queue is; the stats count every database's traffic and are for
+-- pg_read_all_stats (and pg_monitor, a member of it), as pg_stat_statements' are...
 SELECT last_seq - :base AS new_entries FROM livenotify.position();
 SELECT count(*) AS rows FROM livenotify.stats;
+SELECT count(*) AS rows FROM livenotify.stats_raw();
 -- ...and catch up on its own table.
 SELECT payload::json->>'title' AS title FROM livenotify.catchup('api_notification', '121', 0);
 -- It may not read the queue, send, change the rules or unregister.
@@ -33,6 +35,22 @@ RESET ROLE;
 
 SELECT seq - :base AS n, user_key, kind, payload::json->>'title' AS title
   FROM livenotify.read(:base, 10, 10) ORDER BY seq;
+
+-- A member of pg_monitor reads the stats.
+GRANT pg_monitor TO regress_livenotify_nobody;
+SET ROLE regress_livenotify_nobody;
+SELECT count(*) AS rows FROM livenotify.stats;
+RESET ROLE;
+REVOKE pg_monitor FROM regress_livenotify_nobody;
+
+-- What PUBLIC may execute: the public API, and the helpers the catch-up functions (which
+-- run as their caller, so that the table's privileges apply) call; no internal function
+-- that writes the queue or the catalog, no trigger function.
+SELECT p.oid::regprocedure AS public_may_execute
+  FROM pg_proc p
+ WHERE p.pronamespace = 'livenotify'::regnamespace
+   AND has_function_privilege('regress_livenotify_nobody', p.oid, 'EXECUTE')
+ ORDER BY p.proname;
 
 -- A role without privileges on the table learns nothing through livenotify.
 SET ROLE regress_livenotify_nobody;

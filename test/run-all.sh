@@ -25,7 +25,8 @@ CLUSTER=""
 # The suites, in order.  Each is a function suite_<name> returning 0 (pass), SKIP (nothing
 # to test yet) or anything else (fail).  Integration and browser suites are added here as
 # the sidecar and the product work land.
-SUITES=(build regress isolation not_preloaded restart upgrade dump_restore pg_upgrade sidecar_build sidecar_unit integration browser
+SUITES=(build regress isolation not_preloaded restart reader_xmin standby shmem_magic upgrade
+	dump_restore pg_upgrade sidecar_build sidecar_unit integration browser
 	reliability fuzz sidecar_asan)
 SKIP=77
 # Suites that need another suite to have passed.  (sidecar_unit does not need the whole
@@ -33,6 +34,7 @@ SKIP=77
 declare -A NEEDS=(
 	[regress]=build [isolation]=build [not_preloaded]=build [restart]=build [upgrade]=build
 	[dump_restore]=build [pg_upgrade]=build
+	[reader_xmin]=build [standby]=build [shmem_magic]=build
 	[integration]="build sidecar_build" [browser]="build sidecar_build"
 	[reliability]="build sidecar_build" [sidecar_asan]=build
 )
@@ -73,11 +75,19 @@ pg_env() {
 
 # pg_regress (sql/*.sql against expected/*.out).  pg_regress is only a client here: it runs
 # as root and writes results/ and regression.diffs into the source tree.
+# Any backend killed by a signal during the run fails it too, even if the output matched.
 suite_regress() {
+	local log before
 	need_cluster || return 1
+	log="$CLUSTER/log/postgresql.log"
+	before=$(stat -c %s "$log")
 	rm -rf results regression.diffs regression.out
 	if pg_env make PG_CONFIG="$PG_CONFIG" installcheck ISOLATION= \
 		PGHOST="$CLUSTER" PGPORT="$PORT" PGUSER=postgres; then
+		if tail -c +"$((before + 1))" "$log" | grep -E 'terminated by signal|PANIC'; then
+			echo "FAIL: a backend crashed during the regression tests"
+			return 1
+		fi
 		return 0
 	fi
 	[ -f regression.diffs ] && cat regression.diffs
@@ -221,6 +231,156 @@ suite_dump_restore() {
 
 suite_pg_upgrade() {
 	test/column_identity/run.sh pg_upgrade $((PORT + 4))
+}
+
+# read() waiting for entries must not hold back vacuum: while it sleeps, its backend
+# advertises no xmin (pg_stat_activity.backend_xmin, seen from a second session) when the
+# statement is read() alone in READ COMMITTED; a statement that does more with its snapshot
+# (count(*) over read()) or a REPEATABLE READ transaction keeps it, as documented.
+suite_reader_xmin() {
+	local db=livenotify_xmin rc=0 last pid xmin
+	need_cluster || return 1
+	q() { pg_env psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "$1"; }
+	PGOPTIONS="-c client_min_messages=warning" pg_env psql -X -q -d postgres \
+		-c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" || return 1
+	q "CREATE EXTENSION livenotify" || return 1
+	# waiting_xmin NAME SQL: run SQL (a read() that waits 3 s) in the background, and print
+	# the backend_xmin of its session while it waits ("none" when NULL).
+	waiting_xmin() {
+		local out
+		last=$(q "SELECT last_seq FROM livenotify.position()") || return 1
+		pg_env psql -X -q -At -d "$db" -c "SET application_name = 'xmin_$1'" \
+			-c "${2//LAST/$last}" >/dev/null 2>&1 &
+		pid=$!
+		sleep 1.5
+		out=$(q "SELECT coalesce(backend_xmin::text, 'none') FROM pg_stat_activity
+		          WHERE application_name = 'xmin_$1' AND wait_event = 'Extension'")
+		wait "$pid"
+		printf '%s\n' "${out:-not waiting}"
+	}
+	xmin=$(waiting_xmin alone "SELECT * FROM livenotify.read(LAST, 10, 3000)")
+	if [ "$xmin" = none ]; then echo "ok: read() alone advertises no xmin while it waits"
+	else echo "FAIL: read() alone waits with backend_xmin $xmin"; rc=1; fi
+	xmin=$(waiting_xmin params "SELECT seq, kind FROM livenotify.read(LAST, 10, 3000) ORDER BY seq LIMIT 5")
+	if [ "$xmin" = none ]; then echo "ok: ... also with ORDER BY and LIMIT"
+	else echo "FAIL: read() ORDER BY/LIMIT waits with backend_xmin $xmin"; rc=1; fi
+	# Prepared with parameters and a generic plan, as livenotifyd prepares it.
+	xmin=$(waiting_xmin prepared "SET plan_cache_mode = force_generic_plan; PREPARE r(bigint, int, int) AS SELECT epoch, seq, kind FROM livenotify.read(\$1, \$2, \$3); EXECUTE r(LAST, 10, 3000)")
+	if [ "$xmin" = none ]; then echo "ok: ... also prepared, with a generic plan"
+	else echo "FAIL: prepared read() waits with backend_xmin $xmin"; rc=1; fi
+	xmin=$(waiting_xmin count "SELECT count(*) FROM livenotify.read(LAST, 10, 3000)")
+	case $xmin in none | "not waiting") echo "FAIL: count(*) over read(): backend_xmin $xmin"; rc=1 ;;
+		*) echo "ok: a statement that does more with its snapshot keeps its xmin ($xmin)" ;; esac
+	xmin=$(waiting_xmin rr "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT * FROM livenotify.read(LAST, 10, 3000); COMMIT")
+	case $xmin in none | "not waiting") echo "FAIL: REPEATABLE READ: backend_xmin $xmin"; rc=1 ;;
+		*) echo "ok: a REPEATABLE READ transaction keeps its xmin ($xmin)" ;; esac
+	pg_env psql -X -q -d postgres -c "DROP DATABASE $db" || rc=1
+	return $rc
+}
+
+# On a hot standby (pg_basebackup -R of the shared cluster, on PORT+2, same preload) read()
+# and send() raise a clear ERROR at once: livenotify runs on the primary.  Without it read()
+# waited silently and send() queued into a ring nobody reads.
+suite_standby() {
+	local db=livenotify_standby dir sport=$((PORT + 2)) rc=0 out i t0 t1
+	need_cluster || return 1
+	PGOPTIONS="-c client_min_messages=warning" pg_env psql -X -q -d postgres \
+		-c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" || return 1
+	pg_env psql -X -q -d "$db" -c "CREATE EXTENSION livenotify" || return 1
+	dir=$(cluster_dir standby)
+	mkdir -p "$dir/log" && chown postgres:postgres "$dir/log"
+	LIVENOTIFY_CLUSTERS+=("$dir")
+	_as_postgres "$LIVENOTIFY_PG_BIN/pg_basebackup" -h "$CLUSTER" -p "$PORT" -U postgres \
+		-D "$dir/data" -R -X stream -c fast >"$dir/log/basebackup.log" 2>&1 ||
+		{ cat "$dir/log/basebackup.log"; cluster_stop "$dir"; return 1; }
+	printf "port = %s\nunix_socket_directories = '%s'\nhot_standby = on\n" "$sport" "$dir" \
+		>>"$dir/data/postgresql.conf"
+	if ! _as_postgres "$LIVENOTIFY_PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/log/postgresql.log" \
+		-w -t 60 start >/dev/null; then
+		tail -n 30 "$dir/log/postgresql.log"
+		cluster_stop "$dir"
+		return 1
+	fi
+	sq() { env PGHOST="$dir" PGPORT="$sport" PGUSER=postgres psql -X -q -At -d "$db" -c "$1" 2>&1; }
+	for i in $(seq 1 60); do
+		[ "$(sq "SELECT pg_is_in_recovery()")" = t ] && break
+		sleep 0.5
+	done
+	if out=$(sq "SELECT livenotify.send('1', 'ping')"); then
+		echo "FAIL: send() on the standby succeeded: $out"; rc=1
+	elif printf '%s' "$out" | grep -q 'primary'; then
+		echo "ok: send() on the standby: $out"
+	else
+		echo "FAIL: unexpected error from send() on the standby: $out"; rc=1
+	fi
+	t0=$(date +%s%N)
+	if out=$(sq "SELECT count(*) FROM livenotify.read(0, 10, 5000)"); then
+		echo "FAIL: read() on the standby returned: $out"; rc=1
+	elif printf '%s' "$out" | grep -q 'primary'; then
+		t1=$(date +%s%N)
+		if [ $(((t1 - t0) / 1000000)) -lt 2000 ]; then
+			echo "ok: read() on the standby, at once: $out"
+		else
+			echo "FAIL: read() on the standby waited $(((t1 - t0) / 1000000)) ms before: $out"; rc=1
+		fi
+	else
+		echo "FAIL: unexpected error from read() on the standby: $out"; rc=1
+	fi
+	# The standby's own catalog still answers (monitoring).
+	out=$(sq "SELECT count(*) FROM livenotify.sources") || { echo "FAIL: sources: $out"; rc=1; }
+	# Promoted, it is a primary with its own epoch: send() and read() work there.
+	local e1 e2
+	e1=$(pg_env psql -X -q -At -d "$db" -c "SELECT epoch FROM livenotify.position()")
+	_as_postgres "$LIVENOTIFY_PG_BIN/pg_ctl" -D "$dir/data" -w -t 60 promote >/dev/null || rc=1
+	for i in $(seq 1 60); do
+		[ "$(sq "SELECT pg_is_in_recovery()")" = f ] && break
+		sleep 0.5
+	done
+	e2=$(sq "SELECT epoch FROM livenotify.position()")
+	sq "SELECT livenotify.send('1', 'ping')" >/dev/null
+	out=$(sq "SELECT kind FROM livenotify.read(0, 10, 1000)")
+	if [ "$out" = ping ] && [ -n "$e2" ] && [ "$e1" != "$e2" ]; then
+		echo "ok: promoted, it queues and reads, with another epoch ($e1 -> $e2)"
+	else
+		echo "FAIL: after promote: epochs $e1 / $e2, read: $out"; rc=1
+	fi
+	[ $rc -eq 0 ] || cluster_log "$dir"
+	cluster_stop "$dir"
+	pg_env psql -X -q -d postgres -c "DROP DATABASE $db" || rc=1
+	return $rc
+}
+
+# The ring's shared memory starts with a magic and a layout version (ring.cpp): memory laid
+# out by another build is refused with a clear ERROR, not misread.  The test changes the
+# version word in the running server's shared memory (test/shmem_magic/poke.py, as root
+# through /proc/PID/mem), checks every entry point refuses, then puts it back.
+suite_shmem_magic() {
+	local db=livenotify_magic rc=0 out pm
+	local good=4c764e7452696e6702000000 bad=4c764e7452696e6763000000
+	need_cluster || return 1
+	q() { pg_env psql -X -q -At -d "$db" -c "$1" 2>&1; }
+	PGOPTIONS="-c client_min_messages=warning" pg_env psql -X -q -d postgres \
+		-c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" || return 1
+	q "CREATE EXTENSION livenotify; CREATE TABLE n (id bigserial, user_id int, type text);
+	   SELECT livenotify.register('n')" >/dev/null || return 1
+	pm=$(head -1 "$CLUSTER/data/postmaster.pid")
+	python3 test/shmem_magic/poke.py "$pm" "$good" "$bad" || return 1
+	for sql in "SELECT * FROM livenotify.position()" "SELECT * FROM livenotify.stats" \
+		"SELECT livenotify.send('1', 'k')" "SELECT count(*) FROM livenotify.read(0, 1, 0)" \
+		"INSERT INTO n (user_id, type) VALUES (1, 'x')"; do
+		out=$(q "$sql")
+		if printf '%s' "$out" | grep -q 'livenotify shared memory has another layout'; then
+			echo "ok: $sql: $(printf '%s' "$out" | head -1)"
+		else
+			echo "FAIL: $sql with a foreign layout: $out"; rc=1
+		fi
+	done
+	python3 test/shmem_magic/poke.py "$pm" "$bad" "$good" || rc=1
+	out=$(q "SELECT count(*) >= 0 FROM livenotify.read(0, 1, 0)")
+	[ "$out" = t ] && echo "ok: the layout restored, the queue answers again" ||
+		{ echo "FAIL: after restoring: $out"; rc=1; }
+	pg_env psql -X -q -d postgres -c "DROP DATABASE $db" || rc=1
+	return $rc
 }
 
 # Sidecar unit tests (GoogleTest through CTest), once the sidecar builds.

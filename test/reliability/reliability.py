@@ -927,7 +927,8 @@ async def t_jwt_extreme(ctx):
 
 
 # --------------------------------------------------------------------------------------
-# 6. SQL functions with hostile arguments (sql/hostile_args.sql, also a pg_regress test)
+# 6. SQL functions with hostile arguments (sql/hostile_args.sql and sql/trust_boundary.sql,
+#    also pg_regress tests: an ordinary role and the superuser try every function and trigger)
 
 
 @test("hostile_sql_args")
@@ -935,13 +936,15 @@ async def t_hostile_sql(ctx):
     import subprocess
     o = ctx.opts
     here = os.path.dirname(os.path.abspath(__file__))
-    sql = os.path.join(here, "..", "..", "sql", "hostile_args.sql")
     log = os.path.join(o.cluster_dir, "log", "postgresql.log")
     log_before = os.path.getsize(log)
-    r = await asyncio.to_thread(
-        subprocess.run, [f"{o.pg_bin}/psql", "-X", "-d", o.conninfo, "-f", sql],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out = r.stdout
+    out = ""
+    for name in ("hostile_args.sql", "trust_boundary.sql"):
+        sql = os.path.join(here, "..", "..", "sql", name)
+        r = await asyncio.to_thread(
+            subprocess.run, [f"{o.pg_bin}/psql", "-X", "-d", o.conninfo, "-f", sql],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        out += r.stdout
     with open(log, errors="replace") as f:
         f.seek(log_before)
         new_log = f.read()
@@ -951,7 +954,8 @@ async def t_hostile_sql(ctx):
     lost = "server closed the connection" in out or "connection to server was lost" in out
     # Every hostile call errors, except the handful that are legal (see the file).
     fig = {"calls_with_error": errors, "backend_crashes": len(crashed),
-           "connection_lost": lost, "session_alive_at_end": "epoch_ok" in out}
+           "connection_lost": lost,
+           "session_alive_at_end": "epoch_ok" in out and "same_epoch" in out}
     ctx.figures["hostile_sql_args"] = fig
     check(not crashed, f"server log: {crashed[:3]}")
     check(not lost, "the backend died during the hostile calls")
