@@ -51,6 +51,7 @@ extern "C"
 }
 
 #include "guc.hpp"
+#include "inflight.hpp"
 #include "ring.hpp"
 
 #include <cstring>
@@ -412,6 +413,8 @@ RingAppendCommitted(EntryHeader *const *entries, int nentries, uint64 xid) noexc
 	slowest = SlowestReaderPos();
 	for (int i = 0; i < nentries; i++)
 		AppendOne(entries[i], xid, slowest);
+	/* In the same lock hold as the copy: a reader sees the entries or the slot (inflight.cpp). */
+	InflightClear();
 	for (int i = 0; i < ring->max_readers && nwake < 1024; i++)
 	{
 		ReaderSlot *r = &ring->readers[i];
@@ -455,13 +458,17 @@ RingRead(uint64 after, int max_entries, int timeout_ms)
 	res.lost_last_seq = 0;
 	res.nentries = 0;
 	res.entries = static_cast<EntryHeader **>(palloc(sizeof(EntryHeader *) * max_entries));
+	InflightSetLastHorizon(ReadHorizon{false, 0, 0});
 
 	for (;;)
 	{
 		ReaderSlot *me = &ring->readers[my_reader_slot];
 		uint64 last_seq;
+		/* Taken before the lock: see inflight.cpp for why that order is the safe one. */
+		ReadHorizon horizon;
 
 		ResetLatch(MyLatch);
+		horizon = InflightHorizonStart();
 
 		LWLockAcquire(ring->lock, LW_SHARED);
 		last_seq = ring->next_seq - 1;
@@ -510,6 +517,13 @@ RingRead(uint64 after, int max_entries, int timeout_ms)
 		me->pos = cursor;
 		me->waiting = (res.nentries == 0 && res.lost == 0);
 		LWLockRelease(ring->lock);
+
+		/* A horizon only speaks for a copy that reached the end of the ring. */
+		if (cursor == last_seq)
+			InflightHorizonFinish(&horizon);
+		else
+			horizon.valid = false;
+		InflightSetLastHorizon(horizon);
 
 		if (!me->waiting)
 			break;
