@@ -87,6 +87,19 @@ public:
 		held_bytes_ = 0;
 	}
 
+	/*
+	 * Start a resume by cursor (cursor.hpp): catch-up pages come from
+	 * livenotify.catchup_cursor(), starting below every id; the ids the cursor
+	 * lists are had, so neither a page nor a live frame sends them again.
+	 */
+	void begin_cursor(const std::string &source, const std::vector<int64_t> &had,
+					  const ResumeLimits &limits = ResumeLimits())
+	{
+		begin(source, INT64_MIN, limits);
+		delivered_.clear();
+		delivered_.insert(had.begin(), had.end());
+	}
+
 	bool holding() const
 	{
 		return holding_;

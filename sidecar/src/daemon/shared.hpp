@@ -15,6 +15,7 @@
 #pragma once
 
 #include "config.hpp"
+#include "cursor.hpp"
 #include "frame.hpp"
 #include "groups.hpp"
 #include "metrics.hpp"
@@ -87,6 +88,8 @@ struct Job
 	std::string user;	/* Catchup */
 	int64_t after_id = 0;
 	size_t max_rows = 0;
+	/* Catchup by cursor: livenotify.catchup_cursor() with its horizon and the ids had. */
+	std::optional<Cursor> cursor;
 	bool count_known = false;	   /* later pages reuse the first page's unread count */
 	std::optional<int64_t> unread; /* that count (nullopt: the source has no read column) */
 };
@@ -140,9 +143,26 @@ struct Shared
 		resume_source_ = s;
 	}
 
+	/*
+	 * "system.timeline" of the database (livenotify.origin()), set by the
+	 * reader at each connection before ReaderReady; empty until then.  A
+	 * resume cursor is trusted only when its origin is this one.
+	 */
+	std::string origin()
+	{
+		std::lock_guard<std::mutex> g(source_mu_);
+		return origin_;
+	}
+	void set_origin(const std::string &o)
+	{
+		std::lock_guard<std::mutex> g(source_mu_);
+		origin_ = o;
+	}
+
 private:
 	std::mutex source_mu_;
 	std::string resume_source_;
+	std::string origin_;
 };
 
 /* Per-thread cache of livenotify.sources (id and read columns). */
