@@ -25,13 +25,13 @@ CLUSTER=""
 # The suites, in order.  Each is a function suite_<name> returning 0 (pass), SKIP (nothing
 # to test yet) or anything else (fail).  Integration and browser suites are added here as
 # the sidecar and the product work land.
-SUITES=(build regress isolation not_preloaded restart sidecar_build sidecar_unit integration browser
+SUITES=(build regress isolation not_preloaded restart horizon sidecar_build sidecar_unit integration browser
 	reliability fuzz sidecar_asan)
 SKIP=77
 # Suites that need another suite to have passed.  (sidecar_unit does not need the whole
 # sidecar build: CTest reports the tests whose executable failed to build as not run.)
 declare -A NEEDS=(
-	[regress]=build [isolation]=build [not_preloaded]=build [restart]=build
+	[regress]=build [isolation]=build [not_preloaded]=build [restart]=build [horizon]=build
 	[integration]="build sidecar_build" [browser]="build sidecar_build"
 	[reliability]="build sidecar_build" [sidecar_asan]=build
 )
@@ -198,6 +198,22 @@ suite_restart() {
 	fi
 	pg_env psql -X -q -d postgres -c "DROP DATABASE $db" || rc=1
 	[ $rc -eq 0 ] || cluster_log "$CLUSTER"
+	return $rc
+}
+
+# Resume cursors under concurrent commits: catch-up by each cursor the reader made returns
+# exactly the rows not delivered by then (test/horizon/stress.py).
+suite_horizon() {
+	need_cluster || return 1
+	ensure_packages python3-psycopg2 >/dev/null || return 1
+	pg_env psql -X -q -d postgres -c "DROP DATABASE IF EXISTS livenotify_horizon" \
+		-c "CREATE DATABASE livenotify_horizon" || return 1
+	pg_env psql -X -q -d livenotify_horizon -c "CREATE EXTENSION livenotify" || return 1
+	/usr/bin/python3 test/horizon/stress.py \
+		"host=$CLUSTER port=$PORT user=postgres dbname=livenotify_horizon" \
+		"${LIVENOTIFY_HORIZON_SECONDS:-6}"
+	local rc=$?
+	pg_env psql -X -q -d postgres -c "DROP DATABASE livenotify_horizon" || rc=1
 	return $rc
 }
 
