@@ -64,9 +64,9 @@ BEGIN
 	-- A horizon this server has not reached comes from another history (a crash that lost
 	-- transactions, a restored backup): it cannot tell what was read.
 	IF h > next_xid THEN
-		RAISE EXCEPTION 'cursor horizon % is ahead of this server''s next transaction id %',
-			horizon, next_xid
+		RAISE EXCEPTION 'cursor horizon % is ahead of this server''s next transaction id', horizon
 			USING ERRCODE = 'invalid_parameter_value',
+			      DETAIL = format('The next transaction id is %s.', next_xid),
 			      HINT = 'The cursor was made on another history of this database: resync.';
 	END IF;
 	utype := livenotify._check_user_keys(s, ARRAY[user_key]);
