@@ -32,6 +32,9 @@
  *	  still wakes it (the latch stays set).
  *	- 'filtered' and 'oversize' are atomics, bumped from the trigger without
  *	  the lock.
+ *	- A writer clears its in-flight slot (inflight.cpp) in the same exclusive
+ *	  hold as its copy; a reader takes its read horizon before the shared
+ *	  lock, so a transaction below the horizon had appended before the copy.
  *
  *-------------------------------------------------------------------------
  */
