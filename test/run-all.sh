@@ -196,6 +196,37 @@ suite_restart() {
 		echo "FAIL: catch-up by the pre-crash cursor returned $out rows, expected 0"
 		rc=1
 	fi
+	# A standby shares the primary's system identifier; promotion starts a new timeline at
+	# once (no checkpoint needed): origin() tells the two histories apart, so a cursor from
+	# the old primary is not trusted on the promoted standby.
+	local sb sbport=$((PORT + 5)) o1 o2 o3
+	o1=$(q "SELECT system_identifier || '.' || timeline FROM livenotify.origin()") || rc=1
+	sb=$(cluster_dir standby)
+	if _as_postgres "$LIVENOTIFY_PG_BIN/pg_basebackup" -D "$sb/data" -R -X stream \
+		-h "$CLUSTER" -p "$PORT" -U postgres >/dev/null 2>&1; then
+		mkdir -p "$sb/log" && chown postgres:postgres "$sb/log"
+		printf "port = %s\nunix_socket_directories = '%s'\n" "$sbport" "$sb" \
+			>>"$sb/data/postgresql.conf"
+		_as_postgres "$LIVENOTIFY_PG_BIN/pg_ctl" -D "$sb/data" -l "$sb/log/postgresql.log" -w \
+			-t 60 start >/dev/null || rc=1
+		sq() { env PGHOST="$sb" PGPORT="$sbport" PGUSER=postgres \
+			psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "$1"; }
+		o2=$(sq "SELECT system_identifier || '.' || coalesce(timeline::text, 'recovery')
+		         FROM livenotify.origin()") || rc=1
+		_as_postgres "$LIVENOTIFY_PG_BIN/pg_ctl" -D "$sb/data" -w -t 60 promote >/dev/null || rc=1
+		o3=$(sq "SELECT system_identifier || '.' || timeline FROM livenotify.origin()") || rc=1
+		_as_postgres "$LIVENOTIFY_PG_BIN/pg_ctl" -D "$sb/data" -m fast -w stop >/dev/null 2>&1
+		if [ "$o2" = "${o1%.*}.recovery" ] && [ "$o3" = "${o1%.*}.$((${o1##*.} + 1))" ]; then
+			echo "ok: origin() $o1 on the primary, $o2 on its standby, $o3 once promoted"
+		else
+			echo "FAIL: origin() $o1 on the primary, $o2 on its standby, $o3 once promoted"
+			rc=1
+		fi
+	else
+		echo "FAIL: pg_basebackup of the test cluster"
+		rc=1
+	fi
+	rm -rf "$sb"
 	pg_env psql -X -q -d postgres -c "DROP DATABASE $db" || rc=1
 	[ $rc -eq 0 ] || cluster_log "$CLUSTER"
 	return $rc
