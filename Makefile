@@ -16,6 +16,8 @@ OBJS = \
 	extension/inflight.o \
 	extension/pending.o \
 	extension/rules.o \
+	extension/sources.o \
+	extension/moves.o \
 	extension/serialize.o \
 	extension/trigger.o \
 	extension/functions.o \

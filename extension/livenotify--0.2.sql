@@ -18,8 +18,11 @@ COMMENT ON FUNCTION livenotify.max_payload() IS
 -- Catalog
 ------------------------------------------------------------------------------
 
--- Columns are kept by number, as the triggers keep them: renaming a column of
--- the app's table (a migration) changes nothing for livenotify.
+-- A source's columns are known by name (what a dump restores, and what the triggers look up in
+-- each relation they fire on: trigger.cpp, sources.cpp).  The attribute numbers are those of the
+-- registered table in this cluster, derived from the names on every INSERT or UPDATE of a row
+-- (livenotify._source_columns below), so a restored row gets the new cluster's numbers; the
+-- ddl_command_end event trigger follows a rename through them and writes the new name back.
 CREATE TABLE livenotify.source_tables (
 	source		text PRIMARY KEY
 				CHECK (source ~ '^[A-Za-z_][A-Za-z0-9_.-]{0,62}$'),
@@ -27,24 +30,17 @@ CREATE TABLE livenotify.source_tables (
 	user_attnum	smallint NOT NULL,
 	type_attnum	smallint NOT NULL,
 	id_attnum	smallint NOT NULL,
-	read_attnum	smallint
+	read_attnum	smallint,
+	user_column	name NOT NULL,
+	type_column	name NOT NULL,
+	id_column	name NOT NULL,
+	read_column	name
 );
 COMMENT ON TABLE livenotify.source_tables IS 'Tables registered with livenotify.register()';
 
--- The same with today's column names (NULL for a column dropped since).
 CREATE VIEW livenotify.sources AS
-SELECT s.source, s.relid,
-       u.attname AS user_column, t.attname AS type_column,
-       i.attname AS id_column, r.attname AS read_column
-  FROM livenotify.source_tables s
-  LEFT JOIN pg_catalog.pg_attribute u
-         ON u.attrelid = s.relid AND u.attnum = s.user_attnum AND NOT u.attisdropped
-  LEFT JOIN pg_catalog.pg_attribute t
-         ON t.attrelid = s.relid AND t.attnum = s.type_attnum AND NOT t.attisdropped
-  LEFT JOIN pg_catalog.pg_attribute i
-         ON i.attrelid = s.relid AND i.attnum = s.id_attnum AND NOT i.attisdropped
-  LEFT JOIN pg_catalog.pg_attribute r
-         ON r.attrelid = s.relid AND r.attnum = s.read_attnum AND NOT r.attisdropped;
+SELECT s.source, s.relid, s.user_column, s.type_column, s.id_column, s.read_column
+  FROM livenotify.source_tables s;
 
 CREATE TABLE livenotify.rules (
 	source		text NOT NULL REFERENCES livenotify.source_tables ON DELETE CASCADE ON UPDATE CASCADE,
@@ -66,6 +62,10 @@ CREATE FUNCTION livenotify.rules_changed() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'livenotify_rules_changed' LANGUAGE C;
 CREATE TRIGGER rules_changed
 	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON livenotify.rules
+	FOR EACH STATEMENT EXECUTE FUNCTION livenotify.rules_changed();
+-- The same for the sources: the capture triggers cache each source's columns (sources.cpp).
+CREATE TRIGGER source_tables_changed
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON livenotify.source_tables
 	FOR EACH STATEMENT EXECUTE FUNCTION livenotify.rules_changed();
 
 ------------------------------------------------------------------------------
@@ -118,6 +118,65 @@ BEGIN
 END
 $$;
 
+-- The types each column of a source may have (the capture triggers read them so: trigger.cpp).
+CREATE FUNCTION livenotify._column_types(argname text) RETURNS regtype[]
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT CASE argname
+	       WHEN 'user_column' THEN '{smallint,integer,bigint,text,character varying,character,uuid}'
+	       WHEN 'type_column' THEN '{text,character varying,character}'
+	       WHEN 'id_column' THEN '{smallint,integer,bigint}'
+	       WHEN 'read_column' THEN '{boolean}' END::regtype[]
+$$;
+
+-- BEFORE INSERT OR UPDATE on source_tables: the attribute numbers follow the names, checked
+-- as register() checks them.  A row restored from a dump gets this cluster's numbers.
+CREATE FUNCTION livenotify._source_columns() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	NEW.user_attnum := livenotify._column(NEW.relid, NEW.user_column, 'user_column',
+	                                      livenotify._column_types('user_column'));
+	NEW.type_attnum := livenotify._column(NEW.relid, NEW.type_column, 'type_column',
+	                                      livenotify._column_types('type_column'));
+	NEW.id_attnum := livenotify._column(NEW.relid, NEW.id_column, 'id_column',
+	                                    livenotify._column_types('id_column'));
+	NEW.read_attnum := CASE WHEN NEW.read_column IS NOT NULL THEN
+		livenotify._column(NEW.relid, NEW.read_column, 'read_column',
+		                   livenotify._column_types('read_column')) END;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER source_columns BEFORE INSERT OR UPDATE ON livenotify.source_tables
+	FOR EACH ROW EXECUTE FUNCTION livenotify._source_columns();
+
+-- The capture triggers of a source (register(); the 0.1 -> 0.2 update recreates them).
+CREATE FUNCTION livenotify._install_triggers(tbl regclass, source text, with_read boolean)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	-- The only trigger argument is the source name: the triggers find the columns by name in
+	-- the relation they fire on (trigger.cpp), so partitions with another column order,
+	-- restored tables and renamed or retyped columns route every row to its user.
+	EXECUTE format('CREATE TRIGGER livenotify_capture AFTER INSERT ON %s FOR EACH ROW '
+	               'EXECUTE FUNCTION livenotify.capture_insert(%L)', tbl, source);
+	-- Every deleted row: an unread one changes a count, and a row moved to another partition
+	-- by an UPDATE is deleted here and inserted there (not a new notification: trigger.cpp).
+	EXECUTE format('CREATE TRIGGER livenotify_delete AFTER DELETE ON %s FOR EACH ROW '
+	               'EXECUTE FUNCTION livenotify.capture_read(%L)', tbl, source);
+	-- With a read column, every committed change to a user's unread count queues an
+	-- unread_count (trigger.cpp decides exactly whose count moved): a changed read or user
+	-- column, a deleted unread row, a TRUNCATE (and, in capture_insert, a skipped unread row).
+	-- No UPDATE OF column list: it would miss a change made by the app's own BEFORE UPDATE
+	-- trigger (CREATE TRIGGER, "column-specific trigger"); and no WHEN clause: ALTER COLUMN
+	-- TYPE refuses a column that a trigger's WHEN uses (Django's BigAutoField migration).
+	IF with_read THEN
+		EXECUTE format('CREATE TRIGGER livenotify_read AFTER UPDATE ON %s FOR EACH ROW '
+		               'EXECUTE FUNCTION livenotify.capture_read(%L)', tbl, source);
+		EXECUTE format('CREATE TRIGGER livenotify_truncate AFTER TRUNCATE ON %s '
+		               'FOR EACH STATEMENT EXECUTE FUNCTION livenotify.capture_truncate(%L)',
+		               tbl, source);
+	END IF;
+END
+$$;
+
 CREATE FUNCTION livenotify.register(
 	tbl			regclass,
 	user_column	name DEFAULT 'user_id',
@@ -132,10 +191,6 @@ DECLARE
 	kind	"char";
 	src		text;
 	other	text;
-	u		smallint;
-	t		smallint;
-	i		smallint;
-	r		smallint;
 BEGIN
 	PERFORM livenotify.check_loaded();
 	IF tbl IS NULL THEN
@@ -182,43 +237,14 @@ BEGIN
 			USING ERRCODE = 'duplicate_object';
 	END IF;
 
-	u := livenotify._column(tbl, user_column, 'user_column',
-		'{smallint,integer,bigint,text,character varying,character,uuid}');
-	t := livenotify._column(tbl, type_column, 'type_column', '{text,character varying,character}');
-	i := livenotify._column(tbl, id_column, 'id_column', '{smallint,integer,bigint}');
-	IF read_column IS NOT NULL THEN
-		r := livenotify._column(tbl, read_column, 'read_column', '{boolean}');
-	END IF;
-
-	INSERT INTO livenotify.source_tables (source, relid, user_attnum, type_attnum, id_attnum,
-	                                      read_attnum)
-	VALUES (src, tbl, u, t, i, r);
+	-- Checked in this order, with these messages, by livenotify._source_columns().
+	INSERT INTO livenotify.source_tables (source, relid, user_column, type_column, id_column,
+	                                      read_column)
+	VALUES (src, tbl, user_column, type_column, id_column, read_column);
 	INSERT INTO livenotify.rules (source, type, action)
 	SELECT DISTINCT src, x, 'skip' FROM unnest(skip_types) AS x;
 
-	-- Trigger arguments: the source and column numbers, 0 for no read column (trigger.cpp).
-	EXECUTE format('CREATE TRIGGER livenotify_capture AFTER INSERT ON %s FOR EACH ROW '
-	               'EXECUTE FUNCTION livenotify.capture_insert(%L, %L, %L, %L, %L)',
-	               tbl, src, u, t, i, coalesce(r, 0));
-	-- With a read column, every committed change to a user's unread count queues an
-	-- unread_count (trigger.cpp decides exactly whose count moved): a changed read or user
-	-- column, a deleted unread row, a TRUNCATE (and, in capture_insert, a skipped unread row).
-	-- No UPDATE OF column list: it would miss a change made by the app's own BEFORE UPDATE
-	-- trigger (CREATE TRIGGER, "column-specific trigger"); the WHEN clause does the filtering.
-	IF read_column IS NOT NULL THEN
-		EXECUTE format('CREATE TRIGGER livenotify_read AFTER UPDATE ON %1$s FOR EACH ROW '
-		               'WHEN (OLD.%2$I IS DISTINCT FROM NEW.%2$I '
-		               'OR OLD.%3$I IS DISTINCT FROM NEW.%3$I) '
-		               'EXECUTE FUNCTION livenotify.capture_read(%4$L, %5$L, %6$L)',
-		               tbl, read_column, user_column, src, u, r);
-		EXECUTE format('CREATE TRIGGER livenotify_delete AFTER DELETE ON %1$s FOR EACH ROW '
-		               'WHEN (OLD.%2$I IS FALSE) '
-		               'EXECUTE FUNCTION livenotify.capture_read(%3$L, %4$L, %5$L)',
-		               tbl, read_column, src, u, r);
-		EXECUTE format('CREATE TRIGGER livenotify_truncate AFTER TRUNCATE ON %s '
-		               'FOR EACH STATEMENT EXECUTE FUNCTION livenotify.capture_truncate(%L)',
-		               tbl, src);
-	END IF;
+	PERFORM livenotify._install_triggers(tbl, src, read_column IS NOT NULL);
 	-- Readers that cache unread counts drop this source's at commit (registered anew, perhaps
 	-- on another read or user column).
 	PERFORM livenotify._counts_changed(src);
@@ -268,6 +294,109 @@ $$;
 CREATE EVENT TRIGGER livenotify_sql_drop ON sql_drop
 	EXECUTE FUNCTION livenotify.on_sql_drop();
 
+-- A registration follows its columns through the table's life; what it cannot follow is
+-- refused by the DDL that would break it, never found at INSERT time.  Both functions run as
+-- the extension's owner: they read and write livenotify.source_tables for any table owner.
+
+-- DROP of a registered column (ALTER TABLE DROP COLUMN, DROP TYPE ... CASCADE, on the table
+-- or on a partitioned table above it): refused.  Known by name (address_names ends with the
+-- column's), as the registration knows its columns.
+CREATE FUNCTION livenotify.on_column_drop() RETURNS event_trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s record;
+BEGIN
+	SELECT x.source, x.relid, r.role, r.col INTO s
+	  FROM pg_event_trigger_dropped_objects() d
+	  JOIN livenotify.source_tables x ON x.relid::oid = d.objid
+	 CROSS JOIN LATERAL (VALUES (1, 'user', x.user_column), (2, 'type', x.type_column),
+	                            (3, 'id', x.id_column), (4, 'read', x.read_column)) AS r(n, role, col)
+	 WHERE d.classid = 'pg_class'::regclass AND d.objsubid <> 0
+	   AND d.address_names[cardinality(d.address_names)] = r.col
+	 ORDER BY r.n
+	 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'cannot drop column "%" of table %: it is the % column of livenotify source "%"',
+			s.col, s.relid, s.role, s.source
+			USING ERRCODE = 'dependent_objects_still_exist',
+			      HINT = format('Unregister the source first: SELECT livenotify.unregister(%L);',
+			                    s.source);
+	END IF;
+END
+$$;
+CREATE EVENT TRIGGER livenotify_column_drop ON sql_drop
+	EXECUTE FUNCTION livenotify.on_column_drop();
+
+-- After ALTER TABLE: a renamed column's new name is written back (the numbers do not
+-- change), and a registered column retyped to a type the triggers cannot read is refused.
+-- Every source is checked: an ALTER of a partitioned table reaches the partitions below it,
+-- which may be registered themselves.
+CREATE FUNCTION livenotify.on_alter_table() RETURNS event_trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s livenotify.source_tables;
+	c record;
+	renamed boolean;
+BEGIN
+	FOR s IN SELECT * FROM livenotify.source_tables LOOP
+		-- Numbers that do not match the names (a data-only restore with triggers disabled
+		-- copies another cluster's): derive them from the names again before using them.
+		IF EXISTS (SELECT 1
+		             FROM (VALUES (s.user_attnum, s.user_column), (s.type_attnum, s.type_column),
+		                          (s.id_attnum, s.id_column), (s.read_attnum, s.read_column))
+		                  AS r(num, registered)
+		             JOIN pg_attribute a ON a.attrelid = s.relid AND a.attname = r.registered
+		                                AND NOT a.attisdropped
+		            WHERE a.attnum <> r.num) THEN
+			UPDATE livenotify.source_tables x SET relid = x.relid WHERE x.source = s.source
+			RETURNING * INTO s;
+		END IF;
+		renamed := false;
+		FOR c IN
+			SELECT r.role, r.registered, a.attname, a.atttypid::regtype AS typ
+			  FROM (VALUES ('user', s.user_attnum, s.user_column),
+			               ('type', s.type_attnum, s.type_column),
+			               ('id', s.id_attnum, s.id_column),
+			               ('read', s.read_attnum, s.read_column)) AS r(role, num, registered)
+			  JOIN pg_attribute a ON a.attrelid = s.relid AND a.attnum = r.num
+			                     AND NOT a.attisdropped
+		LOOP
+			IF NOT c.typ = ANY (livenotify._column_types(c.role || '_column')) THEN
+				RAISE EXCEPTION 'cannot change the type of column "%" of table % to %: it is the % column of livenotify source "%"',
+					c.attname, s.relid, c.typ, c.role, s.source
+					USING ERRCODE = 'datatype_mismatch',
+					      DETAIL = format('The %s column must have one of the types %s.', c.role,
+					                      array_to_string(livenotify._column_types(c.role || '_column')::text[], ', ')),
+					      HINT = format('Unregister the source first: SELECT livenotify.unregister(%L);',
+					                    s.source);
+			END IF;
+			-- A rename: the number's name changed and the registered name is gone.
+			renamed := renamed OR (c.attname <> c.registered AND NOT EXISTS (
+				SELECT 1 FROM pg_attribute a
+				 WHERE a.attrelid = s.relid AND a.attname = c.registered AND NOT a.attisdropped));
+		END LOOP;
+		IF renamed THEN
+			UPDATE livenotify.source_tables x
+			   SET user_column = (SELECT a.attname FROM pg_attribute a
+			                       WHERE a.attrelid = x.relid AND a.attnum = x.user_attnum),
+			       type_column = (SELECT a.attname FROM pg_attribute a
+			                       WHERE a.attrelid = x.relid AND a.attnum = x.type_attnum),
+			       id_column = (SELECT a.attname FROM pg_attribute a
+			                     WHERE a.attrelid = x.relid AND a.attnum = x.id_attnum),
+			       read_column = (SELECT a.attname FROM pg_attribute a
+			                       WHERE a.attrelid = x.relid AND a.attnum = x.read_attnum)
+			 WHERE x.source = s.source;
+		END IF;
+	END LOOP;
+END
+$$;
+CREATE EVENT TRIGGER livenotify_alter_table ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+	EXECUTE FUNCTION livenotify.on_alter_table();
+-- Internal: register() and the update call it; the others are (event) trigger functions.
+REVOKE ALL ON FUNCTION livenotify._install_triggers(regclass, text, boolean),
+                       livenotify._source_columns(), livenotify.on_column_drop(),
+                       livenotify.on_alter_table() FROM PUBLIC;
+
 ------------------------------------------------------------------------------
 -- Ephemeral messages
 ------------------------------------------------------------------------------
@@ -314,8 +443,14 @@ BEGIN
 		RAISE EXCEPTION 'livenotify source "%" is not registered', source
 			USING ERRCODE = 'undefined_object';
 	END IF;
-	IF s.user_column IS NULL OR s.type_column IS NULL OR s.id_column IS NULL THEN
-		RAISE EXCEPTION 'a column of livenotify source "%" was dropped from table %',
+	-- The event triggers keep the names right and refuse dropping a registered column; with
+	-- event triggers disabled (session_replication_role = replica) a name may be stale.
+	IF (SELECT count(*) FROM pg_attribute a
+	     WHERE a.attrelid = s.relid AND NOT a.attisdropped
+	       AND a.attname IN (s.user_column, s.type_column, s.id_column, s.read_column))
+	   < (SELECT count(DISTINCT n) FROM unnest(ARRAY[s.user_column, s.type_column, s.id_column,
+	                                                  s.read_column]) AS n) THEN
+		RAISE EXCEPTION 'a column of livenotify source "%" is missing from table %',
 			s.source, s.relid
 			USING ERRCODE = 'undefined_column',
 			      HINT = 'Unregister the source and register it again with existing columns.';
@@ -324,22 +459,34 @@ BEGIN
 END
 $$;
 
--- The type of the user column, after checking that every key casts to it.
+-- The type of the user column, with its modifier (char(5), not char(1)), as SQL spells it.
+CREATE FUNCTION livenotify._user_key_type(s livenotify.sources) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+	 WHERE a.attrelid = s.relid AND a.attname = s.user_column AND NOT a.attisdropped
+$$;
+
+-- The type of the user column, after checking that every key is a user key: the ::text form of
+-- a value of that type (docs/sql-api.md, "User keys").  A key that casts but does not come
+-- back the same ('042' for an integer, 'a ' or a longer string for char(5), upper-case uuid)
+-- would name a user under another key than live entries and the daemon's groups use.
 CREATE FUNCTION livenotify._check_user_keys(s livenotify.sources, user_keys text[])
 RETURNS regtype LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	utype regtype;
+	ftype text := livenotify._user_key_type(s);
 	bad text;
+	printed text;
 BEGIN
 	SELECT a.atttypid::regtype INTO utype FROM pg_attribute a
 	 WHERE a.attrelid = s.relid AND a.attname = s.user_column;
 	BEGIN
-		EXECUTE format('SELECT $1::%s[]', utype) USING user_keys;
+		EXECUTE format('SELECT $1::%s[]', ftype) USING user_keys;
 	EXCEPTION WHEN data_exception THEN
 		-- Name the first bad key (the array cast's message does not).
 		FOR i IN 1 .. cardinality(user_keys) LOOP
 			BEGIN
-				EXECUTE format('SELECT $1::%s', utype) USING user_keys[i];
+				EXECUTE format('SELECT $1::%s', ftype) USING user_keys[i];
 			EXCEPTION WHEN data_exception THEN
 				bad := user_keys[i];
 				EXIT;
@@ -348,8 +495,19 @@ BEGIN
 		RAISE EXCEPTION 'user key "%" is not a valid % for livenotify source "%"',
 			bad, utype, s.source
 			USING ERRCODE = 'invalid_text_representation',
-			      DETAIL = format('Column %I of %s has type %s.', s.user_column, s.relid, utype);
+			      DETAIL = format('Column %I of %s has type %s.', s.user_column, s.relid, ftype);
 	END;
+	EXECUTE format('SELECT k, k::%s::text FROM unnest($1) AS k WHERE k::%s::text <> k LIMIT 1',
+	               ftype, ftype)
+	   INTO bad, printed USING user_keys;
+	IF bad IS NOT NULL THEN
+		RAISE EXCEPTION 'user key "%" is not in canonical form for livenotify source "%"',
+			bad, s.source
+			USING ERRCODE = 'invalid_text_representation',
+			      DETAIL = format('Column %I of %s has type %s, which reads it as "%s".',
+			                      s.user_column, s.relid, ftype, printed),
+			      HINT = 'A user key is the user column''s value as PostgreSQL prints it (::text).';
+	END IF;
 	RETURN utype;
 END
 $$;
@@ -360,7 +518,6 @@ RETURNS TABLE (id bigint, payload text) LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	s livenotify.sources;
-	utype regtype;
 BEGIN
 	PERFORM livenotify.check_loaded();
 	s := livenotify._source(source);
@@ -372,9 +529,11 @@ BEGIN
 		RAISE EXCEPTION 'max_rows must be between 1 and 10000, got %', max_rows
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	utype := livenotify._check_user_keys(s, ARRAY[user_key]);
+	PERFORM livenotify._check_user_keys(s, ARRAY[user_key]);
 
-	-- Same JSON, same rules and same stub as the live stream (trigger.cpp).
+	-- Same JSON, same rules and same stub as the live stream (trigger.cpp).  The key is
+	-- canonical (checked above), so comparing as the column's type (the index's) is comparing
+	-- the ::text forms.
 	RETURN QUERY EXECUTE format(
 		'SELECT t.%1$I::bigint,
 		        CASE WHEN octet_length(j.j) > $4
@@ -389,7 +548,7 @@ BEGIN
 		                 true)
 		  ORDER BY t.%1$I
 		  LIMIT $3',
-		s.id_column, s.relid, s.user_column, utype, s.type_column)
+		s.id_column, s.relid, s.user_column, livenotify._user_key_type(s), s.type_column)
 	USING user_key, after_id, max_rows, livenotify.max_payload(), s.source;
 END
 $$;
@@ -398,13 +557,14 @@ COMMENT ON FUNCTION livenotify.catchup(text, text, bigint, integer) IS
 
 -- The query behind unread_counts(), for a reader that prepares it once per session
 -- (livenotifyd does, per batch of notifications): $1 is a jsonb array of user keys; it
--- returns (user_key, unread) per key, in order.  PL/pgSQL plans its dynamic SQL on every
+-- returns (user_key, unread) per key, in order; a key that is not a canonical user key ('042'
+-- for an integer column) counts 0, as nobody has it.  PL/pgSQL plans its dynamic SQL on every
 -- call; a prepared statement is planned once.
 CREATE FUNCTION livenotify.unread_counts_query(source text) RETURNS text LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	s livenotify.sources;
-	utype regtype;
+	utype text;
 	tbl text;
 BEGIN
 	PERFORM livenotify.check_loaded();
@@ -414,19 +574,20 @@ BEGIN
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 			      HINT = 'Register the table with read_column to count unread rows.';
 	END IF;
-	SELECT a.atttypid::regtype INTO utype FROM pg_attribute a
-	 WHERE a.attrelid = s.relid AND a.attname = s.user_column;
+	utype := livenotify._user_key_type(s);
 	-- Schema-qualified, so the text means the same table under any search_path.
 	SELECT format('%I.%I', n.nspname, c.relname) INTO tbl
 	  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = s.relid;
 	RETURN format(
 		'SELECT u.k AS user_key,
-		        (SELECT pg_catalog.count(*) FROM %1$s t
-		          WHERE t.%2$I = u.k::%3$s AND NOT t.%4$I) AS unread
+		        CASE WHEN u.k::%3$s::pg_catalog.text = u.k
+		             THEN (SELECT pg_catalog.count(*) FROM %1$s t
+		                    WHERE t.%2$I = u.k::%3$s AND NOT t.%4$I)
+		             ELSE 0 END AS unread
 		   FROM pg_catalog.jsonb_array_elements_text($1::pg_catalog.jsonb)
 		        WITH ORDINALITY AS u(k, n)
 		  ORDER BY u.n',
-		tbl, s.user_column, utype::text, s.read_column);
+		tbl, s.user_column, utype, s.read_column);
 END
 $$;
 COMMENT ON FUNCTION livenotify.unread_counts_query(text) IS
@@ -501,7 +662,6 @@ RETURNS TABLE (id bigint, payload text) LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	s livenotify.sources;
-	utype regtype;
 	next_xid bigint;
 	h bigint;
 BEGIN
@@ -532,7 +692,9 @@ BEGIN
 			      DETAIL = format('The next transaction id is %s.', next_xid),
 			      HINT = 'The cursor was made on another history of this database: resync.';
 	END IF;
-	utype := livenotify._check_user_keys(s, ARRAY[user_key]);
+	-- The key is canonical (checked here), so comparing as the column's type (the index's) is
+	-- comparing the ::text forms, as catchup() does.
+	PERFORM livenotify._check_user_keys(s, ARRAY[user_key]);
 
 	-- xmin is 32 bits: widen it against next_xid (a visible row's xmin precedes it).  0, 1
 	-- and 2 (invalid, bootstrap, frozen) are older than any horizon.  A row whose xmin is
@@ -555,7 +717,7 @@ BEGIN
 		                 true)
 		  ORDER BY t.%1$I
 		  LIMIT $3',
-		s.id_column, s.relid, s.user_column, utype, s.type_column)
+		s.id_column, s.relid, s.user_column, livenotify._user_key_type(s), s.type_column)
 	USING user_key, after_id, max_rows, livenotify.max_payload(), s.source, had_ids,
 	      next_xid, h;
 END

@@ -29,6 +29,7 @@ PGDLLEXPORT void _PG_init(void);
 #include "ring.hpp"
 #include "rules.hpp"
 #include "serialize.hpp"
+#include "sources.hpp"
 
 void
 _PG_init(void)
@@ -42,4 +43,5 @@ _PG_init(void)
 	livenotify::InitPending();
 	livenotify::InitRules();
 	livenotify::InitSerialize();
+	livenotify::InitSources();
 }

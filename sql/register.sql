@@ -6,7 +6,8 @@
 \set SHOW_CONTEXT never
 
 -- What registration creates, summed over the whole database: catalog rows, rules, and
--- triggers whose function lives in schema livenotify.  Checked after every failure.
+-- triggers whose function lives in schema livenotify (two of them are on
+-- livenotify.source_tables itself).  Checked after every failure.
 CREATE TEMP VIEW registrations AS
 SELECT (SELECT count(*) FROM livenotify.sources) AS sources,
        (SELECT count(*) FROM livenotify.rules) AS rules,
@@ -53,9 +54,10 @@ SELECT tgrelid::regclass AS tbl, count(*) AS triggers
  GROUP BY tgrelid ORDER BY tgrelid::regclass::text;
 SELECT * FROM registrations;
 
--- Without a read column: the insert trigger alone.  With one, also the three that queue an
--- unread_count for every change of a count: read or user column changed, unread row
--- deleted, table truncated.  Columns travel by number (the last arguments).
+-- Without a read column: the insert trigger and the delete trigger (which also sees a row
+-- move to another partition).  With one, also the two that queue an unread_count for every
+-- other change of a count: an update (read or user column changed), a truncate.  The only
+-- argument is the source name: the columns are found by name (column_identity).
 SELECT tgname, pg_get_triggerdef(oid) AS definition
   FROM pg_trigger WHERE tgrelid = 'uuid_notification'::regclass ORDER BY tgname;
 SELECT tgname, pg_get_triggerdef(oid) AS definition

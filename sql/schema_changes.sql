@@ -24,8 +24,8 @@ DROP TABLE part_notification;
 SELECT count(*) AS sources FROM livenotify.sources WHERE source = 'part_notification';
 SELECT count(*) AS rules FROM livenotify.rules WHERE source = 'part_notification';
 
--- A column the registration names cannot be dropped while registered (the is-read column
--- is watched by a trigger that depends on it).
+-- A column the registration names cannot be dropped while registered: the DDL is refused,
+-- with the way out (column_identity tests every column and partitioned tables).
 CREATE TABLE renamed_notification (
     id      bigserial PRIMARY KEY,
     user_id integer NOT NULL,
@@ -34,10 +34,11 @@ CREATE TABLE renamed_notification (
 );
 SELECT livenotify.register('renamed_notification', read_column => 'is_read');
 ALTER TABLE renamed_notification DROP COLUMN is_read;
+ALTER TABLE renamed_notification DROP COLUMN is_read CASCADE;
 
-
--- A renamed user column (a migration): registration keeps columns by number, so capture,
--- catch-up and unread counts go on under the new name.
+-- A renamed user column (a migration): the registration follows it (the event trigger writes
+-- the new name into livenotify.source_tables), so capture, catch-up and unread counts go on
+-- under the new name.
 SELECT last_seq AS base FROM livenotify.position() \gset
 ALTER TABLE renamed_notification RENAME COLUMN user_id TO owner_id;
 INSERT INTO renamed_notification (owner_id, type) VALUES (112, 'like');
@@ -47,13 +48,14 @@ SELECT user_column FROM livenotify.sources WHERE source = 'renamed_notification'
 SELECT count(*) FROM livenotify.catchup('renamed_notification', '112', 0);
 SELECT * FROM livenotify.unread_counts('renamed_notification', '{112}');
 
--- A dropped type column: the app's INSERT still succeeds; livenotify warns and skips the
--- row, and catch-up says what is wrong and how to fix it.
+-- The type column dropped: refused like the others; the table keeps it and rows go on.
 SELECT last_seq AS base FROM livenotify.position() \gset
 ALTER TABLE renamed_notification DROP COLUMN type;
-INSERT INTO renamed_notification (owner_id) VALUES (112);
+INSERT INTO renamed_notification (owner_id, type) VALUES (112, 'like');
 SELECT count(*) AS queued FROM livenotify.read(:base, 10, 0);
 SELECT count(*) AS stored FROM renamed_notification;
 SELECT count(*) FROM livenotify.catchup('renamed_notification', '112', 0);
+-- Unregistered, the table is the app's again: the column drops.
 SELECT livenotify.unregister('renamed_notification');
+ALTER TABLE renamed_notification DROP COLUMN type;
 DROP TABLE renamed_notification;

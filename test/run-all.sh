@@ -25,13 +25,15 @@ CLUSTER=""
 # The suites, in order.  Each is a function suite_<name> returning 0 (pass), SKIP (nothing
 # to test yet) or anything else (fail).  Integration and browser suites are added here as
 # the sidecar and the product work land.
-SUITES=(build regress isolation not_preloaded restart horizon sidecar_build sidecar_unit integration browser
+SUITES=(build regress isolation not_preloaded restart horizon upgrade dump_restore pg_upgrade sidecar_build
+	sidecar_unit integration browser
 	reliability fuzz sidecar_asan)
 SKIP=77
 # Suites that need another suite to have passed.  (sidecar_unit does not need the whole
 # sidecar build: CTest reports the tests whose executable failed to build as not run.)
 declare -A NEEDS=(
 	[regress]=build [isolation]=build [not_preloaded]=build [restart]=build [horizon]=build
+	[upgrade]=build [dump_restore]=build [pg_upgrade]=build
 	[integration]="build sidecar_build" [browser]="build sidecar_build"
 	[reliability]="build sidecar_build" [sidecar_asan]=build
 )
@@ -246,6 +248,25 @@ suite_horizon() {
 	local rc=$?
 	pg_env psql -X -q -d postgres -c "DROP DATABASE livenotify_horizon" || rc=1
 	return $rc
+}
+
+# ALTER EXTENSION livenotify UPDATE from every shipped version: the updated database describes
+# like a fresh install and its registrations keep delivering (test/upgrade/run.sh).
+suite_upgrade() {
+	need_cluster || return 1
+	pg_env bash test/upgrade/run.sh
+}
+
+# A registration keeps its columns' identity when the database moves (issue 11,
+# test/column_identity/run.sh): pg_dump/pg_restore into a new database, pg_upgrade into a
+# second cluster (ports PORT+4, PORT+5); every entry read afterwards must carry its own user's row.
+suite_dump_restore() {
+	need_cluster || return 1
+	pg_env test/column_identity/run.sh dump_restore || { cluster_log "$CLUSTER"; return 1; }
+}
+
+suite_pg_upgrade() {
+	test/column_identity/run.sh pg_upgrade $((PORT + 4))
 }
 
 # Sidecar unit tests (GoogleTest through CTest), once the sidecar builds.

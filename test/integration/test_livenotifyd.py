@@ -1239,6 +1239,13 @@ AUTH_CASES = [
     ("auth_missing_iss", jwt_case({"iss": None})),
     ("auth_expired_past_leeway", jwt_case({"exp": int(time.time()) - 30})),
     ("auth_alg_hs512", jwt_case(header={"alg": "HS512", "typ": "JWT"})),
+    # One user key (docs/protocol.md): the user column is an integer, and these subjects cast
+    # to user 42 but are not how PostgreSQL prints 42.  Accepted, they would get 42's rows
+    # replayed by catch-up (which casts) and none of 42's live rows (groups compare text).
+    ("auth_sub_leading_zero", jwt_case({"sub": "042"})),
+    ("auth_sub_leading_blank", jwt_case({"sub": " 42"})),
+    ("auth_sub_plus_sign", jwt_case({"sub": "+42"})),
+    ("auth_sub_trailing_blank", jwt_case({"sub": "42 "})),
 ]
 
 

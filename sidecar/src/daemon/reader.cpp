@@ -64,6 +64,12 @@ broadcast_resync(Shared *sh, const char *reason)
 void
 resolve_resume_source(Shared *sh, const std::unordered_map<std::string, SourceInfo> &sources)
 {
+	/* Called after every load of the sources: publish their user key types as well. */
+	std::vector<UserKeyType> types;
+	for (const auto &kv : sources)
+		types.push_back(kv.second.user_key_type);
+	sh->set_user_key_types(std::move(types));
+
 	if (!sh->cfg.source.empty())
 	{
 		if (!sources.count(sh->cfg.source))

@@ -621,8 +621,13 @@ Server::filter_upgrade(struct lws *wsi, Pss *pss, const char *protocols_header)
 	if (cfg_.auth == AuthMode::Jwt && !token.empty())
 	{
 		JwtResult r = verifier_->verify(token, time(nullptr));
+		std::string why;
 		if (!r.ok)
 			return reject(wsi, HTTP_STATUS_UNAUTHORIZED, "jwt", peer_s, "detail=" + r.reason);
+		/* One user key (core/user_key.hpp): "042" is not user 42, here or anywhere. */
+		if (!sh_->user_key_acceptable(r.user, &why))
+			return reject(wsi, HTTP_STATUS_UNAUTHORIZED, "jwt", peer_s,
+						  "detail=" + why + " user=" + log_quote(r.user));
 		s->user = r.user;
 		have_user = true;
 	}
@@ -714,6 +719,18 @@ Server::auth_failed(Session *s, const std::string &reason)
 void
 Server::authenticated(Session *s, const std::string &user, const char *how)
 {
+	std::string why;
+
+	/*
+	 * Every way in (a first-message token, the SQL query, none mode) gives a
+	 * key that joins a group: it must be the one form live entries carry.
+	 */
+	if (!sh_->user_key_acceptable(user, &why))
+	{
+		LOG_WARN("ws_user_key_refused", "session=%llu user=%s auth=%s reason=%s",
+				 static_cast<unsigned long long>(s->id), log_quote(user).c_str(), how, why.c_str());
+		return auth_failed(s, why);
+	}
 	lws_sul_cancel(&s->auth_timer.sul);
 	if (s->reserved)
 	{

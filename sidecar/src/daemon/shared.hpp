@@ -19,6 +19,7 @@
 #include "frame.hpp"
 #include "groups.hpp"
 #include "metrics.hpp"
+#include "user_key.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -159,10 +160,28 @@ struct Shared
 		origin_ = o;
 	}
 
+	/*
+	 * The user column types of the registered sources, as the reader last
+	 * loaded them (empty until then): a user key that is another spelling of
+	 * a value of one of them is refused at authentication (core/user_key.hpp).
+	 * Any thread; a copy under the lock, a few entries.
+	 */
+	void set_user_key_types(std::vector<UserKeyType> types)
+	{
+		std::lock_guard<std::mutex> g(source_mu_);
+		user_key_types_ = std::move(types);
+	}
+	bool user_key_acceptable(const std::string &key, std::string *why)
+	{
+		std::lock_guard<std::mutex> g(source_mu_);
+		return livenotify::user_key_acceptable(key, user_key_types_, why);
+	}
+
 private:
 	std::mutex source_mu_;
 	std::string resume_source_;
 	std::string origin_;
+	std::vector<UserKeyType> user_key_types_;
 };
 
 /* Per-thread cache of livenotify.sources (id and read columns). */
@@ -170,6 +189,7 @@ struct SourceInfo
 {
 	std::string id_column = "id";
 	bool has_read_column = false;
+	UserKeyType user_key_type;
 };
 
 } // namespace livenotify

@@ -9,6 +9,8 @@
 
 #include <poll.h>
 
+#include <cstdlib>
+
 namespace livenotify
 {
 
@@ -16,8 +18,12 @@ namespace livenotify
 bool
 load_sources(PgConn &conn, std::unordered_map<std::string, SourceInfo> *cache, std::string *err)
 {
-	QueryResult r =
-		conn.query("SELECT source, id_column::text, read_column::text FROM livenotify.sources", {});
+	/* The user column's type too: the daemon checks that a token's subject is a canonical key. */
+	QueryResult r = conn.query(
+		"SELECT s.source, s.id_column::text, s.read_column::text, a.atttypid::regtype::text, "
+		"a.atttypmod FROM livenotify.sources s LEFT JOIN pg_catalog.pg_attribute a "
+		"ON a.attrelid = s.relid AND a.attname = s.user_column AND NOT a.attisdropped",
+		{});
 	if (!r.ok())
 	{
 		*err = r.error;
@@ -30,6 +36,8 @@ load_sources(PgConn &conn, std::unordered_map<std::string, SourceInfo> *cache, s
 		if (!r.is_null(i, 1))
 			si.id_column = r.text(i, 1);
 		si.has_read_column = !r.is_null(i, 2);
+		if (!r.is_null(i, 3))
+			si.user_key_type = user_key_type(r.text(i, 3), std::atoi(r.text(i, 4).c_str()));
 		(*cache)[r.text(i, 0)] = si;
 	}
 	return true;
