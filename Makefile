@@ -13,13 +13,15 @@ OBJS = \
 	extension/livenotify.o \
 	extension/guc.o \
 	extension/ring.o \
+	extension/inflight.o \
 	extension/pending.o \
 	extension/rules.o \
 	extension/sources.o \
 	extension/moves.o \
 	extension/serialize.o \
 	extension/trigger.o \
-	extension/functions.o
+	extension/functions.o \
+	extension/horizon.o
 DATA = extension/livenotify--0.1.sql extension/livenotify--0.2.sql extension/livenotify--0.1--0.2.sql
 PGFILEDESC = "livenotify - commit-time notifications in shared memory"
 

@@ -7,6 +7,7 @@ export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 
 export interface LastIdStorage {
   getItem(key: string): string | null;
   setItem(key: string, value: string): void;
+  removeItem?(key: string): void;
 }
 
 export interface LiveNotifyOptions {
@@ -18,7 +19,12 @@ export interface LiveNotifyOptions {
   getToken?: () => string | Promise<string>;
   /** Resume point: the largest notification id the app has already shown. */
   lastId?: number;
-  /** Where the largest id seen is kept between page loads (e.g. localStorage). */
+  /**
+   * Resume point: the `cursor` of the last notification the app has shown (opaque). Wins over
+   * lastId; without it the stored cursor is used unless lastId is given.
+   */
+  cursor?: string;
+  /** Where the largest id (and, under `<storageKey>:cursor`, the cursor) seen is kept between page loads. */
   storage?: LastIdStorage;
   /** Storage key; include the user, e.g. `livenotify:lastId:42`. Default `livenotify:lastId`. */
   storageKey?: string;
@@ -49,6 +55,8 @@ export interface NotificationFrame<Row = Record<string, unknown>> {
   type: 'notification';
   source: string;
   id: number;
+  /** Resume cursor: what the tab has had once it has this frame (absent when unknown). */
+  cursor?: string;
   /** The row as the database serialised it, or `{id, truncated: true}` when too large. */
   notification: Row | { id: number; truncated: true };
   /** Absent when the source has no read column. */
@@ -63,7 +71,7 @@ export interface UnreadCountFrame {
 
 export interface ResyncFrame {
   type: 'resync';
-  reason: 'epoch' | 'position' | 'lost' | 'overflow' | 'catchup_limit' | 'catchup_failed' | 'no_resume_source' | string;
+  reason: 'epoch' | 'position' | 'lost' | 'overflow' | 'catchup_limit' | 'catchup_failed' | 'no_resume_source' | 'cursor_foreign' | string;
 }
 
 /** An ephemeral kind sent with livenotify.send(), e.g. `new_message`. */
@@ -117,6 +125,8 @@ export class LiveNotifyClient {
   readonly url: string;
   /** Largest notification id received; sent as `last_id` on every (re)connection. */
   lastId: number;
+  /** Cursor of the last notification received (null before one); sent as `cursor`. */
+  cursor: string | null;
   readonly state: ConnectionState;
   /** The current connection's hello frame, or null. */
   readonly hello: HelloFrame | null;

@@ -2,7 +2,8 @@
 //
 // A dependency-free ES module. One LiveNotifyClient keeps one WebSocket to the daemon open:
 // it authenticates, reconnects with exponential backoff and full jitter, and resumes from the
-// last notification id it saw, so the daemon replays what was committed while it was away.
+// cursor of the last notification it saw (or its id), so the daemon replays exactly what was
+// committed while it was away: also a row with a smaller id that committed later.
 //
 //   import { LiveNotifyClient } from './livenotify.js';
 //   const client = new LiveNotifyClient({
@@ -51,6 +52,14 @@ export class LiveNotifyClient {
     // user saw last (storage), so a reloaded page does not replay old notifications.
     const stored = this._readStored();
     this.lastId = options.lastId != null ? Number(options.lastId) : stored ?? 0;
+    // The resume cursor (docs/protocol.md "Resume"): an explicit one, else the stored one
+    // unless the app passed its own lastId (then that is what it has shown).
+    this.cursor =
+      options.cursor != null
+        ? String(options.cursor)
+        : options.lastId != null
+          ? null
+          : this._readStoredCursor();
 
     this.state = 'idle';
     /** The `hello` frame of the current connection (user, epoch), or null. */
@@ -148,7 +157,10 @@ export class LiveNotifyClient {
       // The token travels in the first message, not the URL: it stays out of access logs,
       // and a refused token comes back as close code 1008, which a page can see (a refused
       // upgrade is only an anonymous 1006 to browser code).
-      ws.send(JSON.stringify({ type: 'auth', token: String(token), last_id: this.lastId }));
+      const auth = { type: 'auth', token: String(token), last_id: this.lastId };
+      // The daemon resumes by the cursor when there is one, by last_id otherwise.
+      if (this.cursor) auth.cursor = this.cursor;
+      ws.send(JSON.stringify(auth));
     };
     ws.onmessage = (ev) => {
       if (gen !== this._generation) return;
@@ -186,6 +198,10 @@ export class LiveNotifyClient {
           this.lastId = frame.id;
           this._writeStored(frame.id);
         }
+        if (typeof frame.cursor === 'string' && frame.cursor) {
+          this.cursor = frame.cursor;
+          this._writeStoredCursor(frame.cursor);
+        }
         this._emit('notification', frame);
         // The count travels inside the notification: one listener keeps a badge right.
         if (typeof frame.unread_count === 'number') {
@@ -198,8 +214,13 @@ export class LiveNotifyClient {
         break;
       case 'pong':
         break;
+      case 'resync':
+        // A cursor of another database history (failover): never useful again.
+        if (frame.reason === 'cursor_foreign') this._forgetCursor();
+        this._emit('resync', frame);
+        break;
       default:
-        // unread_count, resync, and every ephemeral kind (new_message, ...) by its own name.
+        // unread_count and every ephemeral kind (new_message, ...) by its own name.
         this._emit(frame.type, frame);
     }
     this._emit('*', frame);
@@ -209,6 +230,8 @@ export class LiveNotifyClient {
     this._clearTimers();
     this.hello = null;
     const info = { code, reason };
+    // A cursor the daemon cannot parse (corrupted storage): resume by last_id instead.
+    if (code === 1008 && reason === 'bad cursor') this._forgetCursor();
     if (code === 1008 && AUTH_REASONS.has(reason)) {
       this._emit('error', { kind: 'auth', code, reason });
       if (!this._getToken) {
@@ -281,6 +304,36 @@ export class LiveNotifyClient {
       return Number.isSafeInteger(v) && v > 0 ? v : null;
     } catch {
       return null; // storage disabled (private mode, quota): resume from memory only
+    }
+  }
+
+  _readStoredCursor() {
+    if (!this._storage) return null;
+    try {
+      const v = this._storage.getItem(this._storageKey + ':cursor');
+      return typeof v === 'string' && v.length > 0 && v.length <= 1400 ? v : null;
+    } catch {
+      return null;
+    }
+  }
+
+  _writeStoredCursor(cursor) {
+    if (!this._storage) return;
+    try {
+      // Tabs of a user get the same stream: the latest cursor written stands for all.
+      this._storage.setItem(this._storageKey + ':cursor', cursor);
+    } catch {
+      /* storage full or disabled: the cursor still works within this page */
+    }
+  }
+
+  _forgetCursor() {
+    this.cursor = null;
+    if (!this._storage) return;
+    try {
+      this._storage.removeItem?.(this._storageKey + ':cursor');
+    } catch {
+      /* nothing to forget */
     }
   }
 

@@ -24,6 +24,7 @@ PGDLLEXPORT void _PG_init(void);
 }
 
 #include "guc.hpp"
+#include "inflight.hpp"
 #include "pending.hpp"
 #include "ring.hpp"
 #include "rules.hpp"
@@ -38,6 +39,7 @@ _PG_init(void)
 
 	livenotify::DefineGucs();
 	livenotify::InitRing();
+	livenotify::InitInflight();
 	livenotify::InitPending();
 	livenotify::InitRules();
 	livenotify::InitSerialize();

@@ -49,6 +49,7 @@ extern "C"
 #include "utils/memutils.h"
 }
 
+#include "inflight.hpp"
 #include "pending.hpp"
 #include "ring.hpp"
 
@@ -228,6 +229,8 @@ XactCallback(XactEvent event, void *arg)
 				RingAppendCommitted(pending->entries, pending->nentries,
 									U64FromFullTransactionId(GetTopFullTransactionIdIfAny()));
 			pending = nullptr;
+			/* The append cleared the in-flight slot; this covers a ring that is absent. */
+			InflightClear();
 			break;
 
 		case XACT_EVENT_ABORT:
@@ -236,9 +239,20 @@ XactCallback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 			/* Memory goes with TopTransactionContext. */
 			pending = nullptr;
+			InflightClear();
 			break;
 
 		case XACT_EVENT_PRE_COMMIT:
+			/*
+			 * In flight from here until the append (inflight.cpp): this runs
+			 * before RecordTransactionCommit() and ProcArrayEndTransaction()
+			 * make the transaction visible.  A transaction with rows has its
+			 * xid by now; one without (send() alone) registers nothing.
+			 */
+			if (pending != nullptr && pending->nentries > 0)
+				InflightRegister(U64FromFullTransactionId(GetTopFullTransactionIdIfAny()));
+			break;
+
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
 			break;
 	}

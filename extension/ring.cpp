@@ -37,6 +37,9 @@
  *	  still wakes it (the latch stays set).
  *	- 'filtered' and 'oversize' are atomics, bumped from the trigger without
  *	  the lock.
+ *	- A writer clears its in-flight slot (inflight.cpp) in the same exclusive
+ *	  hold as its copy; a reader takes its read horizon before the shared
+ *	  lock, so a transaction below the horizon had appended before the copy.
  *
  *-------------------------------------------------------------------------
  */
@@ -57,6 +60,7 @@ extern "C"
 }
 
 #include "guc.hpp"
+#include "inflight.hpp"
 #include "ring.hpp"
 
 #include <cstring>
@@ -543,6 +547,8 @@ RingAppendCommitted(EntryHeader *const *entries, int nentries, uint64 xid) noexc
 		else
 			pg_atomic_fetch_add_u64(&ring->oversize, 1);
 	}
+	/* In the same lock hold as the copy: a reader sees the entries or the slot (inflight.cpp). */
+	InflightClear();
 	for (int i = 0; i < ring->max_readers && nwake < 1024; i++)
 	{
 		ReaderSlot *r = &ring->readers[i];
@@ -586,12 +592,15 @@ RingRead(uint64 after, int max_entries, int timeout_ms, bool release_xmin)
 	res.lost_last_seq = 0;
 	res.nentries = 0;
 	res.entries = static_cast<EntryHeader **>(palloc(sizeof(EntryHeader *) * max_entries));
+	InflightSetLastHorizon(ReadHorizon{false, 0, 0});
 
 	for (;;)
 	{
 		ReaderSlot *me = &ring->readers[my_reader_slot];
 		uint64 last_seq;
 		TimestampTz now;
+		/* Taken before the lock: see inflight.cpp for why that order is the safe one. */
+		ReadHorizon horizon;
 
 		/*
 		 * shm_mq.c's order: reset the latch, then check for interrupts.  A
@@ -604,6 +613,7 @@ RingRead(uint64 after, int max_entries, int timeout_ms, bool release_xmin)
 		 */
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		horizon = InflightHorizonStart();
 
 		now = GetCurrentTimestamp();
 		LWLockAcquire(ring->lock, LW_SHARED);
@@ -654,6 +664,13 @@ RingRead(uint64 after, int max_entries, int timeout_ms, bool release_xmin)
 		me->active_at = now;
 		me->waiting = (res.nentries == 0 && res.lost == 0);
 		LWLockRelease(ring->lock);
+
+		/* A horizon only speaks for a copy that reached the end of the ring. */
+		if (cursor == last_seq)
+			InflightHorizonFinish(&horizon);
+		else
+			horizon.valid = false;
+		InflightSetLastHorizon(horizon);
 
 		if (!me->waiting)
 			break;

@@ -25,7 +25,7 @@ CLUSTER=""
 # The suites, in order.  Each is a function suite_<name> returning 0 (pass), SKIP (nothing
 # to test yet) or anything else (fail).  Integration and browser suites are added here as
 # the sidecar and the product work land.
-SUITES=(build regress isolation not_preloaded restart reader_xmin standby shmem_magic upgrade
+SUITES=(build regress isolation not_preloaded restart horizon reader_xmin standby shmem_magic upgrade
 	dump_restore pg_upgrade sidecar_build sidecar_unit integration browser
 	reliability fuzz sidecar_asan)
 SKIP=77
@@ -35,6 +35,7 @@ declare -A NEEDS=(
 	[regress]=build [isolation]=build [not_preloaded]=build [restart]=build [upgrade]=build
 	[dump_restore]=build [pg_upgrade]=build
 	[reader_xmin]=build [standby]=build [shmem_magic]=build
+	[horizon]=build
 	[integration]="build sidecar_build" [browser]="build sidecar_build"
 	[reliability]="build sidecar_build" [sidecar_asan]=build
 )
@@ -209,8 +210,91 @@ suite_restart() {
 		echo "FAIL: no entry read back after the restart: $out"
 		rc=1
 	fi
+	# A delivered row survives a crash when its commit was synchronous: entries are published
+	# at commit, after the commit record is flushed (synchronous_commit = on).  Deliver one,
+	# stop the server without a shutdown checkpoint, start it: catch-up returns the row, and
+	# the cursor made from that read is still valid on this history.
+	q "CREATE TABLE durable (id bigserial PRIMARY KEY, user_id int NOT NULL, type text NOT NULL)
+	   ; SELECT livenotify.register('durable')" >/dev/null || rc=1
+	out=$(q "SELECT last_seq FROM livenotify.position()") || rc=1
+	PGOPTIONS="-c synchronous_commit=on" q "INSERT INTO durable (user_id, type) VALUES (7, 'x')" ||
+		rc=1
+	local read_out horizon
+	read_out=$(pg_env psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" \
+		-c "SELECT payload::json->>'id' FROM livenotify.read($out, 10, 1000) WHERE kind = 'notification'" \
+		-c "SELECT xmin FROM livenotify.read_horizon()") || rc=1
+	horizon=$(printf '%s\n' "$read_out" | sed -n 2p)
+	if [ "$(printf '%s\n' "$read_out" | sed -n 1p)" != 1 ] || [ -z "$horizon" ]; then
+		echo "FAIL: the row was not delivered with a horizon: $read_out"
+		rc=1
+	fi
+	_as_postgres "$LIVENOTIFY_PG_BIN/pg_ctl" -D "$CLUSTER/data" -m immediate -w stop >/dev/null &&
+		_as_postgres "$LIVENOTIFY_PG_BIN/pg_ctl" -D "$CLUSTER/data" -l "$CLUSTER/log/postgresql.log" \
+			-w -t 60 start >/dev/null || { echo "FAIL: crash restart"; rc=1; }
+	out=$(q "SELECT string_agg(id::text, ',') FROM livenotify.catchup('durable', '7', 0)") || rc=1
+	if [ "$out" = 1 ]; then
+		echo "ok: a row delivered with synchronous_commit = on survives a crash (catch-up returns it)"
+	else
+		echo "FAIL: after the crash catch-up returned '$out', expected the delivered row 1"
+		rc=1
+	fi
+	out=$(q "SELECT count(*) FROM livenotify.catchup_cursor('durable', '7', '$horizon', '{1}', 0)") ||
+		rc=1
+	if [ "$out" = 0 ]; then
+		echo "ok: the cursor from before the crash is valid after it (nothing new to replay)"
+	else
+		echo "FAIL: catch-up by the pre-crash cursor returned $out rows, expected 0"
+		rc=1
+	fi
+	# A standby shares the primary's system identifier; promotion starts a new timeline at
+	# once (no checkpoint needed): origin() tells the two histories apart, so a cursor from
+	# the old primary is not trusted on the promoted standby.
+	local sb sbport=$((PORT + 5)) o1 o2 o3
+	o1=$(q "SELECT system_identifier || '.' || timeline FROM livenotify.origin()") || rc=1
+	sb=$(cluster_dir standby)
+	if _as_postgres "$LIVENOTIFY_PG_BIN/pg_basebackup" -D "$sb/data" -R -X stream \
+		-h "$CLUSTER" -p "$PORT" -U postgres >/dev/null 2>&1; then
+		mkdir -p "$sb/log" && chown postgres:postgres "$sb/log"
+		printf "port = %s\nunix_socket_directories = '%s'\n" "$sbport" "$sb" \
+			>>"$sb/data/postgresql.conf"
+		_as_postgres "$LIVENOTIFY_PG_BIN/pg_ctl" -D "$sb/data" -l "$sb/log/postgresql.log" -w \
+			-t 60 start >/dev/null || rc=1
+		sq() { env PGHOST="$sb" PGPORT="$sbport" PGUSER=postgres \
+			psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "$1"; }
+		o2=$(sq "SELECT system_identifier || '.' || coalesce(timeline::text, 'recovery')
+		         FROM livenotify.origin()") || rc=1
+		_as_postgres "$LIVENOTIFY_PG_BIN/pg_ctl" -D "$sb/data" -w -t 60 promote >/dev/null || rc=1
+		o3=$(sq "SELECT system_identifier || '.' || timeline FROM livenotify.origin()") || rc=1
+		_as_postgres "$LIVENOTIFY_PG_BIN/pg_ctl" -D "$sb/data" -m fast -w stop >/dev/null 2>&1
+		if [ "$o2" = "${o1%.*}.recovery" ] && [ "$o3" = "${o1%.*}.$((${o1##*.} + 1))" ]; then
+			echo "ok: origin() $o1 on the primary, $o2 on its standby, $o3 once promoted"
+		else
+			echo "FAIL: origin() $o1 on the primary, $o2 on its standby, $o3 once promoted"
+			rc=1
+		fi
+	else
+		echo "FAIL: pg_basebackup of the test cluster"
+		rc=1
+	fi
+	rm -rf "$sb"
 	pg_env psql -X -q -d postgres -c "DROP DATABASE $db" || rc=1
 	[ $rc -eq 0 ] || cluster_log "$CLUSTER"
+	return $rc
+}
+
+# Resume cursors under concurrent commits: catch-up by each cursor the reader made returns
+# exactly the rows not delivered by then (test/horizon/stress.py).
+suite_horizon() {
+	need_cluster || return 1
+	ensure_packages python3-psycopg2 >/dev/null || return 1
+	pg_env psql -X -q -d postgres -c "DROP DATABASE IF EXISTS livenotify_horizon" \
+		-c "CREATE DATABASE livenotify_horizon" || return 1
+	pg_env psql -X -q -d livenotify_horizon -c "CREATE EXTENSION livenotify" || return 1
+	/usr/bin/python3 test/horizon/stress.py \
+		"host=$CLUSTER port=$PORT user=postgres dbname=livenotify_horizon" \
+		"${LIVENOTIFY_HORIZON_SECONDS:-6}"
+	local rc=$?
+	pg_env psql -X -q -d postgres -c "DROP DATABASE livenotify_horizon" || rc=1
 	return $rc
 }
 

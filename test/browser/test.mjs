@@ -182,8 +182,15 @@ const disrupted = (t) => disruptions.some((d) => t >= d.from && t <= d.to);
 // One tab: the page plus every frame its WebSocket received, seen from the browser.
 async function openTab(context, user, label) {
   const page = await context.newPage();
-  const tab = { page, user, label, frames: [], errors: [] };
+  const tab = { page, user, label, frames: [], sent: [], errors: [] };
   page.on('websocket', (ws) => {
+    ws.on('framesent', ({ payload }) => {
+      try {
+        tab.sent.push(JSON.parse(payload));
+      } catch {
+        tab.sent.push({ type: '(not json)', payload });
+      }
+    });
     ws.on('framereceived', ({ payload }) => {
       try {
         tab.frames.push(JSON.parse(payload));
@@ -312,6 +319,10 @@ async function scenario(browser) {
 
   await test('after kill -9 and a restart of livenotifyd the tabs reconnect and show the rows inserted meanwhile, once each', async () => {
     const before = Object.fromEntries([a1, a2, b1].map((t) => [t.label, t.frames.length]));
+    const sentBefore = Object.fromEntries([a1, a2, b1].map((t) => [t.label, t.sent.length]));
+    // The cursor of the last notification each tab got: the client resumes with it.
+    const lastCursor = Object.fromEntries([a1, a2, b1].map((t) => [t.label,
+      t.frames.filter((f) => f.type === 'notification').map((f) => f.cursor).pop()]));
     const restored = disrupt();
     await stopProc(stack.daemon, 'SIGKILL');
     await Promise.all([a1, a2, b1].map((t) => t.page.waitForFunction(
@@ -324,6 +335,13 @@ async function scenario(browser) {
       throw new Failure(`${t.label} did not reconnect within ${RECONNECT_MS} ms`);
     })));
     restored();
+    for (const t of [a1, a2]) {
+      const auth = t.sent.slice(sentBefore[t.label]).find((m) => m.type === 'auth');
+      check(typeof lastCursor[t.label] === 'string', `${t.label}: notification frames carry no cursor`);
+      check(auth && auth.cursor === lastCursor[t.label],
+        `${t.label}: the reconnect's auth message has cursor ${auth && auth.cursor}, ` +
+        `the last frame had ${lastCursor[t.label]}`);
+    }
     for (const t of [a1, a2]) {
       for (const id of down) {
         await waitRow(t, id, 5000).catch(() => {

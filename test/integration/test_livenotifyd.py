@@ -284,6 +284,9 @@ class Daemon:
 # WebSocket clients
 
 
+CURSOR_RE = re.compile(r"v1\.[0-9]{1,20}\.[0-9]{1,10}\.[0-9]{1,20}(\.[0-9]{1,18}){0,16}")
+
+
 class Client:
     """A WebSocket client whose text frames are parsed as JSON and queued by a reader task."""
 
@@ -291,6 +294,7 @@ class Client:
         self.ws = ws
         self.name = name
         self.queue = asyncio.Queue()
+        self.cursor = None  # the cursor of the last notification frame received
         self.task = asyncio.ensure_future(self._read())
 
     async def _read(self):
@@ -301,7 +305,15 @@ class Client:
                     self.queue.put_nowait(("error", f"binary frame from the server: {msg[:60]!r}"))
                     continue
                 try:
-                    self.queue.put_nowait(("frame", json.loads(msg)))
+                    f = json.loads(msg)
+                    # docs/protocol.md: a notification may carry a resume cursor.  Kept aside
+                    # (tests compare frames whole), checked for its form, the last one kept.
+                    if isinstance(f, dict) and f.get("type") == "notification" and "cursor" in f:
+                        cur = f.pop("cursor")
+                        if not (isinstance(cur, str) and CURSOR_RE.fullmatch(cur)):
+                            self.queue.put_nowait(("error", f"malformed cursor {cur!r}"))
+                        self.cursor = cur
+                    self.queue.put_nowait(("frame", f))
                 except ValueError:
                     self.queue.put_nowait(("error", f"frame is not JSON: {msg[:200]!r}"))
         except websockets.exceptions.ConnectionClosed:
@@ -1048,6 +1060,104 @@ async def resume_drops_live_rows_at_or_below_last_id(ctx):
     finally:
         slow_tx.close()
         await close_all(plain, resumed)
+
+
+@test
+async def resume_cursor_out_of_order_commit(ctx):
+    """docs/protocol.md "Resume": T1 takes the smaller id and is slow, T2 takes the next and
+    commits; the tab sees T2's row and leaves; T1 commits.  Resuming by last_id misses T1's
+    row (its id is smaller); resuming by the cursor of the last frame replays it exactly once,
+    and not T2's row again."""
+    db, user = ctx.db, 1058
+    slow_tx = psycopg2.connect(ctx.opts.conninfo)
+    tab = by_id = by_cursor = None
+    try:
+        tab = await Client.authed(ctx.jwt, "tab", user)
+        # A first row so that later frames are stamped from a complete read's horizon.
+        first, _ = db.insert(user, "like", "first")
+        check_eq((await tab.next("first row"))["id"], first, "first row live")
+        with slow_tx.cursor() as cur:
+            cur.execute("INSERT INTO api_notification (user_id, type, title, message)"
+                        " VALUES (%s, 'like', 'slow', 'm') RETURNING id", (user,))
+            slow = cur.fetchone()[0]
+        fast, _ = db.insert(user, "like", "fast")
+        check(slow < fast, f"the slow transaction holds the smaller id ({slow} < {fast})")
+        check_eq((await tab.next("fast row"))["id"], fast, "the tab sees the fast row")
+        cursor = tab.cursor
+        check(cursor is not None, "the fast row's frame carries a cursor")
+        await tab.close()
+        slow_tx.commit()
+        await reader_caught_up(ctx, ctx.jwt)
+        by_id = await Client.authed(ctx.jwt, "resumed by last_id", user, f"last_id={fast}")
+        by_cursor = await Client.authed(ctx.jwt, "resumed by cursor", user,
+                                        "cursor=" + urllib.parse.quote(cursor))
+        ctx.marker += 1
+        db.send(user, "test_marker", {"n": ctx.marker})
+        got = await resumed_ids(by_cursor, ctx.marker, [slow], "frame during cursor resume")
+        check_eq(got, [slow], "resume by cursor replays the late row once, nothing else")
+        check(by_cursor.cursor is not None and by_cursor.cursor != cursor,
+              "the replayed frame carries a cursor that lists it")
+        # by_id got nothing before the marker: the late row is lost to it.
+        await by_id.expect_marker(ctx.marker, "nothing for the tab resumed by last_id")
+        # Resume again with the replayed frame's cursor: nothing is replayed twice.
+        again = await Client.authed(ctx.jwt, "resumed again", user,
+                                    "cursor=" + urllib.parse.quote(by_cursor.cursor))
+        await ctx.markers((user, (again,)))
+        await again.close()
+    finally:
+        slow_tx.close()
+        await close_all(tab, by_id, by_cursor)
+
+
+@test
+async def resume_cursor_in_auth_message_and_refusals(ctx):
+    """The cursor in the auth message works like the query parameter; a malformed one is
+    refused (HTTP 400 in the URL, close "bad cursor" in a message); a cursor from another
+    system or timeline gets resync cursor_foreign and no replay."""
+    db, user = ctx.db, 1059
+    tab = await Client.authed(ctx.jwt, "tab", user)
+    try:
+        db.insert(user, "like", "one")
+        await tab.next("row one")
+        db.insert(user, "like", "two")
+        await tab.next("row two")
+        cursor = tab.cursor
+    finally:
+        await tab.close()
+    missed = [db.insert(user, "like", f"missed {i}")[0] for i in range(2)]
+    await reader_caught_up(ctx, ctx.jwt)
+    c = await Client.connect(ctx.jwt, "auth message with cursor")
+    try:
+        await c.ws.send(json.dumps({"type": "auth", "token": token_for(user), "cursor": cursor}))
+        await c.expect_hello(user)
+        ctx.marker += 1
+        db.send(user, "test_marker", {"n": ctx.marker})
+        got = await resumed_ids(c, ctx.marker, missed, "frame after auth with cursor")
+        check_eq(got, missed, "rows replayed after an auth message with a cursor")
+    finally:
+        await c.close()
+    parts = cursor.split(".")
+    foreign_system = ".".join([parts[0], str(int(parts[1]) ^ 1)] + parts[2:])
+    foreign_timeline = ".".join(parts[:2] + [str(int(parts[2]) + 1)] + parts[3:])
+    for what, cur in (("another system", foreign_system), ("another timeline", foreign_timeline)):
+        c = await Client.authed(ctx.jwt, f"cursor from {what}", user,
+                                "cursor=" + urllib.parse.quote(cur))
+        try:
+            check_eq(await c.next("resync"), {"type": "resync", "reason": "cursor_foreign"},
+                     f"a cursor from {what} is not trusted")
+            await ctx.markers((user, (c,)))
+        finally:
+            await c.close()
+    tok = token_for(user)
+    for bad in ("v1.1.1", "v2.1.1.1", "v1.1.1.1.x", "v1.1.1." + "9" * 30):
+        await expect_http_refusal(ctx.jwt, f"token={tok}&cursor={urllib.parse.quote(bad)}", 400,
+                                  f"malformed cursor {bad!r}")
+    c = await Client.connect(ctx.jwt, "auth message with a bad cursor")
+    try:
+        await c.ws.send(json.dumps({"type": "auth", "token": tok, "cursor": "v1.1.1.x"}))
+        check_eq(await c.closed(), (1008, "bad cursor"), "close for a malformed cursor")
+    finally:
+        await c.close()
 
 
 @test

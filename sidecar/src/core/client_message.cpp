@@ -3,6 +3,8 @@
  */
 #include "client_message.hpp"
 
+#include "cursor.hpp"
+
 #include <nlohmann/json.hpp>
 
 namespace livenotify
@@ -53,6 +55,23 @@ parse_client_message(std::string_view text)
 			m.error = "last_id must be a non-negative integer";
 			return m;
 		}
+	}
+
+	auto cur = doc.find("cursor");
+	if (cur != doc.end() && !cur->is_null())
+	{
+		std::string why;
+		if (!cur->is_string())
+		{
+			m.error = "cursor must be a string";
+			return m;
+		}
+		if (!Cursor::parse(cur->get_ref<const std::string &>(), &why))
+		{
+			m.error = why;
+			return m;
+		}
+		m.cursor = cur->get<std::string>();
 	}
 
 	if (t == "auth")

@@ -23,8 +23,8 @@ struct ClientMessage
 {
 	enum class Type
 	{
-		Auth,	 /* {"type":"auth","token":"...","last_id":N} */
-		Resume,	 /* {"type":"resume","last_id":N} (before auth completes only) */
+		Auth,	 /* {"type":"auth","token":"...","last_id":N,"cursor":"..."} */
+		Resume,	 /* {"type":"resume","last_id":N,"cursor":"..."} (before auth completes only) */
 		Ping,	 /* {"type":"ping"}: answered with {"type":"pong"} */
 		Unknown, /* valid JSON object with another type: ignored */
 		Invalid	 /* not a JSON object, or bad field types */
@@ -33,6 +33,7 @@ struct ClientMessage
 	std::optional<std::string> token;
 	std::optional<std::string> user; /* auth none mode */
 	std::optional<int64_t> last_id;
+	std::optional<std::string> cursor; /* "cursor": a resume cursor, checked by Cursor::parse */
 	std::string error;
 };
 

@@ -152,10 +152,11 @@ find_top_level_int(std::string_view json, std::string_view key)
 
 FramePtr
 make_notification_frame(std::string_view source, int64_t id, std::string_view row_json,
-						std::optional<int64_t> unread, size_t headroom)
+						std::optional<int64_t> unread, size_t headroom, std::string_view cursor)
 {
 	std::string src = json_string(source);
-	auto f = new_frame(FrameKind::Notification, headroom, row_json.size() + src.size() + 96);
+	auto f = new_frame(FrameKind::Notification, headroom,
+					   row_json.size() + src.size() + cursor.size() + 96);
 	f->id = id;
 	f->source = std::string(source);
 	std::string &b = f->buf;
@@ -163,6 +164,12 @@ make_notification_frame(std::string_view source, int64_t id, std::string_view ro
 	b += src;
 	b += ",\"id\":";
 	b += std::to_string(id);
+	if (!cursor.empty())
+	{
+		/* Escaped all the same: the builder does not rely on the caller's format. */
+		b += ",\"cursor\":";
+		b += json_string(cursor);
+	}
 	b += ",\"notification\":";
 	b += row_json;
 	if (unread)

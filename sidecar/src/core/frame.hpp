@@ -71,10 +71,11 @@ std::string json_string(std::string_view s);
  */
 std::optional<int64_t> find_top_level_int(std::string_view json, std::string_view key);
 
-/* {"type":"notification","source":S,"id":N,"notification":ROW,"unread_count":C} (count omitted when
- * nullopt) */
+/* {"type":"notification","source":S,"id":N,"cursor":K,"notification":ROW,"unread_count":C} (count
+ * omitted when nullopt, cursor when empty; a cursor is digits and dots, cursor.hpp) */
 FramePtr make_notification_frame(std::string_view source, int64_t id, std::string_view row_json,
-								 std::optional<int64_t> unread, size_t headroom);
+								 std::optional<int64_t> unread, size_t headroom,
+								 std::string_view cursor = {});
 
 /* {"type":"unread_count","source":S,"unread_count":C} */
 FramePtr make_unread_count_frame(std::string_view source, int64_t unread, size_t headroom);

@@ -8,6 +8,11 @@
  * the replay runs, live frames are held back; when it ends, the held frames
  * are released in order without the rows catch-up already delivered.
  *
+ * A resume by cursor (cursor.hpp, begin_cursor()) fetches its pages from
+ * livenotify.catchup_cursor() instead, which knows from the cursor's horizon
+ * exactly which rows the client has had; the ids the cursor lists count as
+ * delivered.  The seam below is the same for both.
+ *
  * De-duplication is by the exact set of ids catch-up delivered (and ids the
  * client said it has, <= last_id), not by "id <= highest catch-up id": ids are
  * assigned at INSERT but become visible at COMMIT, so a row with a smaller id
@@ -85,6 +90,19 @@ public:
 		replay_.clear();
 		held_.clear();
 		held_bytes_ = 0;
+	}
+
+	/*
+	 * Start a resume by cursor (cursor.hpp): catch-up pages come from
+	 * livenotify.catchup_cursor(), starting below every id; the ids the cursor
+	 * lists are had, so neither a page nor a live frame sends them again.
+	 */
+	void begin_cursor(const std::string &source, const std::vector<int64_t> &had,
+					  const ResumeLimits &limits = ResumeLimits())
+	{
+		begin(source, INT64_MIN, limits);
+		delivered_.clear();
+		delivered_.insert(had.begin(), had.end());
 	}
 
 	bool holding() const

@@ -4,6 +4,7 @@
 #include "reader.hpp"
 
 #include "backoff.hpp"
+#include "cursor.hpp"
 #include "db.hpp"
 #include "log.hpp"
 #include "unread_cache.hpp"
@@ -145,6 +146,37 @@ private:
 		if (!prep.ok())
 			return fail_setup("prepare read", prep.error);
 
+		/*
+		 * Resume cursors need read_horizon() after each read and the
+		 * database's origin.  Without them (grants missing, an extension
+		 * older than 0.2) frames carry no cursor and clients resume by id.
+		 */
+		QueryResult hp = conn_.prepare(kHorizonStatement, "SELECT xmin::text, xmax::text "
+														  "FROM livenotify.read_horizon()");
+		QueryResult org =
+			hp.ok() ? conn_.query("SELECT system_identifier, timeline FROM livenotify.origin()", {})
+					: std::move(hp);
+		std::string origin;
+		if (org.ok() && org.rows() == 1 && !org.is_null(0, 0) && !org.is_null(0, 1))
+		{
+			origin_system_ = org.text(0, 0);
+			timeline_ = org.integer(0, 1);
+			origin = origin_system_ + "." + std::to_string(timeline_);
+		}
+		else
+			LOG_WARN("cursors_off",
+					 "error=%s hint=\"grant livenotify.read_horizon() and "
+					 "livenotify.origin() to the daemon's role\"",
+					 log_quote(org.error).c_str());
+		cursors_ = !origin.empty();
+		if (origin != sh_->origin())
+		{
+			/* Another history (or the first connection): no horizon or listed id carries over. */
+			book_.clear();
+			base_x_.reset();
+		}
+		sh_->set_origin(origin);
+
 		if (!load_sources(conn_, &sources_, &err))
 			return fail_setup("sources", err);
 		resolve_resume_source(sh_, sources_);
@@ -159,6 +191,8 @@ private:
 		{
 			/* First connection: deliver what commits from now on; older rows come from catch-up. */
 			after_ = last;
+			if (!prime())
+				return fail_setup("first read", "read() or read_horizon() failed");
 			/*
 			 * Sockets accepted before this (hello with epoch 0) may have missed
 			 * rows committed meanwhile, except those whose resume waits for
@@ -178,11 +212,15 @@ private:
 			/* The server restarted: the ring and its numbering are new, we may have missed entries.
 			 */
 			after_ = last;
+			if (!prime())
+				return fail_setup("first read", "read() or read_horizon() failed");
 			broadcast_resync(sh_, "epoch");
 		}
 		else if (after_ > last)
 		{
 			after_ = last;
+			if (!prime())
+				return fail_setup("first read", "read() or read_horizon() failed");
 			broadcast_resync(sh_, "position");
 		}
 		/* else: same epoch, continue after our position; read() reports a gap as a 'lost' row. */
@@ -194,6 +232,55 @@ private:
 		backoff_.reset();
 		LOG_INFO("db_connected", "thread=reader epoch=%lld after=%lld sources=%zu",
 				 static_cast<long long>(epoch), static_cast<long long>(after_), sources_.size());
+		return true;
+	}
+
+	/*
+	 * Starting afresh at after_: read to the end of the ring once, without
+	 * delivering (what commits up to here is catch-up's, or resync's), so the
+	 * first batch has a horizon below which every row is accounted for.
+	 */
+	bool prime()
+	{
+		QueryResult r =
+			conn_.exec_prepared(kReadStatement, {std::to_string(after_), "100000", "0"});
+		if (!r.ok())
+			return false;
+		for (int i = 0; i < r.rows(); i++)
+			if (!r.is_null(i, 1))
+				after_ = std::max<int64_t>(after_, r.integer(i, 1));
+		if (cursors_)
+		{
+			std::optional<Horizon> h;
+			if (!fetch_horizon(&h))
+				return false;
+			if (h)
+				base_x_ = h->xmin;
+		}
+		return true;
+	}
+
+	struct Horizon
+	{
+		uint64_t xmin;
+		uint64_t xmax;
+	};
+
+	/* read_horizon() of the read just made: *out nullopt when it did not reach the end. */
+	bool fetch_horizon(std::optional<Horizon> *out)
+	{
+		out->reset();
+		QueryResult h = conn_.exec_prepared(kHorizonStatement, {});
+		if (!h.ok())
+		{
+			if (h.status == DbStatus::ConnLost || h.status == DbStatus::Interrupted)
+				return false;
+			LOG_WARN("read_horizon_failed", "error=%s", log_quote(h.error).c_str());
+			return true;
+		}
+		if (h.rows() == 1 && !h.is_null(0, 0) && !h.is_null(0, 1))
+			*out = Horizon{std::strtoull(h.text(0, 0).c_str(), nullptr, 10),
+						   std::strtoull(h.text(0, 1).c_str(), nullptr, 10)};
 		return true;
 	}
 
@@ -242,6 +329,10 @@ private:
 		int n = r.rows();
 		if (n == 0)
 			return true;
+		/* Before the session runs anything else: it describes this read. */
+		std::optional<Horizon> horizon;
+		if (cursors_ && !fetch_horizon(&horizon))
+			return false;
 
 		std::vector<Entry> entries;
 		std::set<std::string> overflow_sources; /* "*": every source */
@@ -320,7 +411,11 @@ private:
 		}
 		sh_->counters.entries_read.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
 		sh_->counters.last_seq.store(after_);
+		/* Rows of this batch lie below its xmax; its xmin is the base of the next batch. */
+		batch_expiry_ = horizon ? horizon->xmax : UINT64_MAX;
 		deliver(entries);
+		if (horizon)
+			base_x_ = horizon->xmin;
 		return true;
 	}
 
@@ -597,8 +692,17 @@ private:
 				if (!id)
 					id = find_top_level_int(
 						row, "id"); /* the oversize stub is {"id":N,"truncated":true} */
-				ev.frame =
-					make_notification_frame(e.source, id.value_or(-1), row, count, sh_->headroom);
+				/*
+				 * The cursor names what the user's sockets have had once this
+				 * frame is in: every row below the base horizon (all delivered
+				 * by earlier batches) and the ids listed (cursor.hpp).
+				 */
+				std::string cursor;
+				if (cursors_ && base_x_ && id)
+					cursor = book_.stamp(origin_system_, timeline_, *base_x_, e.source, e.user, *id,
+										 batch_expiry_);
+				ev.frame = make_notification_frame(e.source, id.value_or(-1), row, count,
+												   sh_->headroom, cursor);
 			}
 			else if (e.kind == "unread_count")
 			{
@@ -627,6 +731,14 @@ private:
 	bool refreshed_this_batch_ = false;
 	bool ever_connected_ = false;
 	static constexpr const char *kReadStatement = "livenotify_read";
+	static constexpr const char *kHorizonStatement = "livenotify_read_horizon";
+	/* Resume cursors (cursor.hpp): on when read_horizon() and origin() are usable. */
+	bool cursors_ = false;
+	std::string origin_system_;
+	int64_t timeline_ = 0;
+	std::optional<uint64_t> base_x_; /* xmin of the last complete read before this batch */
+	uint64_t batch_expiry_ = UINT64_MAX;
+	CursorBook book_;
 	/* source -> counts_statement(), "" when preparing failed */
 	std::unordered_map<std::string, std::string> prepared_;
 	uint64_t prepared_generation_ = 0; /* conn_.generation() of prepared_ */

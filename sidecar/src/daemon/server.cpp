@@ -9,6 +9,7 @@
 #include "server.hpp"
 
 #include "client_message.hpp"
+#include "cursor.hpp"
 #include "jwt_verify.hpp"
 #include "log.hpp"
 #include "resume.hpp"
@@ -76,6 +77,8 @@ struct Session
 	bool established = false;
 	std::string pending_token; /* token to check at ESTABLISHED (SQL mode) */
 	std::optional<int64_t> last_id;
+	std::optional<Cursor>
+		cursor; /* resume cursor (wins over last_id); its had list grows with the replay */
 	SendQueue queue;
 	ResumeGate gate;
 	std::string resume_source;		 /* the source this resume replays (fixed for all its pages) */
@@ -585,6 +588,17 @@ Server::filter_upgrade(struct lws *wsi, Pss *pss, const char *protocols_header)
 			return reject(wsi, HTTP_STATUS_BAD_REQUEST, "bad_last_id", peer_s);
 	}
 
+	/* Resume cursor: ?cursor=v1... (cursor.hpp); a malformed one is refused, not ignored. */
+	std::optional<Cursor> cursor;
+	if (const char *v = lws_get_urlarg_by_name(wsi, "cursor=", arg, sizeof(arg)))
+	{
+		std::string why;
+		cursor = Cursor::parse(v, &why);
+		if (!cursor)
+			return reject(wsi, HTTP_STATUS_BAD_REQUEST, "bad_cursor", peer_s,
+						  "detail=" + log_quote(why));
+	}
+
 	/* Credentials: ?token=, else an extra Sec-WebSocket-Protocol entry, else a first message. */
 	std::string token;
 	if (const char *v = lws_get_urlarg_by_name(wsi, "token=", arg, sizeof(arg)))
@@ -601,6 +615,7 @@ Server::filter_upgrade(struct lws *wsi, Pss *pss, const char *protocols_header)
 	s->peer = peer_s;
 	s->server = this;
 	s->last_id = last_id;
+	s->cursor = cursor;
 
 	bool have_user = false;
 	if (cfg_.auth == AuthMode::Jwt && !token.empty())
@@ -694,8 +709,11 @@ Server::auth_failed(Session *s, const std::string &reason)
 	LOG_WARN("ws_auth_failed", "session=%llu peer=%s reason=%s",
 			 static_cast<unsigned long long>(s->id), log_quote(s->peer).c_str(),
 			 log_quote(reason).c_str());
-	close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-				  reason == "auth_timeout" ? "authentication timeout" : "unauthorized");
+	/* A malformed resume cursor is the client's bug, not a credential problem: say so. */
+	std::string close_reason = reason == "auth_timeout" ? "authentication timeout" : "unauthorized";
+	if (reason.find("cursor") != std::string::npos)
+		close_reason = "bad cursor";
+	close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, close_reason);
 }
 
 void
@@ -750,9 +768,10 @@ Server::authenticated(Session *s, const std::string &user, const char *how)
 	 */
 	s->before_reader = !sh_->reader_positioned.load();
 	std::string resume_note;
-	if (s->last_id)
+	if (s->last_id || s->cursor)
 	{
-		resume_note = " last_id=" + std::to_string(*s->last_id);
+		resume_note = s->cursor ? " cursor=" + log_quote(s->cursor->encode())
+								: " last_id=" + std::to_string(*s->last_id);
 		if (s->before_reader)
 		{
 			s->resume_waiting = true;
@@ -791,7 +810,26 @@ Server::start_resume(Session *s)
 	lim.held_bytes = cfg_.send_queue_bytes;
 	lim.headroom = LWS_PRE;
 	s->resume_source = source;
-	s->gate.begin(source, *s->last_id, lim);
+	if (s->cursor)
+	{
+		/*
+		 * A cursor from another system or timeline (a failover that lost
+		 * acknowledged rows gives their ids and xids to new rows): nothing in
+		 * it can be trusted, so no catch-up; the client refetches.
+		 */
+		if (s->cursor->origin() != sh_->origin())
+		{
+			sh_->counters.resyncs.fetch_add(1, std::memory_order_relaxed);
+			LOG_WARN("resync", "reason=cursor_foreign session=%llu cursor_origin=%s origin=%s",
+					 static_cast<unsigned long long>(s->id), log_quote(s->cursor->origin()).c_str(),
+					 log_quote(sh_->origin()).c_str());
+			enqueue(s, make_resync_frame("cursor_foreign", LWS_PRE), true);
+			return;
+		}
+		s->gate.begin_cursor(source, s->cursor->had, lim);
+	}
+	else
+		s->gate.begin(source, *s->last_id, lim);
 	request_catchup_page(s);
 }
 
@@ -878,6 +916,8 @@ Server::on_message(Session *s)
 		case ClientMessage::Type::Resume:
 			if (m.last_id)
 				s->last_id = m.last_id;
+			if (m.cursor)
+				s->cursor = Cursor::parse(*m.cursor);
 			return;
 		case ClientMessage::Type::Auth:
 			break;
@@ -890,6 +930,8 @@ Server::on_message(Session *s)
 	}
 	if (m.last_id)
 		s->last_id = m.last_id;
+	if (m.cursor)
+		s->cursor = Cursor::parse(*m.cursor); /* checked by parse_client_message */
 	if (cfg_.auth == AuthMode::None)
 	{
 		if (!m.user || m.user->empty())
@@ -997,6 +1039,7 @@ Server::request_catchup_page(Session *s)
 	j.max_rows = p->max_rows;
 	j.count_known = s->resume_count_known;
 	j.unread = s->resume_unread;
+	j.cursor = s->cursor;
 	sh_->jobs.push(std::move(j));
 }
 
@@ -1100,6 +1143,10 @@ Server::on_catchup(Session *s, Event &e)
 			s->resume_count_known = true;
 			s->resume_unread = e.unread;
 		}
+		/* The next page's frames list these too (the worker stamped this page the same way). */
+		if (s->cursor)
+			for (const auto &r : e.rows)
+				s->cursor->add_had(r.first);
 		s->gate.on_page(std::move(e.rows), e.more);
 	}
 	feed_resume(s);

@@ -15,6 +15,7 @@
 #pragma once
 
 #include "config.hpp"
+#include "cursor.hpp"
 #include "frame.hpp"
 #include "groups.hpp"
 #include "metrics.hpp"
@@ -88,6 +89,8 @@ struct Job
 	std::string user;	/* Catchup */
 	int64_t after_id = 0;
 	size_t max_rows = 0;
+	/* Catchup by cursor: livenotify.catchup_cursor() with its horizon and the ids had. */
+	std::optional<Cursor> cursor;
 	bool count_known = false;	   /* later pages reuse the first page's unread count */
 	std::optional<int64_t> unread; /* that count (nullopt: the source has no read column) */
 };
@@ -142,6 +145,22 @@ struct Shared
 	}
 
 	/*
+	 * "system.timeline" of the database (livenotify.origin()), set by the
+	 * reader at each connection before ReaderReady; empty until then.  A
+	 * resume cursor is trusted only when its origin is this one.
+	 */
+	std::string origin()
+	{
+		std::lock_guard<std::mutex> g(source_mu_);
+		return origin_;
+	}
+	void set_origin(const std::string &o)
+	{
+		std::lock_guard<std::mutex> g(source_mu_);
+		origin_ = o;
+	}
+
+	/*
 	 * The user column types of the registered sources, as the reader last
 	 * loaded them (empty until then): a user key that is another spelling of
 	 * a value of one of them is refused at authentication (core/user_key.hpp).
@@ -161,6 +180,7 @@ struct Shared
 private:
 	std::mutex source_mu_;
 	std::string resume_source_;
+	std::string origin_;
 	std::vector<UserKeyType> user_key_types_;
 };
 

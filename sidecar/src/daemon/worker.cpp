@@ -167,9 +167,23 @@ private:
 		bool has_read = si != sources_.end() && si->second.has_read_column;
 
 		size_t limit = job.max_rows;
-		QueryResult r =
-			query("SELECT id, payload FROM livenotify.catchup($1, $2, $3, $4)",
-				  {job.source, job.user, std::to_string(job.after_id), std::to_string(limit + 1)});
+		QueryResult r;
+		if (job.cursor)
+		{
+			/* The ids are digits (Cursor::parse), so the array literal needs no quoting. */
+			std::string had = "{";
+			for (size_t i = 0; i < job.cursor->had.size(); i++)
+				had += (i ? "," : "") + std::to_string(job.cursor->had[i]);
+			had += "}";
+			r = query("SELECT id, payload FROM livenotify.catchup_cursor($1, $2, $3::xid8, "
+					  "$4::bigint[], $5, $6)",
+					  {job.source, job.user, std::to_string(job.cursor->horizon), had,
+					   std::to_string(job.after_id), std::to_string(limit + 1)});
+		}
+		else
+			r = query(
+				"SELECT id, payload FROM livenotify.catchup($1, $2, $3, $4)",
+				{job.source, job.user, std::to_string(job.after_id), std::to_string(limit + 1)});
 		if (!r.ok())
 		{
 			sh_->counters.db_errors.fetch_add(1, std::memory_order_relaxed);
@@ -203,14 +217,22 @@ private:
 			n = limit;
 		}
 		e.rows.reserve(n);
+		/* Each replayed frame's cursor: the client's, with the rows replayed so far listed. */
+		std::optional<Cursor> cursor = job.cursor;
 		for (size_t i = 0; i < n; i++)
 		{
 			int row_no = static_cast<int>(i);
 			int64_t id = r.integer(row_no, 0);
 			std::string_view row =
 				r.is_null(row_no, 1) ? std::string_view("null") : r.view(row_no, 1);
-			e.rows.emplace_back(id,
-								make_notification_frame(job.source, id, row, count, sh_->headroom));
+			std::string stamp;
+			if (cursor)
+			{
+				cursor->add_had(id);
+				stamp = cursor->encode();
+			}
+			e.rows.emplace_back(
+				id, make_notification_frame(job.source, id, row, count, sh_->headroom, stamp));
 		}
 		sh_->counters.catchup_rows.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
 		sh_->inbox.post(std::move(e), sh_->ctx);
