@@ -271,3 +271,51 @@ async def none_mode_first_message_user(ctx):
         await ctx.markers((user, (c,)))
     finally:
         await c.close()
+
+
+@test
+async def preauth_flood_does_not_lock_out_users(ctx):
+    # Issue 12, finding 2: sockets that never authenticate took max_sockets slots, so with
+    # --max-sockets=500 an attacker without credentials made 38 of 40 valid connects fail.
+    # Now they have their own small budget (max_pending_auth, oldest evicted when full) and
+    # a gauge; valid users are counted against max_sockets only.
+    max_sockets, budget, attackers, valid = 20, 8, 40, 10
+    d = Daemon(ctx.opts, "preauth", ["--auth=jwt", f"--jwt-audience={JWT_AUDIENCE}",
+                                     f"--max-sockets={max_sockets}", "--auth-timeout-ms=20000"],
+               {"LIVENOTIFY_JWT_SECRET": JWT_SECRET, "LIVENOTIFY_MAX_PENDING_AUTH": str(budget)})
+    await d.start()
+    raw, tabs = [], []
+    try:
+        upgraded = 0
+        for _ in range(attackers):
+            try:
+                raw.append(await RawClient.connect(d.port, ""))
+                upgraded += 1
+            except Failure:
+                pass
+        st, body = await d.http("/metrics")
+        pending = parse_metrics(body).get("livenotifyd_pending_auth_sockets")
+        accepted = 0
+        for i in range(valid):
+            try:
+                tabs.append(await Client.authed(d, f"valid {i}", 1170 + i))
+                accepted += 1
+            except Exception:  # noqa: BLE001 - counted
+                pass
+        print(f"    preauth flood: {attackers} attempts, {upgraded} upgraded, pending gauge {pending}, "
+              f"{accepted}/{valid} valid users connected", flush=True)
+        check_eq(accepted, valid, "valid users connected during the flood")
+        check_eq(pending, float(budget), "livenotifyd_pending_auth_sockets at the budget")
+        # The oldest pending sockets were evicted: each got a close frame with code 1008; the
+        # newest are still pending.
+        for r in raw[:attackers - budget]:
+            while len(r.buf) < 4:
+                await r._fill(FRAME_TIMEOUT)
+            check_eq(r.buf[0], 0x88, "an evicted pending socket gets a close frame")
+            check_eq(struct.unpack("!H", r.buf[2:4])[0], 1008, "the evicted socket's close code")
+        check_eq(raw[-1].buf, b"", "the newest pending socket is still open")
+    finally:
+        for r in raw:
+            r.sock.close()
+        await close_all(*tabs)
+        d.stop()

@@ -185,8 +185,13 @@ Server::filter_upgrade(struct lws *wsi, Pss *pss, const char *protocols_header)
 	}
 	else
 	{
-		if (!groups_.reserve())
-			return reject(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "socket_limit", peer_s);
+		/*
+		 * The user is unknown until it authenticates: the socket takes a place
+		 * in the pre-auth budget, not one of max_sockets (core/preauth.hpp);
+		 * when the budget is full the oldest pending socket goes.
+		 */
+		if (std::optional<uint64_t> old = preauth_.admit(s->id))
+			evict_pending(*old);
 		s->slot = SessionSlot::Reserved;
 	}
 
@@ -264,10 +269,7 @@ Server::authenticated(Session *s, const std::string &user, const char *how)
 	}
 	lws_sul_cancel(&s->auth_timer.sul);
 	if (s->slot == SessionSlot::Reserved)
-	{
-		groups_.unreserve();
-		s->slot = SessionSlot::None;
-	}
+		release_slot(s);
 	Admission a = groups_.admit(user);
 	if (a != Admission::Ok)
 	{
@@ -317,6 +319,36 @@ Server::authenticated(Session *s, const std::string &user, const char *how)
 	LOG_INFO("ws_open", "session=%llu user=%s auth=%s peer=%s sockets=%zu%s",
 			 static_cast<unsigned long long>(s->id), log_quote(user).c_str(), how,
 			 log_quote(s->peer).c_str(), groups_.sockets(), resume_note.c_str());
+}
+
+/* Give back the limit slot the session holds (admission, authentication, close). */
+void
+Server::release_slot(Session *s)
+{
+	if (s->slot == SessionSlot::Member && groups_.remove(s->user, s))
+		sh_->active.deactivate(s->user);
+	if (s->slot == SessionSlot::Reserved)
+		preauth_.remove(s->id);
+	s->slot = SessionSlot::None;
+}
+
+/*
+ * The pre-auth budget is full: its oldest socket leaves it now (so the new
+ * one fits) and is closed 1008 like an auth timeout.  One still upgrading
+ * has no wsi to close yet; its auth deadline still applies.
+ */
+void
+Server::evict_pending(uint64_t id)
+{
+	auto it = sessions_.find(id);
+	if (it == sessions_.end())
+		return;
+	Session *s = it->second;
+	s->slot = SessionSlot::None;
+	sh_->counters.auth_failures.fetch_add(1, std::memory_order_relaxed);
+	LOG_WARN("ws_auth_failed", "session=%llu peer=%s reason=preauth_evicted",
+			 static_cast<unsigned long long>(s->id), log_quote(s->peer).c_str());
+	close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "authentication timeout");
 }
 
 /*
@@ -455,11 +487,7 @@ Server::cleanup(Pss *pss)
 	pss->session = nullptr;
 	lws_sul_cancel(&s->auth_timer.sul);
 	lws_sul_cancel(&s->resume_timer.sul);
-	if (s->slot == SessionSlot::Member && groups_.remove(s->user, s))
-		sh_->active.deactivate(s->user);
-	if (s->slot == SessionSlot::Reserved)
-		groups_.unreserve();
-	s->slot = SessionSlot::None;
+	release_slot(s);
 	sessions_.erase(s->id);
 	bool was_established = session_established(s->state);
 	advance(s, SessionEvent::Gone);

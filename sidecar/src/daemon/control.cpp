@@ -57,6 +57,8 @@ Server::reload()
 	cfg_.auth_timeout_ms = next.auth_timeout_ms;
 	cfg_.max_sockets = next.max_sockets;
 	cfg_.max_sockets_per_user = next.max_sockets_per_user;
+	cfg_.max_pending_auth = next.max_pending_auth;
+	preauth_.set_limit(static_cast<size_t>(cfg_.max_pending_auth));
 	cfg_.send_queue_bytes = next.send_queue_bytes;
 	cfg_.max_message_bytes = next.max_message_bytes;
 	if (next.auth == cfg_.auth)

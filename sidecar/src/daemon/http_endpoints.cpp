@@ -33,6 +33,7 @@ Server::metrics_text()
 	Gauges g;
 	g.sockets = groups_.sockets();
 	g.users = groups_.users();
+	g.pending_auth = preauth_.size();
 	auto now = std::chrono::steady_clock::now();
 	std::chrono::steady_clock::duration oldest{};
 	for (const auto &kv : sessions_)

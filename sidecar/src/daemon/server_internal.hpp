@@ -13,6 +13,7 @@
 
 #include "cursor.hpp"
 #include "jwt_verify.hpp"
+#include "preauth.hpp"
 #include "resume.hpp"
 #include "send_queue.hpp"
 #include "session_state.hpp"
@@ -120,7 +121,8 @@ public:
 	Server(Shared *sh, const CommandLine &cmd, ControlFlags *flags)
 		: sh_(sh), cmd_(cmd), flags_(flags), cfg_(sh->cfg),
 		  groups_(static_cast<size_t>(cfg_.max_sockets),
-				  static_cast<size_t>(cfg_.max_sockets_per_user))
+				  static_cast<size_t>(cfg_.max_sockets_per_user)),
+		  preauth_(static_cast<size_t>(cfg_.max_pending_auth))
 	{
 		rebuild_verifier();
 	}
@@ -148,6 +150,8 @@ private:
 	void on_receive(struct lws *wsi, Session *s, const void *in, size_t len);
 	static void auth_deadline(lws_sorted_usec_list_t *sul);
 	void on_auth_result(Session *s, const Event &e);
+	void release_slot(Session *s);
+	void evict_pending(uint64_t id);
 	void cleanup(Pss *pss);
 
 	/* catchup.cpp: the resume of an authenticated socket (paged catch-up, the reader gate) */
@@ -186,6 +190,7 @@ private:
 	Config cfg_; /* the service thread's copy: SIGHUP replaces the reloadable parts */
 	std::unique_ptr<JwtVerifier> verifier_;
 	GroupRegistry<Session *> groups_;
+	PreAuthBudget preauth_; /* sockets not authenticated yet (admission.cpp) */
 	std::unordered_map<uint64_t, Session *> sessions_;
 	std::deque<Event> backlog_; /* inbox events not handled yet (drain_inbox works in slices) */
 	uint64_t next_id_ = 1;
