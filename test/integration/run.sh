@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test/integration/run.sh: livenotifyd end to end -- a private cluster, real daemons, real
-# WebSocket clients (test/integration/test_livenotifyd.py).  Run by test/run-all.sh (suite
+# WebSocket clients (test/integration/test_livenotifyd.py runs the test_*.py modules, one per
+# concern, with the helpers of lntest.py).  Run by test/run-all.sh (suite
 # `integration`) or alone, as root, after the extension is installed and the sidecar built:
 #
 #   bash test/integration/run.sh [--only NAME_PART]... [-v]

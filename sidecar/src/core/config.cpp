@@ -164,6 +164,9 @@ key_table()
 				"deadline for a first-message token in ms (default 5000)"),
 		INT_KEY(max_sockets, 1, 10000000, "max WebSocket connections in total (default 20000)"),
 		INT_KEY(max_sockets_per_user, 1, 100000, "max WebSocket connections per user (default 16)"),
+		INT_KEY(max_pending_auth, 1, 100000,
+				"max sockets not authenticated yet, apart from max_sockets; when full the "
+				"oldest is closed (default 256)"),
 		{"send_queue_bytes", "per-socket send queue bound; over it: close 1008 (default 1MB)",
 		 [](Config &c, const std::string &v) {
 			 c.send_queue_bytes = parse_bytes("send_queue_bytes", v);

@@ -67,6 +67,7 @@ struct Config
 	/* limits */
 	int max_sockets = 20000;
 	int max_sockets_per_user = 16;
+	int max_pending_auth = 256; /* sockets not authenticated yet (core/preauth.hpp) */
 	size_t send_queue_bytes = 1 << 20;
 	size_t max_message_bytes = 8192;
 	int ping_interval_s = 30;

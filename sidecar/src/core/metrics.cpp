@@ -37,6 +37,9 @@ render_metrics(const Counters &c, const Gauges &g)
 		   static_cast<double>(g.sockets));
 	metric(out, "livenotifyd_users", "gauge", "Users with at least one open socket.",
 		   static_cast<double>(g.users));
+	metric(out, "livenotifyd_pending_auth_sockets", "gauge",
+		   "Sockets not authenticated yet (their own budget, max_pending_auth).",
+		   static_cast<double>(g.pending_auth));
 	metric(out, "livenotifyd_frames_sent_total", "counter", "Frames written to sockets.",
 		   load(c.frames_sent));
 	metric(out, "livenotifyd_bytes_sent_total", "counter",

@@ -40,6 +40,7 @@ struct Gauges
 {
 	uint64_t sockets = 0;
 	uint64_t users = 0;
+	uint64_t pending_auth = 0; /* sockets not authenticated yet */
 	uint64_t queued_bytes = 0;
 	double queue_lag_seconds = 0; /* age of the oldest unsent frame */
 };

@@ -1,0 +1,123 @@
+/*
+ * control.cpp: what the signal thread asks for (ControlFlags): SIGHUP reload,
+ * SIGTERM/SIGINT shutdown; and systemd's watchdog.
+ * Service thread only (server_internal.hpp).
+ */
+#include "server_internal.hpp"
+
+#include "log.hpp"
+
+#include <systemd/sd-daemon.h>
+
+namespace livenotify
+{
+
+void
+Server::handle_flags()
+{
+	if (flags_->stop.load() && !shutting_down_)
+		begin_shutdown();
+	if (flags_->reload.exchange(false))
+		reload();
+}
+
+/*
+ * SIGHUP: re-read file + environment (+ the original flags, which still win)
+ * and apply what can change without re-binding or reconnecting: log level,
+ * JWT keys and claims, limits, origins, auth deadline.  A bad file keeps the
+ * running configuration.
+ */
+void
+Server::reload()
+{
+	sd_notify(0, "RELOADING=1");
+	Config next;
+	try
+	{
+		next = load_config(cmd_, [](const char *n) { return getenv(n); });
+	}
+	catch (const ConfigError &e)
+	{
+		LOG_ERROR("reload_failed", "key=%s error=%s", e.key.c_str(), log_quote(e.what()).c_str());
+		sd_notify(0, "READY=1\nSTATUS=serving (reload failed, previous configuration kept)");
+		return;
+	}
+	if (next.auth != cfg_.auth || next.listen_address != cfg_.listen_address ||
+		next.port != cfg_.port || next.database_url != cfg_.database_url)
+		LOG_WARN("reload_partial",
+				 "hint=\"auth, listen_address, port and database_url need a restart\"");
+	set_log_level(next.log_level);
+	cfg_.log_level = next.log_level;
+	cfg_.jwt_alg = next.jwt_alg;
+	cfg_.jwt_key = next.jwt_key;
+	cfg_.jwt_issuer = next.jwt_issuer;
+	cfg_.jwt_audience = next.jwt_audience;
+	cfg_.jwt_leeway_s = next.jwt_leeway_s;
+	cfg_.allowed_origins = next.allowed_origins;
+	cfg_.auth_timeout_ms = next.auth_timeout_ms;
+	cfg_.max_sockets = next.max_sockets;
+	cfg_.max_sockets_per_user = next.max_sockets_per_user;
+	cfg_.max_pending_auth = next.max_pending_auth;
+	preauth_.set_limit(static_cast<size_t>(cfg_.max_pending_auth));
+	cfg_.send_queue_bytes = next.send_queue_bytes;
+	cfg_.max_message_bytes = next.max_message_bytes;
+	if (next.auth == cfg_.auth)
+		rebuild_verifier();
+	groups_.set_limits(static_cast<size_t>(cfg_.max_sockets),
+					   static_cast<size_t>(cfg_.max_sockets_per_user));
+	for (auto &kv : sessions_)
+		kv.second->queue.set_limit(cfg_.send_queue_bytes);
+	sd_notify(0, "READY=1\nSTATUS=serving (reloaded)");
+	LOG_INFO("reloaded", "log_level=%s max_sockets=%d max_sockets_per_user=%d send_queue_bytes=%zu",
+			 log_level_name(cfg_.log_level), cfg_.max_sockets, cfg_.max_sockets_per_user,
+			 cfg_.send_queue_bytes);
+}
+
+/* SIGTERM/SIGINT: close every socket with 1001, then leave the loop within ~1.5 s. */
+void
+Server::begin_shutdown()
+{
+	shutting_down_ = true;
+	sd_notify(0, "STOPPING=1");
+	LOG_INFO("shutdown", "sockets=%zu", sessions_.size());
+	for (auto &kv : sessions_)
+	{
+		Session *s = kv.second;
+		if (session_established(s->state))
+			close_session(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+	}
+	shutdown_deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+	lws_sul_schedule(ctx_, 0, &shutdown_timer_.sul, shutdown_tick, 20 * LWS_US_PER_MS);
+}
+
+/* Service thread (lws timer): done when every socket is gone or the deadline passed. */
+void
+Server::shutdown_tick(lws_sorted_usec_list_t *sul)
+{
+	Server *s = static_cast<Server *>(Timer::owner_of(sul));
+	bool established = false;
+	for (auto &kv : s->sessions_)
+		established = established || session_established(kv.second->state);
+	if (!established || std::chrono::steady_clock::now() >= s->shutdown_deadline_)
+	{
+		s->done_ = true;
+		if (s->loop_)
+			ev_break(s->loop_, EVBREAK_ALL);
+		else
+			lws_cancel_service(s->ctx_);
+		return;
+	}
+	lws_sul_schedule(s->ctx_, 0, &s->shutdown_timer_.sul, shutdown_tick, 20 * LWS_US_PER_MS);
+}
+
+/* Service thread (lws timer): systemd's watchdog, proving the event loop still turns. */
+void
+Server::watchdog_tick(lws_sorted_usec_list_t *sul)
+{
+	Server *s = static_cast<Server *>(Timer::owner_of(sul));
+	sd_notify(0, "WATCHDOG=1");
+	lws_sul_schedule(s->ctx_, 0, &s->watchdog_timer_.sul, watchdog_tick,
+					 static_cast<lws_usec_t>(s->watchdog_usec_ / 2));
+}
+
+} // namespace livenotify

@@ -1,0 +1,321 @@
+"""Admission: authentication (JWT, SQL, none), origins, socket limits, HTTP refusals.
+
+Registered with @test (lntest.py); run by test_livenotifyd.py."""
+# flake8: noqa: F403,F405
+import lntest
+from lntest import *
+
+
+def jwt_case(claims_changes=None, **kw):
+    return lambda: make_jwt(claims_for("1099", claims_changes), **kw)
+
+
+AUTH_CASES = [
+    ("auth_bad_signature", jwt_case(secret="not-the-secret")),
+    ("auth_expired", jwt_case({"exp": int(time.time()) - 3600})),
+    ("auth_not_yet_valid", jwt_case({"nbf": int(time.time()) + 3600})),
+    ("auth_wrong_audience", jwt_case({"aud": "someone-else"})),
+    ("auth_wrong_issuer", jwt_case({"iss": "someone-else"})),
+    ("auth_alg_none", jwt_case(header={"alg": "none", "typ": "JWT"})),
+    ("auth_missing_sub", jwt_case({"sub": None})),
+    ("auth_missing_exp", jwt_case({"exp": None})),
+    ("auth_missing_aud", jwt_case({"aud": None})),
+    ("auth_missing_iss", jwt_case({"iss": None})),
+    ("auth_expired_past_leeway", jwt_case({"exp": int(time.time()) - 30})),
+    ("auth_alg_hs512", jwt_case(header={"alg": "HS512", "typ": "JWT"})),
+    # One user key (docs/protocol.md): the user column is an integer, and these subjects cast
+    # to user 42 but are not how PostgreSQL prints 42.  Accepted, they would get 42's rows
+    # replayed by catch-up (which casts) and none of 42's live rows (groups compare text).
+    ("auth_sub_leading_zero", jwt_case({"sub": "042"})),
+    ("auth_sub_leading_blank", jwt_case({"sub": " 42"})),
+    ("auth_sub_plus_sign", jwt_case({"sub": "+42"})),
+    ("auth_sub_trailing_blank", jwt_case({"sub": "42 "})),
+]
+
+
+def make_auth_test(name, make_token):
+    async def fn(ctx):
+        bystander = await Client.authed(ctx.jwt, "bystander", 1099)
+        try:
+            before = await metric(ctx.jwt, "livenotifyd_auth_failures_total")
+            await expect_http_refusal(ctx.jwt, f"token={make_token()}", 401, "token in the URL")
+            # The same token in the first message: upgraded, then closed with 1008.
+            c = await Client.connect(ctx.jwt, "token in the first message")
+            await c.ws.send(json.dumps({"type": "auth", "token": make_token()}))
+            code, reason = await c.closed()
+            check_eq((code, reason), (1008, "unauthorized"), "close of a first-message token")
+            after = await metric(ctx.jwt, "livenotifyd_auth_failures_total")
+            check(after is not None and before is not None and after >= before + 2,
+                  f"livenotifyd_auth_failures_total went from {before} to {after} (2 failures)")
+            await ctx.bystander_ok(ctx.jwt, bystander, 1099)
+        finally:
+            await bystander.close()
+    fn.__name__ = name
+    return fn
+
+
+for _name, _make in AUTH_CASES:
+    test(make_auth_test(_name, _make))
+
+
+@test
+async def auth_no_token_times_out(ctx):
+    bystander = await Client.authed(ctx.jwt, "bystander", 1099)
+    try:
+        c = await Client.connect(ctx.jwt, "no token")
+        t0 = time.monotonic()
+        code, reason = await c.closed(AUTH_TIMEOUT_MS / 1000 + 3)
+        check_eq((code, reason), (1008, "authentication timeout"), "close without credentials")
+        check(time.monotonic() - t0 >= AUTH_TIMEOUT_MS / 1000 - 0.2,
+              "closed before auth_timeout_ms passed")
+        # Garbage instead of an auth message, and a message of another type.
+        for what, msg in (("invalid JSON", "{not json"), ("another type", '{"type":"ping"}')):
+            c = await Client.connect(ctx.jwt, what)
+            await c.ws.send(msg)
+            check_eq(await c.closed(), (1008, "unauthorized"), f"close after {what} before auth")
+        await ctx.bystander_ok(ctx.jwt, bystander, 1099)
+    finally:
+        await bystander.close()
+
+
+@test
+async def auth_valid_token_variants(ctx):
+    # sub as an integer is used in its decimal form; aud may be an array.
+    for what, claims in (("integer sub", claims_for(1098)),
+                         ("aud array", claims_for("1098", {"aud": ["other", JWT_AUDIENCE]}))):
+        c = await Client.connect(ctx.jwt, what, f"token={make_jwt(claims)}")
+        try:
+            await c.expect_hello(1098)
+        finally:
+            await c.close()
+
+
+@test
+async def auth_within_leeway_accepted(ctx):
+    # jwt_leeway_s (default 10 s) of clock skew for exp and nbf.
+    now = int(time.time())
+    for what, changes in (("exp 3 s ago", {"exp": now - 3}), ("nbf in 3 s", {"nbf": now + 3})):
+        c = await Client.connect(ctx.jwt, what, f"token={make_jwt(claims_for('1098', changes))}")
+        try:
+            await c.expect_hello(1098)
+        finally:
+            await c.close()
+
+
+@test
+async def auth_rs256_public_key(ctx):
+    key = os.path.join(ctx.opts.workdir, "rs256-key.pem")
+    pub = os.path.join(ctx.opts.workdir, "rs256-pub.pem")
+    await asyncio.to_thread(openssl, "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                            "-out", key)
+    await asyncio.to_thread(openssl, "pkey", "-in", key, "-pubout", "-out", pub)
+    d = Daemon(ctx.opts, "rs256", ["--auth=jwt", "--jwt-alg=RS256", f"--jwt-public-key-file={pub}",
+                                   f"--jwt-audience={JWT_AUDIENCE}"])
+    await d.start()
+    try:
+        tok = await asyncio.to_thread(make_rs256, claims_for("1099"), key)
+        c = await Client.connect(d, "RS256 token", f"token={tok}")
+        try:
+            await c.expect_hello(1099)
+        finally:
+            await c.close()
+        # The classic algorithm confusion: HS256 "signed" with the public key as the secret.
+        with open(pub) as f:
+            confused = make_jwt(claims_for("1099"), secret=f.read())
+        await expect_http_refusal(d, f"token={confused}", 401, "HS256 token keyed with the public key")
+        await expect_http_refusal(d, f"token={make_jwt(claims_for('1099'))}", 401, "HS256 token")
+        # A token signed by another key pair.
+        other = os.path.join(ctx.opts.workdir, "rs256-other.pem")
+        await asyncio.to_thread(openssl, "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                                "-out", other)
+        forged = await asyncio.to_thread(make_rs256, claims_for("1099"), other)
+        await expect_http_refusal(d, f"token={forged}", 401, "RS256 token of another key")
+        check(d.alive(), "livenotifyd exited")
+    finally:
+        d.stop()
+
+
+@test
+async def user_key_escaping(ctx):
+    # User keys are text (docs/sql-api.md): quotes, backslashes and non-ASCII must survive
+    # into hello and reach the right sockets, and no other user's.
+    db = ctx.db
+    weird = 'a"b\\c\u00e9 d'
+    c = await Client.connect(ctx.none, "weird user", "user=" + urllib.parse.quote(weird))
+    near = await Client.authed(ctx.none, "similar user", "a")
+    try:
+        await c.expect_hello(weird)
+        db.send(weird, "tick", {"v": 1})
+        check_eq(await c.next("tick"), {"type": "tick", "v": 1}, "send() to a user key with quotes")
+        await ctx.markers((weird, (c,)), ("a", (near,)))
+    finally:
+        await close_all(c, near)
+
+
+@test
+async def http_admission_statuses(ctx):
+    tok = token_for(1097)
+    await expect_http_refusal(ctx.jwt, f"token={tok}&last_id=abc", 400, "non-numeric last_id")
+    await expect_http_refusal(ctx.jwt, f"token={tok}&last_id=-1", 400, "negative last_id")
+    try:
+        await asyncio.wait_for(websockets.connect(
+            f"ws://127.0.0.1:{ctx.jwt.port}/elsewhere?token={tok}", open_timeout=None), FRAME_TIMEOUT)
+        raise Failure("wrong path: upgrade accepted, expected 404")
+    except websockets.exceptions.InvalidStatusCode as e:
+        check_eq(e.status_code, 404, "HTTP status for a wrong path")
+
+
+@test
+async def sql_auth_modes(ctx):
+    db = ctx.db
+    # A DRF-style 40-character key, short enough for the protocol header.
+    key = hashlib.sha1(b"user 1081").hexdigest()
+    db.rows("INSERT INTO authtoken_token (key, user_id) VALUES (%s, 1081) ON CONFLICT DO NOTHING", key)
+    c1 = await Client.connect(ctx.sql, "token in URL", f"token={key}")
+    c2 = await Client.connect(ctx.sql, "token in protocol header",
+                              subprotocols=("livenotify.v1", key))
+    try:
+        check_eq(c2.ws.subprotocol, "livenotify.v1", "negotiated subprotocol")
+        for c in (c1, c2):
+            await c.expect_hello(1081)
+        nid, _ = db.insert(1081, "like", "sql auth")
+        want = expected_notification(db, nid, db.unread(1081))
+        for c in (c1, c2):
+            check_eq(await c.next("row"), want, f"{c.name}: row for the SQL-authenticated user")
+        # A token the query maps to no user: upgraded, then 1008 unauthorized.
+        bad = await Client.connect(ctx.sql, "unknown token", "token=" + "0" * 40)
+        check_eq(await bad.closed(), (1008, "unauthorized"), "close for an unknown SQL token")
+        bad = await Client.connect(ctx.sql, "unknown token, first message")
+        await bad.ws.send(json.dumps({"type": "auth", "token": "f" * 40}))
+        check_eq(await bad.closed(), (1008, "unauthorized"), "close for an unknown first-message token")
+        await ctx.markers((1081, (c1, c2)))
+    finally:
+        await close_all(c1, c2)
+
+
+@test
+async def origin_allowlist_and_socket_limits(ctx):
+    # The SQL daemon runs with allowed_origins and max_sockets_per_user (see main_async).
+    key = hashlib.sha1(b"user 1141").hexdigest()
+    ctx.db.rows("INSERT INTO authtoken_token (key, user_id) VALUES (%s, 1141) ON CONFLICT DO NOTHING", key)
+    await expect_http_refusal(ctx.sql, f"token={key}", 403, "Origin not allowed",
+                              headers={"Origin": "https://evil.example"})
+    tabs = []
+    try:
+        c = await Client.connect(ctx.sql, "allowed Origin", f"token={key}", origin=ALLOWED_ORIGIN)
+        tabs.append(c)
+        await c.expect_hello(1141)
+        # DRF-style token in the protocol header, with the documented `bearer.` prefix.
+        for i in range(MAX_SOCKETS_PER_USER - 1):
+            c = await Client.connect(ctx.sql, f"tab {i + 2}", subprotocols=("livenotify.v1", "bearer." + key))
+            tabs.append(c)
+            await c.expect_hello(1141)
+        # The limit counts authenticated sockets of the user.  With SQL auth the user is
+        # known only after the upgrade, so the documented 403 cannot apply; docs/protocol.md
+        # lists 1008 `too many sockets` for that case.
+        try:
+            extra = await Client.connect(ctx.sql, "one socket too many", f"token={key}")
+        except websockets.exceptions.InvalidStatusCode as e:
+            check_eq(e.status_code, 403, "HTTP status for a socket over max_sockets_per_user")
+        else:
+            tabs.append(extra)
+            check_eq(await extra.closed(), (1008, "too many sockets"),
+                     "close of a socket over max_sockets_per_user")
+        # The user's open tabs still work.
+        nid, _ = ctx.db.insert(1141, "like", "limit")
+        for t in tabs[:MAX_SOCKETS_PER_USER]:
+            check_eq((await t.next("row"))["id"], nid, f"{t.name}: row after the refused socket")
+    finally:
+        await close_all(*tabs)
+
+
+@test
+async def jwt_socket_limit_403(ctx):
+    # JWT users are known before the upgrade: over max_sockets_per_user is a plain 403.
+    d = Daemon(ctx.opts, "limit", ["--auth=jwt", f"--jwt-audience={JWT_AUDIENCE}",
+                                   f"--max-sockets-per-user={MAX_SOCKETS_PER_USER}", "--max-sockets=6"],
+               {"LIVENOTIFY_JWT_SECRET": JWT_SECRET})
+    await d.start()
+    tabs = []
+    try:
+        for i in range(MAX_SOCKETS_PER_USER):
+            tabs.append(await Client.authed(d, f"tab {i + 1}", 1151))
+        await expect_http_refusal(d, f"token={token_for(1151)}", 403, "over max_sockets_per_user")
+        # Another user still connects, up to max_sockets in total; then 503.
+        for i in range(6 - MAX_SOCKETS_PER_USER):
+            tabs.append(await Client.authed(d, f"user {1152 + i}", 1152 + i))
+        await expect_http_refusal(d, f"token={token_for(1160)}", 503, "over max_sockets")
+        # Closing one frees a place.
+        await tabs.pop(0).close()
+        for _ in range(50):
+            st, body = await d.http("/metrics")
+            if parse_metrics(body).get("livenotifyd_sockets") == 5.0:
+                break
+            await asyncio.sleep(0.02)
+        tabs.append(await Client.authed(d, "after a close", 1151))
+    finally:
+        await close_all(*tabs)
+        d.stop()
+
+
+@test
+async def none_mode_first_message_user(ctx):
+    db, user = ctx.db, 1037
+    base, _ = db.insert(user, "like", "seen")
+    nid, _ = db.insert(user, "like", "missed")
+    c = await Client.connect(ctx.none, "auth message with user")
+    try:
+        await c.ws.send(json.dumps({"type": "auth", "user": str(user), "last_id": base}))
+        await c.expect_hello(user)
+        check_eq((await c.next("replayed row"))["id"], nid, "row replayed after {type: auth, user}")
+        await ctx.markers((user, (c,)))
+    finally:
+        await c.close()
+
+
+@test
+async def preauth_flood_does_not_lock_out_users(ctx):
+    # Issue 12, finding 2: sockets that never authenticate took max_sockets slots, so with
+    # --max-sockets=500 an attacker without credentials made 38 of 40 valid connects fail.
+    # Now they have their own small budget (max_pending_auth, oldest evicted when full) and
+    # a gauge; valid users are counted against max_sockets only.
+    max_sockets, budget, attackers, valid = 20, 8, 40, 10
+    d = Daemon(ctx.opts, "preauth", ["--auth=jwt", f"--jwt-audience={JWT_AUDIENCE}",
+                                     f"--max-sockets={max_sockets}", "--auth-timeout-ms=20000"],
+               {"LIVENOTIFY_JWT_SECRET": JWT_SECRET, "LIVENOTIFY_MAX_PENDING_AUTH": str(budget)})
+    await d.start()
+    raw, tabs = [], []
+    try:
+        upgraded = 0
+        for _ in range(attackers):
+            try:
+                raw.append(await RawClient.connect(d.port, ""))
+                upgraded += 1
+            except Failure:
+                pass
+        st, body = await d.http("/metrics")
+        pending = parse_metrics(body).get("livenotifyd_pending_auth_sockets")
+        accepted = 0
+        for i in range(valid):
+            try:
+                tabs.append(await Client.authed(d, f"valid {i}", 1170 + i))
+                accepted += 1
+            except Exception:  # noqa: BLE001 - counted
+                pass
+        print(f"    preauth flood: {attackers} attempts, {upgraded} upgraded, pending gauge {pending}, "
+              f"{accepted}/{valid} valid users connected", flush=True)
+        check_eq(accepted, valid, "valid users connected during the flood")
+        check_eq(pending, float(budget), "livenotifyd_pending_auth_sockets at the budget")
+        # The oldest pending sockets were evicted: each got a close frame with code 1008; the
+        # newest are still pending.
+        for r in raw[:attackers - budget]:
+            while len(r.buf) < 4:
+                await r._fill(FRAME_TIMEOUT)
+            check_eq(r.buf[0], 0x88, "an evicted pending socket gets a close frame")
+            check_eq(struct.unpack("!H", r.buf[2:4])[0], 1008, "the evicted socket's close code")
+        check_eq(raw[-1].buf, b"", "the newest pending socket is still open")
+    finally:
+        for r in raw:
+            r.sock.close()
+        await close_all(*tabs)
+        d.stop()

@@ -1,0 +1,341 @@
+"""Resume: last_id and cursor catch-up, paged replays, resume before the first database connection.
+
+Registered with @test (lntest.py); run by test_livenotifyd.py."""
+# flake8: noqa: F403,F405
+import lntest
+from lntest import *
+
+
+@test
+async def resume_missed_rows_exactly_once(ctx):
+    user = 1051
+    c = await Client.authed(ctx.jwt, "tab", user)
+    nid, _ = ctx.db.insert(user, "like", "seen")
+    check_eq((await c.next("first row")).get("id"), nid, "first live row")
+    await c.close()
+
+    async def reconnect(last_id):
+        return await Client.authed(ctx.jwt, "resumed tab", user, f"last_id={last_id}", hello=False)
+
+    last = nid
+    rounds = [(10, 40, 1), (3, 40, 1), (5, 25, 2)] * STRESS
+    for rnd, (missed, live, inserters) in enumerate(rounds):
+        try:
+            last = await resume_round(ctx, user, last, missed, live, inserters, reconnect)
+        except Failure as e:
+            raise Failure(f"round {rnd + 1} ({missed} missed, {inserters} writer(s)): {e}")
+    # After the seam: live rows keep coming on a resumed socket.
+    c = await reconnect(last)
+    try:
+        await c.expect_hello(user)
+        nid, _ = ctx.db.insert(user, "like", "live after resume")
+        f = await c.next("live row after an empty resume")
+        check_eq(f, expected_notification(ctx.db, nid, ctx.db.unread(user)), "live row after resume")
+    finally:
+        await c.close()
+
+
+@test
+async def resume_late_commit_of_smaller_id_delivered(ctx):
+    """docs/protocol.md: duplicates are recognised by the exact ids replayed, not by "id <=
+    the highest replayed id": a row with a smaller id that commits after the replay is live."""
+    db, user = ctx.db, 1056
+    seen, _ = db.insert(user, "like", "seen")
+    slow_tx = psycopg2.connect(ctx.opts.conninfo)
+    c = None
+    try:
+        with slow_tx.cursor() as cur:
+            cur.execute("INSERT INTO api_notification (user_id, type, title, message)"
+                        " VALUES (%s, 'like', 'late commit', 'm') RETURNING id", (user,))
+            late = cur.fetchone()[0]
+        early, _ = db.insert(user, "like", "early commit")
+        check(early > late, f"ids: the open transaction's {late} < the committed {early}")
+        c = await Client.authed(ctx.jwt, "resumed tab", user, f"last_id={seen}")
+        check_eq((await c.next("replayed row"))["id"], early, "replay (the open row is invisible)")
+        slow_tx.commit()
+        f = await c.next("the row committed after the replay")
+        check_eq(f, expected_notification(db, late, db.unread(user)),
+                 f"row {late} committed after the replay of {early}")
+        await ctx.markers((user, (c,)))
+    finally:
+        slow_tx.close()
+        if c:
+            await c.close()
+
+
+@test
+async def resume_drops_live_rows_at_or_below_last_id(ctx):
+    """docs/protocol.md: on a resumed socket a live notification whose id is <= last_id is
+    dropped; a socket without last_id gets it."""
+    db, user = ctx.db, 1057
+    slow_tx = psycopg2.connect(ctx.opts.conninfo)
+    plain = resumed = None
+    try:
+        with slow_tx.cursor() as cur:
+            cur.execute("INSERT INTO api_notification (user_id, type, title, message)"
+                        " VALUES (%s, 'like', 'below last_id', 'm') RETURNING id", (user,))
+            low = cur.fetchone()[0]
+        high, _ = db.insert(user, "like", "last seen")
+        # Connect once the daemon has delivered `high`, so that neither tab gets it live.
+        await reader_caught_up(ctx, ctx.jwt)
+        plain = await Client.authed(ctx.jwt, "tab without last_id", user)
+        resumed = await Client.authed(ctx.jwt, "tab with last_id", user, f"last_id={high}")
+        slow_tx.commit()
+        check_eq((await plain.next("late row"))["id"], low, "tab without last_id gets the late row")
+        await ctx.markers((user, (plain, resumed)))
+    finally:
+        slow_tx.close()
+        await close_all(plain, resumed)
+
+
+@test
+async def resume_cursor_out_of_order_commit(ctx):
+    """docs/protocol.md "Resume": T1 takes the smaller id and is slow, T2 takes the next and
+    commits; the tab sees T2's row and leaves; T1 commits.  Resuming by last_id misses T1's
+    row (its id is smaller); resuming by the cursor of the last frame replays it exactly once,
+    and not T2's row again."""
+    db, user = ctx.db, 1058
+    slow_tx = psycopg2.connect(ctx.opts.conninfo)
+    tab = by_id = by_cursor = None
+    try:
+        tab = await Client.authed(ctx.jwt, "tab", user)
+        # A first row so that later frames are stamped from a complete read's horizon.
+        first, _ = db.insert(user, "like", "first")
+        check_eq((await tab.next("first row"))["id"], first, "first row live")
+        with slow_tx.cursor() as cur:
+            cur.execute("INSERT INTO api_notification (user_id, type, title, message)"
+                        " VALUES (%s, 'like', 'slow', 'm') RETURNING id", (user,))
+            slow = cur.fetchone()[0]
+        fast, _ = db.insert(user, "like", "fast")
+        check(slow < fast, f"the slow transaction holds the smaller id ({slow} < {fast})")
+        check_eq((await tab.next("fast row"))["id"], fast, "the tab sees the fast row")
+        cursor = tab.cursor
+        check(cursor is not None, "the fast row's frame carries a cursor")
+        await tab.close()
+        slow_tx.commit()
+        await reader_caught_up(ctx, ctx.jwt)
+        by_id = await Client.authed(ctx.jwt, "resumed by last_id", user, f"last_id={fast}")
+        by_cursor = await Client.authed(ctx.jwt, "resumed by cursor", user,
+                                        "cursor=" + urllib.parse.quote(cursor))
+        ctx.marker += 1
+        db.send(user, "test_marker", {"n": ctx.marker})
+        got = await resumed_ids(by_cursor, ctx.marker, [slow], "frame during cursor resume")
+        check_eq(got, [slow], "resume by cursor replays the late row once, nothing else")
+        check(by_cursor.cursor is not None and by_cursor.cursor != cursor,
+              "the replayed frame carries a cursor that lists it")
+        # by_id got nothing before the marker: the late row is lost to it.
+        await by_id.expect_marker(ctx.marker, "nothing for the tab resumed by last_id")
+        # Resume again with the replayed frame's cursor: nothing is replayed twice.
+        again = await Client.authed(ctx.jwt, "resumed again", user,
+                                    "cursor=" + urllib.parse.quote(by_cursor.cursor))
+        await ctx.markers((user, (again,)))
+        await again.close()
+    finally:
+        slow_tx.close()
+        await close_all(tab, by_id, by_cursor)
+
+
+@test
+async def resume_cursor_in_auth_message_and_refusals(ctx):
+    """The cursor in the auth message works like the query parameter; a malformed one is
+    refused (HTTP 400 in the URL, close "bad cursor" in a message); a cursor from another
+    system or timeline gets resync cursor_foreign and no replay."""
+    db, user = ctx.db, 1059
+    tab = await Client.authed(ctx.jwt, "tab", user)
+    try:
+        db.insert(user, "like", "one")
+        await tab.next("row one")
+        db.insert(user, "like", "two")
+        await tab.next("row two")
+        cursor = tab.cursor
+    finally:
+        await tab.close()
+    missed = [db.insert(user, "like", f"missed {i}")[0] for i in range(2)]
+    await reader_caught_up(ctx, ctx.jwt)
+    c = await Client.connect(ctx.jwt, "auth message with cursor")
+    try:
+        await c.ws.send(json.dumps({"type": "auth", "token": token_for(user), "cursor": cursor}))
+        await c.expect_hello(user)
+        ctx.marker += 1
+        db.send(user, "test_marker", {"n": ctx.marker})
+        got = await resumed_ids(c, ctx.marker, missed, "frame after auth with cursor")
+        check_eq(got, missed, "rows replayed after an auth message with a cursor")
+    finally:
+        await c.close()
+    parts = cursor.split(".")
+    foreign_system = ".".join([parts[0], str(int(parts[1]) ^ 1)] + parts[2:])
+    foreign_timeline = ".".join(parts[:2] + [str(int(parts[2]) + 1)] + parts[3:])
+    for what, cur in (("another system", foreign_system), ("another timeline", foreign_timeline)):
+        c = await Client.authed(ctx.jwt, f"cursor from {what}", user,
+                                "cursor=" + urllib.parse.quote(cur))
+        try:
+            check_eq(await c.next("resync"), {"type": "resync", "reason": "cursor_foreign"},
+                     f"a cursor from {what} is not trusted")
+            await ctx.markers((user, (c,)))
+        finally:
+            await c.close()
+    tok = token_for(user)
+    for bad in ("v1.1.1", "v2.1.1.1", "v1.1.1.1.x", "v1.1.1." + "9" * 30):
+        await expect_http_refusal(ctx.jwt, f"token={tok}&cursor={urllib.parse.quote(bad)}", 400,
+                                  f"malformed cursor {bad!r}")
+    c = await Client.connect(ctx.jwt, "auth message with a bad cursor")
+    try:
+        await c.ws.send(json.dumps({"type": "auth", "token": tok, "cursor": "v1.1.1.x"}))
+        check_eq(await c.closed(), (1008, "bad cursor"), "close for a malformed cursor")
+    finally:
+        await c.close()
+
+
+@test
+async def resume_through_first_message(ctx):
+    db, user = ctx.db, 1061
+    base, _ = db.insert(user, "like", "seen")
+    missed = [db.insert(user, "like", f"missed {i}")[0] for i in range(3)]
+    # last_id in the auth message.
+    c = await Client.connect(ctx.jwt, "auth message")
+    try:
+        await c.ws.send(json.dumps({"type": "auth", "token": token_for(user), "last_id": base}))
+        await c.expect_hello(user)
+        got = [(await c.next("replayed row"))["id"] for _ in missed]
+        check_eq(got, missed, "rows replayed after an auth message with last_id")
+        await ctx.markers((user, (c,)))
+    finally:
+        await c.close()
+    # A resume message before the auth message.
+    c = await Client.connect(ctx.jwt, "resume message")
+    try:
+        await c.ws.send(json.dumps({"type": "resume", "last_id": missed[0]}))
+        await c.ws.send(json.dumps({"type": "auth", "token": token_for(user)}))
+        await c.expect_hello(user)
+        got = [(await c.next("replayed row"))["id"] for _ in missed[1:]]
+        check_eq(got, missed[1:], "rows replayed after a resume message")
+        await ctx.markers((user, (c,)))
+    finally:
+        await c.close()
+
+
+@test
+async def resume_catchup_limit_then_resync(ctx):
+    db, user = ctx.db, 1071
+    base, _ = db.insert(user, "like", "seen")
+    missed = [db.insert(user, "like", f"missed {i}")[0] for i in range(CATCHUP_MAX_ROWS + 3)]
+    # Connect once the daemon has read the rows: a row it reads after the socket joined is a
+    # live frame, and past the replay limit it would rightly be delivered after the resync.
+    await reader_caught_up(ctx, ctx.none)
+    c = await Client.authed(ctx.none, "tab", user, f"last_id={base}")
+    try:
+        got = [(await c.next("replayed row"))["id"] for _ in range(CATCHUP_MAX_ROWS)]
+        check_eq(got, missed[:CATCHUP_MAX_ROWS], f"the oldest {CATCHUP_MAX_ROWS} missed rows")
+        check_eq(await c.next("resync"), {"type": "resync", "reason": "catchup_limit"},
+                 "frame after the replayed rows")
+        await ctx.markers((user, (c,)))
+    finally:
+        await c.close()
+
+
+@test
+async def resume_replay_larger_than_send_queue(ctx):
+    """A client that missed more bytes of rows than send_queue_bytes still resumes: the
+    bound is for clients that read too slowly (docs/protocol.md), and a tab that was closed
+    for being slow necessarily missed more than the bound."""
+    db, user = ctx.db, 1135
+    d = Daemon(ctx.opts, "small-queue", ["--auth=none", "--send-queue-bytes=65536"])
+    await d.start()
+    c = None
+    try:
+        base, _ = db.insert(user, "like", "seen")
+        missed = [r[0] for r in db.rows(
+            "INSERT INTO api_notification (user_id, type, title, message)"
+            " SELECT %s, 'like', 'missed ' || g, repeat('x', 4000) FROM generate_series(1, 40) g"
+            " RETURNING id", user)]
+        # Once the daemon has read the rows, so that only the replay is queued (no live
+        # frames held back during the catch-up).
+        await reader_caught_up(ctx, d)
+        c = await Client.authed(d, "resuming tab", user, f"last_id={base}")
+        got = []
+        for _ in missed:
+            got.append((await c.next(f"replayed row {len(got) + 1} of {len(missed)} (~160 kB)"))["id"])
+        check_eq(got, missed, "rows replayed")
+        await ctx.markers((user, (c,)))
+    finally:
+        if c:
+            await c.close()
+        d.stop()
+
+
+@test
+async def resume_paged_replay_seam_under_load(ctx):
+    """A replay of several catch-up pages (100 rows each) through a send queue smaller than
+    the missed rows, while two writers commit rows for the same user: every row after
+    last_id exactly once, the missed rows first in id order."""
+    user = 1136
+    d = Daemon(ctx.opts, "paged", ["--auth=none", "--send-queue-bytes=65536"])
+    await d.start()
+    try:
+        base, _ = ctx.db.insert(user, "like", "seen")
+
+        async def reconnect(last_id):
+            return await Client.authed(d, "resumed tab", user, f"last_id={last_id}", hello=False)
+
+        last = base
+        for rnd in range(STRESS):
+            try:
+                # ~170 kB of missed rows for a 64 kB queue.
+                last = await resume_round(ctx, user, last, 250, 25, 2, reconnect, "x" * 400)
+            except Failure as e:
+                raise Failure(f"round {rnd + 1}: {e}")
+    finally:
+        d.stop()
+
+
+@test
+async def resume_before_first_db_connection_with_source(ctx):
+    await early_resume(ctx, "early-source", 1401, [f"--source={SOURCE}"])
+
+
+@test
+async def resume_before_first_db_connection_only_source(ctx):
+    check_eq(ctx.db.one("SELECT array_agg(source) FROM livenotify.sources"), [SOURCE],
+             "registered sources (the daemon must resolve the only one)")
+    await early_resume(ctx, "early-nosource", 1411, [])
+
+
+
+@test
+async def resume_before_first_db_connection_times_out(ctx):
+    """docs/protocol.md: a resume asked for before the daemon first reached the database
+    waits up to 5 s for it, then gets one resync `catchup_failed`.  When the database is
+    reached later the socket gets resync `epoch` (rows committed between the client's
+    refetch and the daemon's starting position were in neither), then live frames."""
+    db, user = ctx.db, 1421
+    seen, _ = db.insert(user, "like", "seen")
+    db.insert(user, "like", "missed")
+    lock = psycopg2.connect(ctx.opts.conninfo)
+    d = Daemon(ctx.opts, "early-timeout", ["--auth=none", f"--source={SOURCE}",
+                                           "--reconnect-min-ms=50", "--reconnect-max-ms=500"])
+    c = None
+    try:
+        with lock.cursor() as cur:
+            cur.execute("SET lock_timeout = '20s'")
+            cur.execute("LOCK TABLE livenotify.source_tables IN ACCESS EXCLUSIVE MODE")
+        await d.start(healthy=None)
+        c = await connect_early(d, "early resume, database held up")
+        await c.ws.send(json.dumps({"type": "auth", "user": str(user), "last_id": seen}))
+        await c.expect_hello(user, epoch=0)
+        t0 = time.monotonic()
+        check_eq(await c.next("resync after the wait", timeout=8.0),
+                 {"type": "resync", "reason": "catchup_failed"}, "resume that waited too long")
+        check(time.monotonic() - t0 > 4.0, f"resync after {time.monotonic() - t0:.1f}s, not ~5 s")
+        await c.ping()  # nothing else was sent meanwhile
+        lock.rollback()
+        check(await d.wait_health(200, 15.0), "livenotifyd did not reach the database")
+        check_eq(await c.next("resync once the database is reached"),
+                 {"type": "resync", "reason": "epoch"}, "after the database was reached")
+        nid, _ = db.insert(user, "like", "live")
+        check_eq(await c.next("live row"), expected_notification(db, nid, db.unread(user)),
+                 "live row once the database was reached")
+        await ctx.markers((user, (c,)))
+    finally:
+        lock.close()
+        await close_all(c)
+        d.stop()
