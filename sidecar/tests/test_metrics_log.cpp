@@ -44,6 +44,20 @@ TEST(Log, QuoteKeepsOneLine)
 	EXPECT_EQ(q.substr(q.size() - 4), "...\"");
 }
 
+TEST(Log, ErrorTextKeepsEveryHost)
+{
+	/* libpq's message for a two-host URL: the second host's reason comes after 200 characters. */
+	std::string err =
+		"connection to server at \"10.0.0.1\", port 5432 failed: " + std::string(300, 'a') +
+		" connection to server at \"10.0.0.2\", port 5432 failed: FATAL: "
+		"sorry, too many clients already";
+	std::string q = log_error_text(err);
+	EXPECT_NE(q.find("sorry, too many clients already"), std::string::npos) << q;
+	EXPECT_EQ(q.find("..."), std::string::npos);
+	/* Still bounded. */
+	EXPECT_LT(log_error_text(std::string(100000, 'x')).size(), 1600u);
+}
+
 TEST(Log, Levels)
 {
 	LogLevel l;

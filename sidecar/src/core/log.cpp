@@ -72,7 +72,8 @@ log_event(LogLevel level, const char *event, const char *fmt, ...)
 	if (!log_enabled(level))
 		return;
 
-	char line[2048];
+	/* PIPE_BUF (4096 on Linux): one write(2) of a line this long is atomic on a pipe. */
+	char line[4096];
 	struct timeval tv;
 	struct tm tm;
 
@@ -104,9 +105,8 @@ log_event(LogLevel level, const char *event, const char *fmt, ...)
 }
 
 std::string
-log_quote(std::string_view value)
+log_quote(std::string_view value, size_t max_len)
 {
-	static const size_t max_len = 200;
 	std::string out;
 	out.reserve(value.size() + 2);
 	out.push_back('"');
@@ -132,6 +132,17 @@ log_quote(std::string_view value)
 		out += "...";
 	out.push_back('"');
 	return out;
+}
+
+} // namespace livenotify
+
+namespace livenotify
+{
+
+std::string
+log_error_text(std::string_view value)
+{
+	return log_quote(value, 1500);
 }
 
 } // namespace livenotify

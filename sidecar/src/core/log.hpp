@@ -39,7 +39,16 @@ void log_event(LogLevel level, const char *event, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Quote a value for a log line: "..." with control characters escaped, capped in length. */
-std::string log_quote(std::string_view value);
+std::string log_quote(std::string_view value, size_t max_len = 200);
+
+/*
+ * Quote a database error for a log line.  libpq joins the errors of every
+ * host of a multi-host URL into one message, so the 200 characters of
+ * log_quote() lose all but the first host's: an error keeps up to 1500
+ * characters, which with the rest of the line stays within one PIPE_BUF
+ * write (log_event()).
+ */
+std::string log_error_text(std::string_view value);
 
 } // namespace livenotify
 

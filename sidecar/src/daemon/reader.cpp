@@ -120,7 +120,7 @@ private:
 				return false;
 			int64_t delay = backoff_.next();
 			LOG_WARN("db_connect_failed", "thread=reader error=%s retry_ms=%lld",
-					 log_quote(err).c_str(), static_cast<long long>(delay));
+					 log_error_text(err).c_str(), static_cast<long long>(delay));
 			sleep_or_stop(sh_, delay);
 			return false;
 		}
@@ -167,7 +167,7 @@ private:
 			LOG_WARN("cursors_off",
 					 "error=%s hint=\"grant livenotify.read_horizon() and "
 					 "livenotify.origin() to the daemon's role\"",
-					 log_quote(org.error).c_str());
+					 log_error_text(org.error).c_str());
 		cursors_ = !origin.empty();
 		if (origin != sh_->origin())
 		{
@@ -275,7 +275,7 @@ private:
 		{
 			if (h.status == DbStatus::ConnLost || h.status == DbStatus::Interrupted)
 				return false;
-			LOG_WARN("read_horizon_failed", "error=%s", log_quote(h.error).c_str());
+			LOG_WARN("read_horizon_failed", "error=%s", log_error_text(h.error).c_str());
 			return true;
 		}
 		if (h.rows() == 1 && !h.is_null(0, 0) && !h.is_null(0, 1))
@@ -289,7 +289,7 @@ private:
 		sh_->counters.db_errors.fetch_add(1, std::memory_order_relaxed);
 		int64_t delay = backoff_.next();
 		LOG_ERROR("db_setup_failed", "thread=reader step=%s error=%s retry_ms=%lld", what,
-				  log_quote(err).c_str(), static_cast<long long>(delay));
+				  log_error_text(err).c_str(), static_cast<long long>(delay));
 		conn_.close();
 		sleep_or_stop(sh_, delay);
 		return false;
@@ -319,7 +319,7 @@ private:
 			sh_->counters.db_errors.fetch_add(1, std::memory_order_relaxed);
 			int64_t delay = backoff_.next();
 			LOG_ERROR("db_read_failed", "error=%s conn_lost=%d retry_ms=%lld",
-					  log_quote(r.error).c_str(), r.status == DbStatus::ConnLost,
+					  log_error_text(r.error).c_str(), r.status == DbStatus::ConnLost,
 					  static_cast<long long>(delay));
 			sleep_or_stop(sh_, delay);
 			/* Reconnecting re-reads position() and sorts out an epoch change or a bad position. */
@@ -459,7 +459,7 @@ private:
 		}
 		if (name.empty())
 			LOG_WARN("unread_counts_prepare_failed", "source=%s error=%s fallback=unread_counts",
-					 log_quote(source).c_str(), log_quote(q.error).c_str());
+					 log_quote(source).c_str(), log_error_text(q.error).c_str());
 		if (q.status == DbStatus::Ok || q.status == DbStatus::Error)
 			prepared_[source] = name; /* not cached when the session is lost */
 		return name;
@@ -492,7 +492,7 @@ private:
 				 * the next batch, and count this one the slow way.
 				 */
 				LOG_WARN("unread_counts_prepared_failed", "source=%s error=%s",
-						 log_quote(source).c_str(), log_quote(r.error).c_str());
+						 log_quote(source).c_str(), log_error_text(r.error).c_str());
 				drop_statement(source);
 				name.clear();
 			}
@@ -507,7 +507,7 @@ private:
 		{
 			sh_->counters.db_errors.fetch_add(1, std::memory_order_relaxed);
 			LOG_WARN("unread_counts_failed", "source=%s error=%s", log_quote(source).c_str(),
-					 log_quote(r.error).c_str());
+					 log_error_text(r.error).c_str());
 			return;
 		}
 		sh_->counters.unread_counts_fetched.fetch_add(users.size(), std::memory_order_relaxed);

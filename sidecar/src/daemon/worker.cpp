@@ -88,7 +88,7 @@ private:
 			int64_t delay = backoff_.next();
 			next_attempt_ = now + std::chrono::milliseconds(delay);
 			LOG_WARN("db_connect_failed", "thread=worker%d error=%s retry_ms=%lld", index_,
-					 log_quote(err).c_str(), static_cast<long long>(delay));
+					 log_error_text(err).c_str(), static_cast<long long>(delay));
 			return false;
 		}
 		if (ever_connected_)
@@ -96,7 +96,8 @@ private:
 		ever_connected_ = true;
 		backoff_.reset();
 		if (!load_sources(conn_, &sources_, &err))
-			LOG_WARN("sources_failed", "thread=worker%d error=%s", index_, log_quote(err).c_str());
+			LOG_WARN("sources_failed", "thread=worker%d error=%s", index_,
+					 log_error_text(err).c_str());
 		LOG_INFO("db_connected", "thread=worker%d", index_);
 		return true;
 	}
@@ -133,7 +134,7 @@ private:
 			e.unavailable = r.status != DbStatus::Error;
 			e.reason = e.unavailable ? "database_unavailable" : "auth_query_failed";
 			if (r.status == DbStatus::Error)
-				LOG_ERROR("auth_query_failed", "error=%s", log_quote(r.error).c_str());
+				LOG_ERROR("auth_query_failed", "error=%s", log_error_text(r.error).c_str());
 		}
 		else if (r.rows() < 1 || r.is_null(0, 0) || r.view(0, 0).empty())
 			e.reason = "unknown_token";
@@ -188,7 +189,7 @@ private:
 		{
 			sh_->counters.db_errors.fetch_add(1, std::memory_order_relaxed);
 			LOG_WARN("catchup_failed", "user=%s error=%s", log_quote(job.user).c_str(),
-					 log_quote(r.error).c_str());
+					 log_error_text(r.error).c_str());
 			e.failed = true;
 			sh_->inbox.post(std::move(e), sh_->ctx);
 			return;
