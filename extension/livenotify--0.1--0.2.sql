@@ -120,81 +120,6 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION livenotify.register(
-	tbl			regclass,
-	user_column	name DEFAULT 'user_id',
-	type_column	name DEFAULT 'type',
-	id_column	name DEFAULT 'id',
-	read_column	name DEFAULT NULL,
-	skip_types	text[] DEFAULT '{event,message}',
-	source		text DEFAULT NULL)
-RETURNS text LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	kind	"char";
-	src		text;
-	other	text;
-BEGIN
-	PERFORM livenotify.check_loaded();
-	IF tbl IS NULL THEN
-		RAISE EXCEPTION 'tbl must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	IF skip_types IS NULL THEN
-		RAISE EXCEPTION 'skip_types must not be NULL'
-			USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass ''{}'' to deliver every type.';
-	END IF;
-	IF array_position(skip_types, NULL) IS NOT NULL THEN
-		RAISE EXCEPTION 'skip_types must not contain NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-
-	SELECT c.relkind INTO kind FROM pg_class c WHERE c.oid = tbl;
-	-- A regclass made from a number need not name a relation.
-	IF kind IS NULL THEN
-		RAISE EXCEPTION 'relation with OID % does not exist', tbl::oid
-			USING ERRCODE = 'undefined_table';
-	END IF;
-	IF kind NOT IN ('r', 'p') THEN
-		RAISE EXCEPTION '% is not a table', tbl
-			USING ERRCODE = 'wrong_object_type',
-			      DETAIL = format('It is a%s; livenotify captures rows inserted into tables.',
-			                      CASE kind WHEN 'v' THEN ' view' WHEN 'm' THEN ' materialized view'
-			                                WHEN 'S' THEN ' sequence' WHEN 'f' THEN ' foreign table'
-			                                WHEN 'i' THEN 'n index' WHEN 'I' THEN 'n index'
-			                                WHEN 'c' THEN ' composite type' ELSE ' relation' END);
-	END IF;
-
-	src := coalesce(source, (SELECT c.relname FROM pg_class c WHERE c.oid = tbl));
-	IF src !~ '^[A-Za-z_][A-Za-z0-9_.-]{0,62}$' THEN
-		RAISE EXCEPTION 'invalid livenotify source name "%"', src
-			USING ERRCODE = 'invalid_parameter_value',
-			      HINT = 'A source name has 1 to 63 characters: letters, digits, _ . - (not first).';
-	END IF;
-	IF EXISTS (SELECT 1 FROM livenotify.source_tables s WHERE s.source = src) THEN
-		RAISE EXCEPTION 'livenotify source "%" is already registered', src
-			USING ERRCODE = 'duplicate_object',
-			      HINT = 'Pass another name as source, or livenotify.unregister() it first.';
-	END IF;
-	SELECT s.source INTO other FROM livenotify.source_tables s WHERE s.relid = tbl;
-	IF FOUND THEN
-		RAISE EXCEPTION 'table % is already registered as livenotify source "%"', tbl, other
-			USING ERRCODE = 'duplicate_object';
-	END IF;
-
-	-- Checked in this order, with these messages, by livenotify._source_columns().
-	INSERT INTO livenotify.source_tables (source, relid, user_column, type_column, id_column,
-	                                      read_column)
-	VALUES (src, tbl, user_column, type_column, id_column, read_column);
-	INSERT INTO livenotify.rules (source, type, action)
-	SELECT DISTINCT src, x, 'skip' FROM unnest(skip_types) AS x;
-
-	PERFORM livenotify._install_triggers(tbl, src, read_column IS NOT NULL);
-	-- Readers that cache unread counts drop this source's at commit (registered anew, perhaps
-	-- on another read or user column).
-	PERFORM livenotify._counts_changed(src);
-	RETURN src;
-END
-$$;
-
 -- A registration follows its columns through the table's life; what it cannot follow is
 -- refused by the DDL that would break it, never found at INSERT time.  Both functions run as
 -- the extension's owner: they read and write livenotify.source_tables for any table owner.
@@ -422,37 +347,6 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION livenotify.unread_counts_query(source text) RETURNS text LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	s livenotify.sources;
-	utype text;
-	tbl text;
-BEGIN
-	PERFORM livenotify.check_loaded();
-	s := livenotify._source(source);
-	IF s.read_column IS NULL THEN
-		RAISE EXCEPTION 'livenotify source "%" has no read column', s.source
-			USING ERRCODE = 'object_not_in_prerequisite_state',
-			      HINT = 'Register the table with read_column to count unread rows.';
-	END IF;
-	utype := livenotify._user_key_type(s);
-	-- Schema-qualified, so the text means the same table under any search_path.
-	SELECT format('%I.%I', n.nspname, c.relname) INTO tbl
-	  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = s.relid;
-	RETURN format(
-		'SELECT u.k AS user_key,
-		        CASE WHEN u.k::%3$s::pg_catalog.text = u.k
-		             THEN (SELECT pg_catalog.count(*) FROM %1$s t
-		                    WHERE t.%2$I = u.k::%3$s AND NOT t.%4$I)
-		             ELSE 0 END AS unread
-		   FROM pg_catalog.jsonb_array_elements_text($1::pg_catalog.jsonb)
-		        WITH ORDINALITY AS u(k, n)
-		  ORDER BY u.n',
-		tbl, s.user_column, utype, s.read_column);
-END
-$$;
-
 -- Every source's triggers anew, with the source name as their only argument (and no WHEN
 -- clause, which kept the user and read columns from being retyped).
 DO $$
@@ -473,6 +367,8 @@ BEGIN
 	END LOOP;
 END
 $$;
+-- register() and unread_counts_query() get their 0.2 definitions in the trust boundary
+-- section below (SECURITY DEFINER, qualified operators, names instead of numbers).
 
 -- ==== bulk loads, rules cache snapshot, writes without preload (issue 11) ====
 
