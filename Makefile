@@ -48,7 +48,7 @@ BITCODE_CXXFLAGS += -std=c++17 -Wno-register -Wno-deprecated-register
 # Every object depends on the headers (PGXS tracks no header dependencies).
 $(OBJS): $(wildcard extension/*.hpp)
 
-.PHONY: sidecar test demo format check-format bench soak bench-write bench-e2e bench-peers bench-bulk
+.PHONY: sidecar test demo format check-format bench soak bench-write bench-write-cpu bench-e2e bench-peers bench-bulk
 
 all: sidecar
 
@@ -72,10 +72,14 @@ soak:
 
 # Benchmarks take minutes and are never part of `make test`.  bench-peers alone: livenotify
 # against the Django Channels seed stack and a LISTEN/NOTIFY bridge (bench/peers/run.sh).
-bench: bench-write bench-bulk bench-e2e bench-peers
+bench: bench-write bench-write-cpu bench-bulk bench-e2e bench-peers
 
 bench-write:
 	bash bench/write-path.sh
+
+# The trigger's cost in instructions (callgrind): no drift, so small regressions show.
+bench-write-cpu:
+	bash bench/write-cpu.sh
 
 bench-e2e:
 	bash bench/e2e/run.sh

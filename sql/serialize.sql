@@ -122,7 +122,11 @@ VALUES (6, 6, 'like', 'Infinity', 3.4028235e38, 1.7976931348623157e308),
 INSERT INTO ser_notification (id, user_id, type) VALUES (8, 8, 'like');
 -- 9: every control character and values long enough to be stored out of line.
 INSERT INTO ser_notification (id, user_id, type, txt, vc, jb)
-SELECT 9, 9, 'like', string_agg(chr(i), '') || repeat('long "text" \ ', 200), chr(127),
+SELECT 9, 9, 'like', string_agg(chr(i), '') || repeat('long "text" \ ', 200) ||
+       -- an escape at every offset of a 16-byte block, between multibyte characters
+       (SELECT string_agg(repeat('a', j) || '"' || repeat('é', j % 3) || '\' || chr(1 + j % 31), '')
+          FROM generate_series(0, 17) j),
+       chr(127),
        jsonb_build_object('long', repeat('é"\', 600), 'ctl', string_agg(chr(i), ''))
   FROM generate_series(1, 31) i;
 SELECT setval('ser_notification_id_seq', 9);
