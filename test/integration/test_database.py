@@ -281,3 +281,33 @@ async def database_max_connections_at_start(ctx):
             c.close()
         if d:
             d.stop()
+
+
+@test
+async def database_count_query_failing(ctx):
+    """The unread-count statement fails (the role lost SELECT on the table): the frame says
+    so with "unread_count_error": true instead of silently leaving the count out, the
+    failure is counted, and once the grant is back the next frame has the count again."""
+    db, user = ctx.db, 1641
+    d = role_daemon(ctx, "count-failing", ["--reconnect-min-ms=50", "--reconnect-max-ms=500"])
+    await d.start()
+    tab = None
+    try:
+        tab = await Client.authed(d, "tab", user)
+        db.rows(f"REVOKE SELECT ON {SOURCE} FROM {ROLE}")
+        nid, _ = db.insert(user, "like", "count fails")
+        want = expected_notification(db, nid, None)
+        del want["unread_count"]
+        want["unread_count_error"] = True
+        check_eq(await tab.next("row whose count fails"), want, "frame when counting fails")
+        errors = await metric(d, "livenotifyd_unread_count_errors_total")
+        check_eq(errors, 1.0, "livenotifyd_unread_count_errors_total after one failed count")
+        check(await log_line(d, "unread_counts_failed"), "no unread_counts_failed log line")
+        db.rows(f"GRANT SELECT ON {SOURCE} TO {ROLE}")
+        nid, _ = db.insert(user, "like", "count works")
+        check_eq(await tab.next("row after the grant"),
+                 expected_notification(db, nid, db.unread(user)), "frame once counting works")
+    finally:
+        db.rows(f"GRANT SELECT ON {SOURCE} TO {ROLE}")
+        await close_all(tab)
+        d.stop()
