@@ -3,6 +3,8 @@
  */
 #include "db.hpp"
 
+#include "conninfo.hpp"
+
 #include <cerrno>
 #include <chrono>
 #include <poll.h>
@@ -54,9 +56,24 @@ PgConn::connect(const std::string &conninfo, const std::string &application_name
 	 * lets "dbname" carry either, and application_name is added after it so
 	 * pg_stat_activity shows which thread a session belongs to.
 	 */
-	const char *keys[] = {"dbname", "application_name", nullptr};
-	const char *vals[] = {conninfo.c_str(), application_name.c_str(), nullptr};
-	conn_ = PQconnectStartParams(keys, vals, 1);
+	std::vector<const char *> keys, vals;
+	/*
+	 * Defaults go before dbname: with expand_dbname, a keyword the URL sets
+	 * overrides the entries before it (libpq docs, PQconnectdbParams).
+	 */
+	std::optional<std::string> tsa = default_target_session_attrs(conninfo);
+	if (tsa)
+	{
+		keys.push_back("target_session_attrs");
+		vals.push_back(tsa->c_str());
+	}
+	keys.push_back("dbname");
+	vals.push_back(conninfo.c_str());
+	keys.push_back("application_name");
+	vals.push_back(application_name.c_str());
+	keys.push_back(nullptr);
+	vals.push_back(nullptr);
+	conn_ = PQconnectStartParams(keys.data(), vals.data(), 1);
 	if (!conn_)
 	{
 		*err = "out of memory";
@@ -142,6 +159,16 @@ PgConn::cancel_and_drain(int timeout_ms)
 			return; /* idle: PQfinish ends the session cleanly */
 		PQclear(r);
 	}
+}
+
+std::string
+PgConn::server() const
+{
+	if (!conn_)
+		return "";
+	const char *h = PQhost(conn_);
+	const char *p = PQport(conn_);
+	return std::string(h ? h : "") + ":" + (p ? p : "");
 }
 
 void

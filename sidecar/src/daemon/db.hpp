@@ -89,6 +89,8 @@ public:
 	bool connect(const std::string &conninfo, const std::string &application_name,
 				 std::string *err);
 	void close();
+	/* host:port of the server this session reached (one of a multi-host URL's). */
+	std::string server() const;
 	bool connected() const
 	{
 		return conn_ != nullptr;

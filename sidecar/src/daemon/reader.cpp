@@ -7,6 +7,7 @@
 #include "cursor.hpp"
 #include "db.hpp"
 #include "log.hpp"
+#include "primary.hpp"
 #include "unread_cache.hpp"
 #include "worker.hpp"
 
@@ -126,6 +127,13 @@ private:
 		}
 		if (ever_connected_)
 			sh_->counters.db_reconnects.fetch_add(1, std::memory_order_relaxed);
+
+		/* Before anything is read from it: a standby's queue is not the primary's (primary.hpp). */
+		ServerRole role = server_role(conn_, &err);
+		if (role == ServerRole::Standby)
+			return refuse_standby();
+		if (role == ServerRole::Unknown)
+			return fail_setup("pg_is_in_recovery", err);
 
 		/*
 		 * read() waits on its latch up to read_timeout_ms by design; a
@@ -295,6 +303,26 @@ private:
 		return false;
 	}
 
+	/*
+	 * The session reached a server in recovery: drop it and retry with a
+	 * growing delay (the backoff is not reset: nothing was read), /healthz
+	 * 503 meanwhile.  A multi-host URL gets target_session_attrs=read-write
+	 * (conninfo.hpp), so libpq itself skips a standby; a single host, or a
+	 * URL asking for any, lands here until the server is promoted.
+	 */
+	bool refuse_standby()
+	{
+		sh_->counters.db_standby.fetch_add(1, std::memory_order_relaxed);
+		sh_->counters.db_up.store(0);
+		int64_t delay = backoff_.next();
+		LOG_ERROR("db_standby", "thread=reader server=%s error=%s retry_ms=%lld",
+				  log_quote(conn_.server()).c_str(), log_error_text(kStandbyError).c_str(),
+				  static_cast<long long>(delay));
+		conn_.close();
+		sleep_or_stop(sh_, delay);
+		return false;
+	}
+
 	void disconnect()
 	{
 		conn_.close();
@@ -317,6 +345,13 @@ private:
 		if (!r.ok())
 		{
 			sh_->counters.db_errors.fetch_add(1, std::memory_order_relaxed);
+			/*
+			 * The session is still up: ask whether the server went into
+			 * recovery, so the log says so rather than only read()'s error.
+			 */
+			std::string role_err;
+			if (r.status == DbStatus::Error && server_role(conn_, &role_err) == ServerRole::Standby)
+				return !refuse_standby();
 			int64_t delay = backoff_.next();
 			LOG_ERROR("db_read_failed", "error=%s conn_lost=%d retry_ms=%lld",
 					  log_error_text(r.error).c_str(), r.status == DbStatus::ConnLost,

@@ -6,6 +6,7 @@
 #include "backoff.hpp"
 #include "db.hpp"
 #include "log.hpp"
+#include "primary.hpp"
 
 #include <poll.h>
 
@@ -93,6 +94,28 @@ private:
 		}
 		if (ever_connected_)
 			sh_->counters.db_reconnects.fetch_add(1, std::memory_order_relaxed);
+		/*
+		 * Catch-up and counts read on a standby lag the primary (rows the
+		 * live stream already delivered would be missing): refuse it like
+		 * the reader does (primary.hpp).  The backoff grows meanwhile.
+		 */
+		ServerRole role = server_role(conn_, &err);
+		if (role != ServerRole::Primary)
+		{
+			if (role == ServerRole::Standby)
+				sh_->counters.db_standby.fetch_add(1, std::memory_order_relaxed);
+			else
+				sh_->counters.db_errors.fetch_add(1, std::memory_order_relaxed);
+			int64_t delay = backoff_.next();
+			next_attempt_ = now + std::chrono::milliseconds(delay);
+			LOG_ERROR(role == ServerRole::Standby ? "db_standby" : "db_setup_failed",
+					  "thread=worker%d server=%s error=%s retry_ms=%lld", index_,
+					  log_quote(conn_.server()).c_str(),
+					  log_error_text(role == ServerRole::Standby ? kStandbyError : err).c_str(),
+					  static_cast<long long>(delay));
+			conn_.close();
+			return false;
+		}
 		ever_connected_ = true;
 		backoff_.reset();
 		if (!load_sources(conn_, &sources_, &err))
