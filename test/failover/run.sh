@@ -133,7 +133,11 @@ if want standby || want failover; then
 	PRIM=$(cluster_dir fo-primary)
 	# wal_level replica and max_wal_senders are PostgreSQL 15's defaults; a short
 	# wal_sender_timeout is not needed: the primary is stopped, not cut.
-	cluster_start "$PRIM" "$P_PRIMARY" "livenotify.ring_size = '8MB'" 9>&- ||
+	# Unix sockets only (the daemons' multi-host URLs name the two socket directories): a
+	# port of the ephemeral range on 127.0.0.1 can be held by any outgoing connection of the
+	# machine at the moment the server binds it.
+	cluster_start "$PRIM" "$P_PRIMARY" "livenotify.ring_size = '8MB'
+listen_addresses = ''" 9>&- ||
 		die "primary did not start"
 	create_db "$PRIM" "$P_PRIMARY" || die "schema setup failed"
 	STBY=$(cluster_dir fo-standby)
@@ -152,7 +156,7 @@ if want standby || want failover; then
 			"SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")" = 1 ] && break
 		sleep 0.25
 	done
-	log "primary on 127.0.0.1:$P_PRIMARY, streaming standby on 127.0.0.1:$P_STANDBY"
+	log "primary on $PRIM port $P_PRIMARY, streaming standby on $STBY port $P_STANDBY"
 	args=(--primary-dir="$PRIM" --primary-port="$P_PRIMARY" --standby-dir="$STBY"
 		--standby-port="$P_STANDBY" --db="$DB")
 	if want standby; then
