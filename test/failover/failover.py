@@ -451,8 +451,13 @@ async def part_partition(opts):
     users = [1, 2]
     url = f"host={opts.pg_addr} port={opts.pg_port} user=postgres dbname={opts.db}"
     local = f"host={opts.pg_dir} port={opts.pg_port} user=postgres dbname={opts.db}"
-    read_timeout_ms = 2000
-    d = daemon(opts, "partition", url, [f"--read-timeout-ms={read_timeout_ms}"])
+    # docs/operations.md: /healthz answers 503 once the last successful read() is older than
+    # max_read_age_ms (default read_timeout_ms + db_timeout_ms, here 4 s); one second more for
+    # the polling and the HTTP round trip.
+    read_timeout_ms, db_timeout_ms = 2000, 2000
+    max_read_age_s = (read_timeout_ms + db_timeout_ms) / 1000
+    d = daemon(opts, "partition", url, [f"--read-timeout-ms={read_timeout_ms}",
+                                        f"--db-timeout-ms={db_timeout_ms}"])
     writer = None
     tabs = []
     cut = False
@@ -468,7 +473,7 @@ async def part_partition(opts):
         t_cut = time.monotonic()
         iptables(opts, "-A")
         cut = True
-        limit = opts.deadline_s
+        limit = opts.deadline_s if opts.deadline_s else max_read_age_s + 1.0
         series = await health_series([d], t_cut, t_cut + limit + 3,
                                      lambda s: any(st != 200 for _, st in s[d.name]))
         down = first(series[d.name], lambda st: st == 503)
@@ -543,7 +548,8 @@ def main():
     ap.add_argument("--netns")
     ap.add_argument("--iptables", default="iptables")
     ap.add_argument("--deadline-s", type=float,
-                    default=float(os.environ.get("LIVENOTIFY_FAILOVER_DEADLINE_S", "12")))
+                    default=float(os.environ.get("LIVENOTIFY_FAILOVER_DEADLINE_S", "0")),
+                    help="partition: seconds to 503 allowed (0: max_read_age + 1 s)")
     opts = ap.parse_args()
     fn = {"standby": part_standby, "failover": part_failover, "partition": part_partition}
     t0 = time.monotonic()

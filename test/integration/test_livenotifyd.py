@@ -32,6 +32,7 @@ import test_protocol  # noqa: E402,F401
 import test_backpressure  # noqa: E402,F401
 import test_control  # noqa: E402,F401
 import test_health  # noqa: E402,F401
+import test_database  # noqa: E402,F401
 
 if __name__ == "__main__":
     sys.exit(lntest.main())

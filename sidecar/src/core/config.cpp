@@ -128,6 +128,12 @@ key_table()
 		INT_KEY(db_workers, 1, 64, "database connections for auth and catch-up (default 2)"),
 		INT_KEY(read_batch, 1, 100000, "max entries per livenotify.read() call (default 1000)"),
 		INT_KEY(read_timeout_ms, 100, 600000, "livenotify.read() wait in ms (default 10000)"),
+		INT_KEY(db_timeout_ms, 100, 600000,
+				"deadline of every database call beyond its own wait (read()'s read_timeout_ms); "
+				"past it the call is cancelled and the session dropped (default 5000)"),
+		INT_KEY(max_read_age_ms, 0, 3600000,
+				"/healthz answers 503 when the reader's last successful read() is older; "
+				"0: read_timeout_ms + db_timeout_ms (default 0)"),
 		INT_KEY(reconnect_min_ms, 1, 600000, "first database reconnect delay in ms (default 100)"),
 		INT_KEY(reconnect_max_ms, 1, 3600000, "max database reconnect delay in ms (default 10000)"),
 		INT_KEY(catchup_max_rows, 1, 1000000,
@@ -372,6 +378,10 @@ validate_config(Config &cfg)
 							  cfg.listen_address + "\")");
 	if (cfg.reconnect_max_ms < cfg.reconnect_min_ms)
 		throw ConfigError("reconnect_max_ms", "smaller than reconnect_min_ms");
+	/* A quiet read() takes read_timeout_ms: a shorter age would report a healthy reader as stale.
+	 */
+	if (cfg.max_read_age_ms != 0 && cfg.max_read_age_ms <= cfg.read_timeout_ms)
+		throw ConfigError("max_read_age_ms", "must be larger than read_timeout_ms (or 0)");
 	if (cfg.send_queue_bytes < 1024)
 		throw ConfigError("send_queue_bytes", "must be at least 1kB");
 	if (cfg.max_sockets_per_user > cfg.max_sockets)

@@ -47,6 +47,8 @@ struct Config
 	int db_workers = 2;
 	int read_batch = 1000;
 	int read_timeout_ms = 10000;
+	int db_timeout_ms = 5000; /* every database call: its own wait + this, then cancelled */
+	int max_read_age_ms = 0;  /* /healthz 503 past it; 0: read_timeout_ms + db_timeout_ms */
 	int reconnect_min_ms = 100;
 	int reconnect_max_ms = 10000;
 	int catchup_max_rows = 1000;
@@ -77,6 +79,13 @@ struct Config
 	/* derived by validate_config(): the verification key (secret or PEM) */
 	std::string jwt_key;
 };
+
+/* The read age past which /healthz answers 503 (max_read_age_ms, 0: derived). */
+inline int
+effective_max_read_age_ms(const Config &c)
+{
+	return c.max_read_age_ms ? c.max_read_age_ms : c.read_timeout_ms + c.db_timeout_ms;
+}
 
 /* Thrown for an invalid configuration; key names the bad key. */
 struct ConfigError : std::runtime_error

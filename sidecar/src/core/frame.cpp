@@ -152,7 +152,8 @@ find_top_level_int(std::string_view json, std::string_view key)
 
 FramePtr
 make_notification_frame(std::string_view source, int64_t id, std::string_view row_json,
-						std::optional<int64_t> unread, size_t headroom, std::string_view cursor)
+						std::optional<int64_t> unread, size_t headroom, std::string_view cursor,
+						bool count_error)
 {
 	std::string src = json_string(source);
 	auto f = new_frame(FrameKind::Notification, headroom,
@@ -177,6 +178,8 @@ make_notification_frame(std::string_view source, int64_t id, std::string_view ro
 		b += ",\"unread_count\":";
 		b += std::to_string(*unread);
 	}
+	else if (count_error)
+		b += ",\"unread_count_error\":true";
 	b += '}';
 	return f;
 }

@@ -72,10 +72,12 @@ std::string json_string(std::string_view s);
 std::optional<int64_t> find_top_level_int(std::string_view json, std::string_view key);
 
 /* {"type":"notification","source":S,"id":N,"cursor":K,"notification":ROW,"unread_count":C} (count
- * omitted when nullopt, cursor when empty; a cursor is digits and dots, cursor.hpp) */
+ * omitted when nullopt, cursor when empty; a cursor is digits and dots, cursor.hpp).
+ * count_error: the count query failed, so "unread_count_error":true stands instead of the
+ * count (docs/protocol.md), which a source without a read column simply omits. */
 FramePtr make_notification_frame(std::string_view source, int64_t id, std::string_view row_json,
 								 std::optional<int64_t> unread, size_t headroom,
-								 std::string_view cursor = {});
+								 std::string_view cursor = {}, bool count_error = false);
 
 /* {"type":"unread_count","source":S,"unread_count":C} */
 FramePtr make_unread_count_frame(std::string_view source, int64_t unread, size_t headroom);

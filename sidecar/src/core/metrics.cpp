@@ -4,6 +4,8 @@
 #include "metrics.hpp"
 
 #include <cstdio>
+#include <initializer_list>
+#include <utility>
 
 namespace livenotify
 {
@@ -18,6 +20,21 @@ metric(std::string &out, const char *name, const char *type, const char *help, d
 	snprintf(buf, sizeof(buf), "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type,
 			 name, value);
 	out += buf;
+}
+
+/* One sample of a labelled family (HELP and TYPE once, before the first sample). */
+void
+labelled(std::string &out, const char *name, const char *type, const char *help,
+		 std::initializer_list<std::pair<const char *, double>> samples, const char *label)
+{
+	char buf[512];
+	snprintf(buf, sizeof(buf), "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	out += buf;
+	for (const auto &s : samples)
+	{
+		snprintf(buf, sizeof(buf), "%s{%s=\"%s\"} %.17g\n", name, label, s.first, s.second);
+		out += buf;
+	}
 }
 
 double
@@ -86,6 +103,36 @@ render_metrics(const Counters &c, const Gauges &g)
 		   static_cast<double>(c.db_up.load(std::memory_order_relaxed)));
 	metric(out, "livenotifyd_last_seq", "gauge", "Last queue sequence number processed.",
 		   static_cast<double>(c.last_seq.load(std::memory_order_relaxed)));
+	/* +Inf before the first read: an alert on the age fires for a daemon that never read. */
+	if (g.last_read_age_seconds < 0)
+		out += "# HELP livenotifyd_last_read_age_seconds Seconds since the reader's last "
+			   "successful livenotify.read().\n# TYPE livenotifyd_last_read_age_seconds "
+			   "gauge\nlivenotifyd_last_read_age_seconds +Inf\n";
+	else
+		metric(out, "livenotifyd_last_read_age_seconds", "gauge",
+			   "Seconds since the reader's last successful livenotify.read().",
+			   g.last_read_age_seconds);
+	labelled(out, "livenotifyd_db_connect_failures_total", "counter",
+			 "Failed database connection attempts.",
+			 {{"reader", load(c.db_connect_failures_reader)},
+			  {"worker", load(c.db_connect_failures_worker)}},
+			 "conn");
+	labelled(out, "livenotifyd_db_timeouts_total", "counter",
+			 "Database calls without an answer by their deadline (cancelled, session dropped).",
+			 {{"reader", load(c.db_timeouts_reader)}, {"worker", load(c.db_timeouts_worker)}},
+			 "conn");
+	labelled(out, "livenotifyd_db_persistent_errors_total", "counter",
+			 "Database errors that retrying will not cure soon (privileges, missing function, "
+			 "database or role).",
+			 {{"reader", load(c.db_persistent_errors_reader)},
+			  {"worker", load(c.db_persistent_errors_worker)}},
+			 "conn");
+	metric(out, "livenotifyd_db_workers_failing", "gauge",
+		   "Catch-up/auth connections whose last database call failed.",
+		   static_cast<double>(g.db_workers_failing));
+	metric(out, "livenotifyd_unread_count_errors_total", "counter",
+		   "Unread-count statements that failed (frames carry unread_count_error).",
+		   load(c.unread_count_errors));
 	return out;
 }
 

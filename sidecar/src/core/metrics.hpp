@@ -34,7 +34,15 @@ struct Counters
 	std::atomic<uint64_t> unread_counts_fetched{0}; /* users counted in the database */
 	std::atomic<uint64_t> unread_cache_hits{0};		/* frames counted from the cache */
 	std::atomic<int64_t> last_seq{0};
-	std::atomic<int> db_up{0};
+	std::atomic<int> db_up{0}; /* the reader's last read() succeeded */
+	/* Database failures by connection kind (core/db_health.hpp). */
+	std::atomic<uint64_t> db_connect_failures_reader{0};
+	std::atomic<uint64_t> db_connect_failures_worker{0};
+	std::atomic<uint64_t> db_timeouts_reader{0}; /* no answer by the deadline: dropped */
+	std::atomic<uint64_t> db_timeouts_worker{0};
+	std::atomic<uint64_t> db_persistent_errors_reader{0}; /* persistent_sqlstate() */
+	std::atomic<uint64_t> db_persistent_errors_worker{0};
+	std::atomic<uint64_t> unread_count_errors{0}; /* counting statements that failed */
 };
 
 struct Gauges
@@ -43,7 +51,9 @@ struct Gauges
 	uint64_t users = 0;
 	uint64_t pending_auth = 0; /* sockets not authenticated yet */
 	uint64_t queued_bytes = 0;
-	double queue_lag_seconds = 0; /* age of the oldest unsent frame */
+	double queue_lag_seconds = 0;	   /* age of the oldest unsent frame */
+	double last_read_age_seconds = -1; /* reader's last successful read(); < 0: never */
+	uint64_t db_workers_failing = 0;
 };
 
 std::string render_metrics(const Counters &c, const Gauges &g);

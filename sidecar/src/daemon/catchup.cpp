@@ -173,7 +173,8 @@ Server::on_catchup(Session *s, Event &e)
 		s->gate.on_page_failed();
 	else
 	{
-		if (!e.rows.empty())
+		/* A failed count is asked again with the next page. */
+		if (!e.rows.empty() && !e.count_error)
 		{
 			s->resume_count_known = true;
 			s->resume_unread = e.unread;

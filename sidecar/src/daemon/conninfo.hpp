@@ -1,35 +1,59 @@
 /*
- * conninfo.hpp: connection parameters livenotifyd adds to the configured
- * database_url, decided from what the URL itself says.
+ * conninfo.hpp: the connection parameters every database session uses.
  *
- * The URL is parsed with libpq's own parser (PQconninfoParse), so a URI and
- * key=value pairs are read exactly as PQconnectStartParams will read them.
- * Nothing here connects.
+ * The configured database_url (a URI or key=value pairs) is parsed with
+ * PQconninfoParse and completed with the defaults below for every key that
+ * neither the URL nor its environment variable (PGCONNECT_TIMEOUT, ...) sets.
+ * Without them a silent partition or a server that went away without a FIN
+ * leaves the session ESTABLISHED for hours (Linux keepalive defaults:
+ * 2 h idle), and a connect to an address that drops SYNs waits for the
+ * kernel's SYN retries.  The read deadline in db.cpp catches a hung read()
+ * anyway; these also cover idle worker sessions and the connect itself.
  *
- * Thread: any (pure functions; getenv only).
+ * One table, so that a default is added in one place.  One default depends
+ * on the URL: a URL with several hosts that sets no target_session_attrs
+ * (nor PGTARGETSESSIONATTRS) gets target_session_attrs=read-write, so that
+ * libpq skips standbys (primary.hpp refuses them after connect anyway).
+ *
+ * Thread: any (no shared state).
  */
 #pragma once
 
-#include <optional>
 #include <string>
+#include <vector>
 
 namespace livenotify
 {
 
-/* The value of keyword in conninfo; nullopt when unset, empty or unparsable. */
-std::optional<std::string> conninfo_value(const std::string &conninfo, const char *keyword);
+struct ConninfoDefault
+{
+	const char *key;
+	const char *value;
+};
 
-/* True when conninfo names more than one host (a comma in host or hostaddr). */
-bool conninfo_multi_host(const std::string &conninfo);
+/* The defaults (libpq keyword, value); see conninfo.cpp for why each. */
+const std::vector<ConninfoDefault> &conninfo_defaults();
+
+struct ConnParams
+{
+	/* Keyword/value pairs for PQconnectStartParams(keys, values, expand_dbname = 0). */
+	std::vector<std::string> keys;
+	std::vector<std::string> values;
+	/* Effective connect_timeout in seconds (0: none) and the number of hosts tried. */
+	int connect_timeout_s = 0;
+	int hosts = 1;
+
+	/* The value of a keyword, or "" when absent. */
+	std::string get(const std::string &key) const;
+};
 
 /*
- * target_session_attrs to pass ahead of the URL (so the URL can override it):
- * "read-write" for a multi-host URL that sets no target_session_attrs itself
- * (and no PGTARGETSESSIONATTRS in the environment); nullopt otherwise.
- * Without it libpq takes the first host that answers, and after a failover
- * that is often the old primary restarted as a standby, where livenotify's
- * queue is empty and read() refuses (the daemon would stay away for good).
+ * Parse url, add the defaults it lacks, set application_name (always ours:
+ * pg_stat_activity tells the reader from the workers).  False with *err (the
+ * libpq message) when url does not parse.  env looks up an environment
+ * variable (getenv by default; tests pass their own).
  */
-std::optional<std::string> default_target_session_attrs(const std::string &conninfo);
+bool build_conninfo(const std::string &url, const std::string &application_name, ConnParams *out,
+					std::string *err, const char *(*env)(const char *) = nullptr);
 
 } // namespace livenotify

@@ -5,9 +5,12 @@
 
 #include "conninfo.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <poll.h>
+#include <thread>
 
 namespace livenotify
 {
@@ -24,8 +27,8 @@ one_line(const char *msg)
 	return s;
 }
 
-bool
-PgConn::wait(bool for_write)
+PgConn::Wait
+PgConn::wait(bool for_write, Deadline deadline)
 {
 	struct pollfd fds[2];
 	fds[0].fd = PQsocket(conn_);
@@ -36,44 +39,83 @@ PgConn::wait(bool for_write)
 	fds[1].revents = 0;
 	for (;;)
 	{
-		int n = poll(fds, 2, -1);
+		auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+						deadline - std::chrono::steady_clock::now())
+						.count();
+		if (left <= 0)
+			return Wait::TimedOut;
+		/* Rounded up: poll() must not return just before the deadline and spin. */
+		int n = poll(fds, 2, static_cast<int>(std::min<long long>(left + 1, INT_MAX)));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return false;
+			return Wait::Stopped;
 		if (fds[1].revents & POLLIN)
-			return false;
-		return true;
+			return Wait::Stopped;
+		if (n == 0)
+			continue; /* the deadline check above decides */
+		return Wait::Ready;
 	}
+}
+
+namespace
+{
+/* Cancel threads running now (cancel_in_background). */
+std::atomic<int> cancels_in_flight{0};
+constexpr int kMaxCancelsInFlight = 4;
+} // namespace
+
+void
+cancel_in_background(PGconn *conn)
+{
+	PGcancel *c = PQgetCancel(conn);
+	if (!c)
+		return;
+	if (cancels_in_flight.fetch_add(1) >= kMaxCancelsInFlight)
+	{
+		cancels_in_flight.fetch_sub(1);
+		PQfreeCancel(c);
+		return;
+	}
+	/* The PGcancel is independent of the PGconn (libpq docs): it may outlive PQfinish. */
+	std::thread([c] {
+		char buf[256];
+		PQcancel(c, buf, sizeof(buf));
+		PQfreeCancel(c);
+		cancels_in_flight.fetch_sub(1);
+	}).detach();
+}
+
+void
+PgConn::abandon()
+{
+	if (!conn_)
+		return;
+	cancel_in_background(conn_);
+	/*
+	 * PQfinish writes a Terminate message without waiting (the session is in
+	 * non-blocking mode) and closes the socket: it does not block on a backend
+	 * that does not read.
+	 */
+	close();
 }
 
 bool
 PgConn::connect(const std::string &conninfo, const std::string &application_name, std::string *err)
 {
 	close();
-	/*
-	 * The configured string may be a URI or key=value pairs; expand_dbname
-	 * lets "dbname" carry either, and application_name is added after it so
-	 * pg_stat_activity shows which thread a session belongs to.
-	 */
+	ConnParams params;
+	if (!build_conninfo(conninfo, application_name, &params, err))
+		return false;
 	std::vector<const char *> keys, vals;
-	/*
-	 * Defaults go before dbname: with expand_dbname, a keyword the URL sets
-	 * overrides the entries before it (libpq docs, PQconnectdbParams).
-	 */
-	std::optional<std::string> tsa = default_target_session_attrs(conninfo);
-	if (tsa)
+	for (size_t i = 0; i < params.keys.size(); i++)
 	{
-		keys.push_back("target_session_attrs");
-		vals.push_back(tsa->c_str());
+		keys.push_back(params.keys[i].c_str());
+		vals.push_back(params.values[i].c_str());
 	}
-	keys.push_back("dbname");
-	vals.push_back(conninfo.c_str());
-	keys.push_back("application_name");
-	vals.push_back(application_name.c_str());
 	keys.push_back(nullptr);
 	vals.push_back(nullptr);
-	conn_ = PQconnectStartParams(keys.data(), vals.data(), 1);
+	conn_ = PQconnectStartParams(keys.data(), vals.data(), 0);
 	if (!conn_)
 	{
 		*err = "out of memory";
@@ -85,6 +127,16 @@ PgConn::connect(const std::string &conninfo, const std::string &application_name
 		close();
 		return false;
 	}
+	/*
+	 * connect_timeout applies per host in libpq; PQconnectPoll leaves it to
+	 * the caller, so the whole attempt gets connect_timeout x hosts (libpq
+	 * moves to the next host by itself on a refusal, not on a silent one).
+	 * Without connect_timeout: the statement deadline.
+	 */
+	int64_t budget_ms = params.connect_timeout_s > 0
+							? int64_t(params.connect_timeout_s) * 1000 * params.hosts
+							: timeout_ms_;
+	auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(budget_ms);
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 	for (;;)
 	{
@@ -96,9 +148,14 @@ PgConn::connect(const std::string &conninfo, const std::string &application_name
 			close();
 			return false;
 		}
-		if (!wait(st == PGRES_POLLING_WRITING))
+		Wait w = wait(st == PGRES_POLLING_WRITING, deadline);
+		if (w != Wait::Ready)
 		{
-			*err = "interrupted";
+			*err = w == Wait::Stopped
+					   ? "interrupted"
+					   : "connection timed out after " + std::to_string(budget_ms) +
+							 " ms (connect_timeout " + std::to_string(params.connect_timeout_s) +
+							 " s x " + std::to_string(params.hosts) + " host(s))";
 			close();
 			return false;
 		}
@@ -129,14 +186,12 @@ PgConn::cancel_and_drain(int timeout_ms)
 {
 	if (!conn_)
 		return;
-	PGcancel *c = PQgetCancel(conn_);
-	if (!c)
-		return;
-	char buf[256];
-	int sent = PQcancel(c, buf, sizeof(buf));
-	PQfreeCancel(c);
-	if (!sent)
-		return;
+	/*
+	 * The cancel goes from a thread of its own: PQcancel blocks on a new
+	 * connection to the server, which a partition makes minutes, and a
+	 * shutdown must not wait for that.  Its answer is waited for below.
+	 */
+	cancel_in_background(conn_);
 	auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
 	for (;;)
 	{
@@ -184,27 +239,37 @@ PgConn::close()
 QueryResult
 PgConn::query(const char *sql, const std::vector<std::optional<std::string>> &params)
 {
-	return run(Send::Query, sql, sql, params);
+	return run(Send::Query, sql, sql, params, 0);
 }
 
 QueryResult
 PgConn::prepare(const std::string &name, const std::string &sql)
 {
-	return run(Send::Prepare, name.c_str(), sql.c_str(), {});
+	return run(Send::Prepare, name.c_str(), sql.c_str(), {}, 0);
 }
 
 QueryResult
 PgConn::exec_prepared(const std::string &name,
-					  const std::vector<std::optional<std::string>> &params)
+					  const std::vector<std::optional<std::string>> &params, int wait_ms)
 {
-	return run(Send::Prepared, name.c_str(), nullptr, params);
+	return run(Send::Prepared, name.c_str(), nullptr, params, wait_ms);
 }
 
 QueryResult
 PgConn::run(Send how, const char *name, const char *sql,
-			const std::vector<std::optional<std::string>> &params)
+			const std::vector<std::optional<std::string>> &params, int wait_ms)
 {
 	QueryResult out;
+	int64_t limit_ms = int64_t(wait_ms) + timeout_ms_;
+	auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(limit_ms);
+	auto timed_out = [&] {
+		out.status = DbStatus::TimedOut;
+		out.error = "no answer from the server within " + std::to_string(limit_ms) +
+					" ms (statement wait " + std::to_string(wait_ms) + " ms + db_timeout_ms " +
+					std::to_string(timeout_ms_) + "): cancelled, session dropped";
+		abandon();
+		return std::move(out);
+	};
 	if (!conn_)
 	{
 		out.status = DbStatus::ConnLost;
@@ -236,7 +301,10 @@ PgConn::run(Send how, const char *name, const char *sql,
 		int f = PQflush(conn_);
 		if (f == 0)
 			break;
-		if (f < 0 || !wait(true))
+		Wait w = f < 0 ? Wait::Ready : wait(true, deadline);
+		if (w == Wait::TimedOut)
+			return timed_out();
+		if (f < 0 || w == Wait::Stopped)
 		{
 			out.status = f < 0 ? DbStatus::ConnLost : DbStatus::Interrupted;
 			out.error = f < 0 ? one_line(PQerrorMessage(conn_)) : "interrupted";
@@ -251,7 +319,10 @@ PgConn::run(Send how, const char *name, const char *sql,
 	{
 		while (PQisBusy(conn_))
 		{
-			if (!wait(false))
+			Wait w = wait(false, deadline);
+			if (w == Wait::TimedOut)
+				return timed_out();
+			if (w == Wait::Stopped)
 			{
 				/*
 				 * Shutdown while the server works (typically read() waiting on
@@ -291,6 +362,8 @@ PgConn::run(Send how, const char *name, const char *sql,
 		return out;
 	}
 	out.error = one_line(PQresultErrorMessage(last.get()));
+	if (const char *state = PQresultErrorField(last.get(), PG_DIAG_SQLSTATE))
+		out.sqlstate = state;
 	out.status = PQstatus(conn_) == CONNECTION_BAD ? DbStatus::ConnLost : DbStatus::Error;
 	out.res = std::move(last);
 	return out;

@@ -8,12 +8,21 @@
  * query is cancelled with PQcancel, its answer read, then the session ended
  * with PQfinish) instead of after read_timeout_ms.
  *
+ * Every wait has a deadline.  A statement gets timeout_ms beyond the wait it
+ * asks for itself (read()'s latch wait); past it the backend is taken for
+ * hung (frozen, partitioned, stuck on I/O): a cancel is sent from a thread of
+ * its own (PQcancel blocks, on a new connection to the server) and the
+ * session is dropped, so the caller reconnects.  The connect is bounded by
+ * connect_timeout (conninfo.hpp) per host, which PQconnectPoll does not
+ * enforce itself.
+ *
  * Thread: the owning database thread only.
  */
 #pragma once
 
 #include <libpq-fe.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -37,6 +46,7 @@ enum class DbStatus
 	Ok,
 	Error,		/* the query failed; the connection is still usable */
 	ConnLost,	/* the connection is gone: reconnect */
+	TimedOut,	/* no answer by the deadline: cancelled, the session dropped; reconnect */
 	Interrupted /* shutdown */
 };
 
@@ -45,10 +55,17 @@ struct QueryResult
 	DbStatus status = DbStatus::Error;
 	PgResult res;
 	std::string error;
+	std::string sqlstate; /* of a server error; empty otherwise */
 
 	bool ok() const
 	{
 		return status == DbStatus::Ok;
+	}
+	/* The session is gone (lost, timed out, shutdown): no further statement on it. */
+	bool session_gone() const
+	{
+		return status == DbStatus::ConnLost || status == DbStatus::TimedOut ||
+			   status == DbStatus::Interrupted;
 	}
 	int rows() const
 	{
@@ -85,9 +102,17 @@ public:
 	PgConn(const PgConn &) = delete;
 	PgConn &operator=(const PgConn &) = delete;
 
-	/* Connect (non-blocking handshake); false with *err set on failure or shutdown. */
+	/*
+	 * Connect (non-blocking handshake) with the defaults of conninfo.hpp;
+	 * false with *err set on failure, time-out or shutdown.
+	 */
 	bool connect(const std::string &conninfo, const std::string &application_name,
 				 std::string *err);
+	/* How long a statement may take beyond the wait it asks for (db_timeout_ms). */
+	void set_timeout_ms(int ms)
+	{
+		timeout_ms_ = ms;
+	}
 	void close();
 	/* host:port of the server this session reached (one of a multi-host URL's). */
 	std::string server() const;
@@ -100,9 +125,14 @@ public:
 	QueryResult query(const char *sql, const std::vector<std::optional<std::string>> &params);
 	/* Prepare a named statement on this session (PQsendPrepare). */
 	QueryResult prepare(const std::string &name, const std::string &sql);
-	/* Run a statement prepare() made on this session (text parameters, text results). */
+	/*
+	 * Run a statement prepare() made on this session (text parameters, text
+	 * results).  wait_ms: how long the statement itself may wait (read()'s
+	 * timeout); the deadline is that plus set_timeout_ms().
+	 */
 	QueryResult exec_prepared(const std::string &name,
-							  const std::vector<std::optional<std::string>> &params);
+							  const std::vector<std::optional<std::string>> &params,
+							  int wait_ms = 0);
 	/*
 	 * Changes on every successful connect(): named statements belong to one
 	 * session, so a caller that caches them compares this to know they are gone.
@@ -116,8 +146,17 @@ private:
 	/* How long a shutdown waits for the backend to acknowledge a cancel. */
 	static constexpr int kCancelWaitMs = 1000;
 
-	/* Wait until the socket is readable/writable or stop; returns false on stop. */
-	bool wait(bool for_write);
+	enum class Wait
+	{
+		Ready,
+		Stopped,
+		TimedOut
+	};
+	using Deadline = std::chrono::steady_clock::time_point;
+	/* Wait until the socket is readable/writable, stop, or the deadline. */
+	Wait wait(bool for_write, Deadline deadline);
+	/* Drop a session whose backend did not answer in time (see db.hpp). */
+	void abandon();
 	/* Cancel the running statement and consume its results, for a clean PQfinish. */
 	void cancel_and_drain(int timeout_ms);
 
@@ -128,14 +167,24 @@ private:
 		Prepared
 	};
 	QueryResult run(Send how, const char *name, const char *sql,
-					const std::vector<std::optional<std::string>> &params);
+					const std::vector<std::optional<std::string>> &params, int wait_ms);
 
 	PGconn *conn_ = nullptr;
+	int timeout_ms_ = 5000;
 	int stop_fd_;
 	uint64_t generation_ = 0;
 };
 
 /* One line of a libpq error message, for a log line. */
 std::string one_line(const char *msg);
+
+/*
+ * Send a cancel request for conn's running statement from a detached thread:
+ * PQcancel (libpq 15) connects to the server and blocks without a deadline,
+ * which a partition makes minutes.  At most a few at a time; past that the
+ * cancel is skipped (the dropped session ends the statement on the server
+ * once the server notices, or statement_timeout does).
+ */
+void cancel_in_background(PGconn *conn);
 
 } // namespace livenotify

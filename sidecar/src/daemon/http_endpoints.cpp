@@ -42,6 +42,9 @@ Server::metrics_text()
 		oldest = std::max(oldest, kv.second->queue.oldest_age(now));
 	}
 	g.queue_lag_seconds = std::chrono::duration<double>(oldest).count();
+	if (auto age = sh_->health.read_age(now))
+		g.last_read_age_seconds = std::chrono::duration<double>(*age).count();
+	g.db_workers_failing = static_cast<uint64_t>(std::max(0, sh_->health.workers_failing()));
 	return render_metrics(sh_->counters, g);
 }
 
@@ -54,12 +57,23 @@ Server::on_http(struct lws *wsi, const char *uri)
 		return http_reply(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
 	if (path == "/healthz")
 	{
-		if (shutting_down_)
-			return http_reply(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "text/plain", "stopping\n");
-		if (!sh_->counters.db_up.load())
-			return http_reply(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "text/plain",
-							  "database unreachable\n");
-		return http_reply(wsi, HTTP_STATUS_OK, "text/plain", "ok\n");
+		/*
+		 * Not "is a session open": the age of the last successful read and
+		 * the workers' state (core/db_health.hpp), so a hung backend or a
+		 * revoked privilege shows.
+		 */
+		HealthInputs in;
+		in.stopping = shutting_down_;
+		in.reader_up = sh_->counters.db_up.load() != 0;
+		in.read_age = sh_->health.read_age(std::chrono::steady_clock::now());
+		in.max_read_age = std::chrono::milliseconds(effective_max_read_age_ms(sh_->cfg));
+		in.workers = sh_->cfg.db_workers;
+		in.workers_failing = sh_->health.workers_failing();
+		in.reader_error = sh_->health.reader_error();
+		in.worker_error = sh_->health.worker_error();
+		HealthVerdict v = evaluate_health(in);
+		return http_reply(wsi, v.ok ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
+						  "text/plain", v.body);
 	}
 	if (path == "/metrics")
 		return http_reply(wsi, HTTP_STATUS_OK, "text/plain; version=0.0.4", metrics_text());

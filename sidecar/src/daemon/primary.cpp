@@ -7,7 +7,7 @@ namespace livenotify
 {
 
 ServerRole
-server_role(PgConn &conn, std::string *err)
+server_role(PgConn &conn, QueryResult *failed)
 {
 	/*
 	 * pg_is_in_recovery() is true from startup until promotion ends
@@ -16,7 +16,12 @@ server_role(PgConn &conn, std::string *err)
 	QueryResult r = conn.query("SELECT pg_catalog.pg_is_in_recovery()", {});
 	if (!r.ok() || r.rows() != 1 || r.is_null(0, 0))
 	{
-		*err = r.ok() ? "pg_is_in_recovery() returned no row" : r.error;
+		if (r.ok())
+		{
+			r.status = DbStatus::Error;
+			r.error = "pg_is_in_recovery() returned no row";
+		}
+		*failed = std::move(r);
 		return ServerRole::Unknown;
 	}
 	return r.text(0, 0) == "t" ? ServerRole::Standby : ServerRole::Primary;

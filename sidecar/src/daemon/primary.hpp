@@ -23,14 +23,14 @@ enum class ServerRole
 {
 	Primary,
 	Standby, /* pg_is_in_recovery(): a hot standby, or a server still recovering */
-	Unknown	 /* the question failed; *err says why */
+	Unknown	 /* the question failed (*failed) */
 };
 
 /* The log text every thread uses for a standby. */
 inline constexpr const char *kStandbyError =
 	"connected to a standby (in recovery); livenotifyd needs the primary";
 
-/* pg_is_in_recovery() on this session. */
-ServerRole server_role(PgConn &conn, std::string *err);
+/* pg_is_in_recovery() on this session; Unknown with the failed call in *failed. */
+ServerRole server_role(PgConn &conn, QueryResult *failed);
 
 } // namespace livenotify

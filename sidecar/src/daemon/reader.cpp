@@ -6,6 +6,7 @@
 #include "backoff.hpp"
 #include "cursor.hpp"
 #include "db.hpp"
+#include "db_health.hpp"
 #include "log.hpp"
 #include "primary.hpp"
 #include "unread_cache.hpp"
@@ -97,6 +98,7 @@ public:
 		: sh_(sh), conn_(sh->stop_fd), backoff_(sh->cfg.reconnect_min_ms, sh->cfg.reconnect_max_ms),
 		  cache_(std::chrono::milliseconds(sh->cfg.unread_cache_ttl_ms))
 	{
+		conn_.set_timeout_ms(sh->cfg.db_timeout_ms);
 	}
 
 	void run()
@@ -119,6 +121,8 @@ private:
 		{
 			if (sh_->stopping.load())
 				return false;
+			sh_->counters.db_connect_failures_reader.fetch_add(1, std::memory_order_relaxed);
+			sh_->health.reader_failed(failure_summary(DbFailure::Connect, ""));
 			int64_t delay = backoff_.next();
 			LOG_WARN("db_connect_failed", "thread=reader error=%s retry_ms=%lld",
 					 log_error_text(err).c_str(), static_cast<long long>(delay));
@@ -127,13 +131,16 @@ private:
 		}
 		if (ever_connected_)
 			sh_->counters.db_reconnects.fetch_add(1, std::memory_order_relaxed);
+		/* The first read() of a session does not wait: it proves the session works at once. */
+		fresh_session_ = true;
 
 		/* Before anything is read from it: a standby's queue is not the primary's (primary.hpp). */
-		ServerRole role = server_role(conn_, &err);
+		QueryResult role_failed;
+		ServerRole role = server_role(conn_, &role_failed);
 		if (role == ServerRole::Standby)
 			return refuse_standby();
 		if (role == ServerRole::Unknown)
-			return fail_setup("pg_is_in_recovery", err);
+			return fail_setup("pg_is_in_recovery", role_failed);
 
 		/*
 		 * read() waits on its latch up to read_timeout_ms by design; a
@@ -142,7 +149,7 @@ private:
 		 */
 		QueryResult st = conn_.query("SELECT set_config('statement_timeout', '0', false)", {});
 		if (!st.ok())
-			return fail_setup("statement_timeout", st.error);
+			return fail_setup("statement_timeout", st);
 
 		/*
 		 * read() runs for every batch, thousands of times a second under load:
@@ -152,7 +159,7 @@ private:
 														 "user_key, kind, payload, xid, unread "
 														 "FROM livenotify.read($1, $2, $3)");
 		if (!prep.ok())
-			return fail_setup("prepare read", prep.error);
+			return fail_setup("prepare read", prep);
 
 		/*
 		 * Resume cursors need read_horizon() after each read and the
@@ -186,12 +193,16 @@ private:
 		sh_->set_origin(origin);
 
 		if (!load_sources(conn_, &sources_, &err))
-			return fail_setup("sources", err);
+		{
+			QueryResult failed;
+			failed.error = err;
+			return fail_setup("sources", failed);
+		}
 		resolve_resume_source(sh_, sources_);
 
 		QueryResult pos = conn_.query("SELECT epoch, last_seq FROM livenotify.position()", {});
 		if (!pos.ok() || pos.rows() != 1)
-			return fail_setup("position", pos.error);
+			return fail_setup("position", pos);
 		int64_t epoch = pos.integer(0, 0);
 		int64_t last = pos.integer(0, 1);
 
@@ -200,7 +211,7 @@ private:
 			/* First connection: deliver what commits from now on; older rows come from catch-up. */
 			after_ = last;
 			if (!prime())
-				return fail_setup("first read", "read() or read_horizon() failed");
+				return fail_setup("first read", last_failure_);
 			/*
 			 * Sockets accepted before this (hello with epoch 0) may have missed
 			 * rows committed meanwhile, except those whose resume waits for
@@ -221,23 +232,27 @@ private:
 			 */
 			after_ = last;
 			if (!prime())
-				return fail_setup("first read", "read() or read_horizon() failed");
+				return fail_setup("first read", last_failure_);
 			broadcast_resync(sh_, "epoch");
 		}
 		else if (after_ > last)
 		{
 			after_ = last;
 			if (!prime())
-				return fail_setup("first read", "read() or read_horizon() failed");
+				return fail_setup("first read", last_failure_);
 			broadcast_resync(sh_, "position");
 		}
 		/* else: same epoch, continue after our position; read() reports a gap as a 'lost' row. */
 		epoch_ = epoch;
 		sh_->epoch.store(epoch);
 		sh_->counters.last_seq.store(after_);
-		sh_->counters.db_up.store(1);
+		/*
+		 * Not up yet, and the backoff is not reset: a session that connects
+		 * and then fails every read() (EXECUTE revoked) would otherwise
+		 * reconnect at the shortest delay forever and flap /healthz.  Both
+		 * wait for a successful read (read_succeeded()).
+		 */
 		ever_connected_ = true;
-		backoff_.reset();
 		LOG_INFO("db_connected", "thread=reader epoch=%lld after=%lld sources=%zu",
 				 static_cast<long long>(epoch), static_cast<long long>(after_), sources_.size());
 		return true;
@@ -253,7 +268,10 @@ private:
 		QueryResult r =
 			conn_.exec_prepared(kReadStatement, {std::to_string(after_), "100000", "0"});
 		if (!r.ok())
+		{
+			last_failure_ = std::move(r);
 			return false;
+		}
 		for (int i = 0; i < r.rows(); i++)
 			if (!r.is_null(i, 1))
 				after_ = std::max<int64_t>(after_, r.integer(i, 1));
@@ -265,7 +283,37 @@ private:
 			if (h)
 				base_x_ = h->xmin;
 		}
+		read_succeeded();
 		return true;
+	}
+
+	/*
+	 * A read() answered: the database works for us.  Only now is the reader
+	 * up and the backoff reset (a connect alone proves nothing).
+	 */
+	void read_succeeded()
+	{
+		sh_->health.read_ok(DbHealth::Clock::now());
+		sh_->counters.db_up.store(1);
+		backoff_.reset();
+		fresh_session_ = false;
+	}
+
+	/* Count a failed call in the metrics and keep its text for /healthz; true if persistent. */
+	bool count_failure(const QueryResult &r)
+	{
+		sh_->counters.db_errors.fetch_add(1, std::memory_order_relaxed);
+		if (r.status == DbStatus::TimedOut)
+			sh_->counters.db_timeouts_reader.fetch_add(1, std::memory_order_relaxed);
+		bool persistent = persistent_sqlstate(r.sqlstate);
+		if (persistent)
+			sh_->counters.db_persistent_errors_reader.fetch_add(1, std::memory_order_relaxed);
+		sh_->health.reader_failed(
+			failure_summary(r.status == DbStatus::TimedOut	 ? DbFailure::TimedOut
+							: r.status == DbStatus::ConnLost ? DbFailure::ConnLost
+															 : DbFailure::Error,
+							r.sqlstate));
+		return persistent;
 	}
 
 	struct Horizon
@@ -281,8 +329,11 @@ private:
 		QueryResult h = conn_.exec_prepared(kHorizonStatement, {});
 		if (!h.ok())
 		{
-			if (h.status == DbStatus::ConnLost || h.status == DbStatus::Interrupted)
+			if (h.session_gone())
+			{
+				last_failure_ = std::move(h);
 				return false;
+			}
 			LOG_WARN("read_horizon_failed", "error=%s", log_error_text(h.error).c_str());
 			return true;
 		}
@@ -292,13 +343,23 @@ private:
 		return true;
 	}
 
-	bool fail_setup(const char *what, const std::string &err)
+	bool fail_setup(const char *what, const QueryResult &r)
 	{
-		sh_->counters.db_errors.fetch_add(1, std::memory_order_relaxed);
+		if (r.status == DbStatus::Interrupted)
+		{
+			conn_.close();
+			return false;
+		}
+		bool persistent = count_failure(r);
 		int64_t delay = backoff_.next();
-		LOG_ERROR("db_setup_failed", "thread=reader step=%s error=%s retry_ms=%lld", what,
-				  log_error_text(err).c_str(), static_cast<long long>(delay));
+		LOG_ERROR("db_setup_failed",
+				  "thread=reader step=%s sqlstate=%s persistent=%d timed_out=%d error=%s "
+				  "retry_ms=%lld",
+				  what, r.sqlstate.empty() ? "-" : r.sqlstate.c_str(), persistent,
+				  r.status == DbStatus::TimedOut, log_error_text(r.error).c_str(),
+				  static_cast<long long>(delay));
 		conn_.close();
+		sh_->counters.db_up.store(0);
 		sleep_or_stop(sh_, delay);
 		return false;
 	}
@@ -314,6 +375,7 @@ private:
 	{
 		sh_->counters.db_standby.fetch_add(1, std::memory_order_relaxed);
 		sh_->counters.db_up.store(0);
+		sh_->health.reader_failed(failure_summary(DbFailure::Standby, ""));
 		int64_t delay = backoff_.next();
 		LOG_ERROR("db_standby", "thread=reader server=%s error=%s retry_ms=%lld",
 				  log_quote(conn_.server()).c_str(), log_error_text(kStandbyError).c_str(),
@@ -337,30 +399,41 @@ private:
 	/* One read() round trip and its batch; false when the connection must be dropped. */
 	bool read_once()
 	{
+		/*
+		 * The wait is bounded: read() returns by read_timeout_ms, the call by
+		 * that plus db_timeout_ms (db.hpp); past it the backend is taken for
+		 * hung, cancelled and dropped.
+		 */
+		int wait_ms = fresh_session_ ? 0 : sh_->cfg.read_timeout_ms;
 		QueryResult r = conn_.exec_prepared(
-			kReadStatement, {std::to_string(after_), std::to_string(sh_->cfg.read_batch),
-							 std::to_string(sh_->cfg.read_timeout_ms)});
+			kReadStatement,
+			{std::to_string(after_), std::to_string(sh_->cfg.read_batch), std::to_string(wait_ms)},
+			wait_ms);
 		if (r.status == DbStatus::Interrupted)
 			return false;
 		if (!r.ok())
 		{
-			sh_->counters.db_errors.fetch_add(1, std::memory_order_relaxed);
+			bool persistent = count_failure(r);
 			/*
 			 * The session is still up: ask whether the server went into
 			 * recovery, so the log says so rather than only read()'s error.
 			 */
-			std::string role_err;
-			if (r.status == DbStatus::Error && server_role(conn_, &role_err) == ServerRole::Standby)
+			QueryResult role_failed;
+			if (r.status == DbStatus::Error &&
+				server_role(conn_, &role_failed) == ServerRole::Standby)
 				return !refuse_standby();
 			int64_t delay = backoff_.next();
-			LOG_ERROR("db_read_failed", "error=%s conn_lost=%d retry_ms=%lld",
-					  log_error_text(r.error).c_str(), r.status == DbStatus::ConnLost,
-					  static_cast<long long>(delay));
+			LOG_ERROR("db_read_failed",
+					  "sqlstate=%s persistent=%d conn_lost=%d timed_out=%d error=%s retry_ms=%lld",
+					  r.sqlstate.empty() ? "-" : r.sqlstate.c_str(), persistent,
+					  r.status == DbStatus::ConnLost, r.status == DbStatus::TimedOut,
+					  log_error_text(r.error).c_str(), static_cast<long long>(delay));
+			sh_->counters.db_up.store(0);
 			sleep_or_stop(sh_, delay);
 			/* Reconnecting re-reads position() and sorts out an epoch change or a bad position. */
 			return false;
 		}
-		backoff_.reset();
+		read_succeeded();
 		int n = r.rows();
 		if (n == 0)
 			return true;
@@ -503,9 +576,10 @@ private:
 	/*
 	 * Counts for the active users of one source: ONE counting statement,
 	 * which also returns the snapshot it counted in (see unread_cache.hpp).
-	 * Each count goes into out and into the cache.
+	 * Each count goes into out and into the cache.  False when the counting
+	 * failed: the frames of these users then say so (unread_count_error).
 	 */
-	void fetch_counts(const std::string &source, const std::vector<std::string> &users,
+	bool fetch_counts(const std::string &source, const std::vector<std::string> &users,
 					  UnreadCache::Clock::time_point now,
 					  std::unordered_map<std::string, int64_t> *out)
 	{
@@ -533,7 +607,7 @@ private:
 			}
 		}
 		/* unread_counts() is STABLE: it counts in the calling statement's snapshot. */
-		if (name.empty() && r.status != DbStatus::ConnLost && r.status != DbStatus::Interrupted)
+		if (name.empty() && !r.session_gone())
 			r = conn_.query("SELECT user_key, unread, pg_catalog.pg_current_snapshot()::text "
 							"FROM livenotify.unread_counts($1, "
 							"ARRAY(SELECT jsonb_array_elements_text($2::jsonb)))",
@@ -541,9 +615,14 @@ private:
 		if (!r.ok())
 		{
 			sh_->counters.db_errors.fetch_add(1, std::memory_order_relaxed);
-			LOG_WARN("unread_counts_failed", "source=%s error=%s", log_quote(source).c_str(),
+			sh_->counters.unread_count_errors.fetch_add(1, std::memory_order_relaxed);
+			if (r.status == DbStatus::TimedOut)
+				sh_->counters.db_timeouts_reader.fetch_add(1, std::memory_order_relaxed);
+			LOG_WARN("unread_counts_failed", "source=%s users=%zu sqlstate=%s error=%s",
+					 log_quote(source).c_str(), users.size(),
+					 r.sqlstate.empty() ? "-" : r.sqlstate.c_str(),
 					 log_error_text(r.error).c_str());
-			return;
+			return false;
 		}
 		sh_->counters.unread_counts_fetched.fetch_add(users.size(), std::memory_order_relaxed);
 		std::shared_ptr<const PgSnapshot> snap;
@@ -558,6 +637,7 @@ private:
 				(*out)[user] = n;
 				cache_.put(source, user, n, snap, now);
 			}
+		return true;
 	}
 
 	/*
@@ -662,8 +742,10 @@ private:
 				need[e.source].push_back(e.user);
 		}
 		std::map<std::string, std::unordered_map<std::string, int64_t>> counts;
+		std::set<std::string> count_failed; /* sources whose counting statement failed */
 		for (const auto &kv : need)
-			fetch_counts(kv.first, kv.second, now, &counts[kv.first]);
+			if (!fetch_counts(kv.first, kv.second, now, &counts[kv.first]))
+				count_failed.insert(kv.first);
 
 		/*
 		 * A transaction's entries are contiguous in the ring.  All its frames
@@ -736,8 +818,14 @@ private:
 				if (cursors_ && base_x_ && id)
 					cursor = book_.stamp(origin_system_, timeline_, *base_x_, e.source, e.user, *id,
 										 batch_expiry_);
+				/*
+				 * No count because counting failed (not because the source has
+				 * no read column): the frame says so, and the next frame of
+				 * this user is counted afresh (its cache entry was dropped).
+				 */
+				bool count_error = !count && count_failed.count(e.source) > 0;
 				ev.frame = make_notification_frame(e.source, id.value_or(-1), row, count,
-												   sh_->headroom, cursor);
+												   sh_->headroom, cursor, count_error);
 			}
 			else if (e.kind == "unread_count")
 			{
@@ -765,6 +853,8 @@ private:
 	std::unordered_map<std::string, SourceInfo> sources_;
 	bool refreshed_this_batch_ = false;
 	bool ever_connected_ = false;
+	bool fresh_session_ = false; /* no read() on this session yet: the first one does not wait */
+	QueryResult last_failure_;	 /* of prime(), for fail_setup() */
 	static constexpr const char *kReadStatement = "livenotify_read";
 	static constexpr const char *kHorizonStatement = "livenotify_read_horizon";
 	/* Resume cursors (cursor.hpp): on when read_horizon() and origin() are usable. */

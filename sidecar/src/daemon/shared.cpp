@@ -5,6 +5,8 @@
 
 #include <libwebsockets.h>
 
+#include <chrono>
+
 namespace livenotify
 {
 
@@ -68,6 +70,23 @@ JobQueue::pop(Job *out, const std::atomic<bool> &stopping)
 	*out = std::move(jobs_.front());
 	jobs_.pop_front();
 	return true;
+}
+
+JobQueue::Pop
+JobQueue::pop_for(Job *out, const std::atomic<bool> &stopping, int64_t timeout_ms)
+{
+	if (timeout_ms < 0)
+		return pop(out, stopping) ? Pop::Got : Pop::Stopping;
+	std::unique_lock<std::mutex> lk(mu_);
+	bool ready = cv_.wait_for(lk, std::chrono::milliseconds(timeout_ms),
+							  [&] { return stopping.load() || !jobs_.empty(); });
+	if (stopping.load())
+		return Pop::Stopping;
+	if (!ready)
+		return Pop::TimedOut;
+	*out = std::move(jobs_.front());
+	jobs_.pop_front();
+	return Pop::Got;
 }
 
 /* Signal thread / main thread at shutdown. */

@@ -16,6 +16,7 @@
 
 #include "config.hpp"
 #include "cursor.hpp"
+#include "db_health.hpp"
 #include "frame.hpp"
 #include "groups.hpp"
 #include "metrics.hpp"
@@ -58,6 +59,7 @@ struct Event
 	bool more = false;
 	bool failed = false;
 	std::optional<int64_t> unread; /* the count spliced into the page (reused for the next) */
+	bool count_error = false;	   /* the count query failed: frames say unread_count_error */
 };
 
 class Inbox
@@ -101,6 +103,14 @@ public:
 	void push(Job j);
 	/* Blocks; false when stopping. */
 	bool pop(Job *out, const std::atomic<bool> &stopping);
+	enum class Pop
+	{
+		Got,
+		TimedOut,
+		Stopping
+	};
+	/* Waits at most timeout_ms (< 0: no limit). */
+	Pop pop_for(Job *out, const std::atomic<bool> &stopping, int64_t timeout_ms);
 	void wake_all();
 
 private:
@@ -113,6 +123,7 @@ struct Shared
 {
 	Config cfg; /* startup configuration; database threads read only what SIGHUP cannot change */
 	Counters counters;
+	DbHealth health; /* reader's last read, failing workers (/healthz) */
 	ActiveUsers active;
 	Inbox inbox;
 	JobQueue jobs;

@@ -5,11 +5,14 @@
 
 #include "backoff.hpp"
 #include "db.hpp"
+#include "db_health.hpp"
 #include "log.hpp"
 #include "primary.hpp"
 
 #include <poll.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 
 namespace livenotify
@@ -54,14 +57,36 @@ public:
 		: sh_(sh), index_(index), conn_(sh->stop_fd),
 		  backoff_(sh->cfg.reconnect_min_ms, sh->cfg.reconnect_max_ms)
 	{
+		conn_.set_timeout_ms(sh->cfg.db_timeout_ms);
+	}
+
+	~Worker()
+	{
+		set_failing(false, "");
 	}
 
 	void run()
 	{
 		Job job;
-		while (sh_->jobs.pop(&job, sh_->stopping))
+		for (;;)
 		{
-			if (job.type == Job::Type::AuthSql)
+			/*
+			 * A failing worker probes the database itself once its delay is
+			 * over, so that /healthz recovers without waiting for a resume
+			 * (a daemon taken out of rotation gets none).
+			 */
+			int64_t wait_ms = -1;
+			if (failing_)
+				wait_ms =
+					std::max<int64_t>(10, std::chrono::duration_cast<std::chrono::milliseconds>(
+											  next_attempt_ - std::chrono::steady_clock::now())
+											  .count());
+			JobQueue::Pop got = sh_->jobs.pop_for(&job, sh_->stopping, wait_ms);
+			if (got == JobQueue::Pop::Stopping)
+				break;
+			if (got == JobQueue::Pop::TimedOut)
+				query("SELECT 1", {});
+			else if (job.type == Job::Type::AuthSql)
 				auth(job);
 			else
 				catchup(job);
@@ -86,10 +111,16 @@ private:
 		std::string name = "livenotifyd worker " + std::to_string(index_);
 		if (!conn_.connect(sh_->cfg.database_url, name, &err))
 		{
-			int64_t delay = backoff_.next();
-			next_attempt_ = now + std::chrono::milliseconds(delay);
+			if (sh_->stopping.load())
+				return false;
+			sh_->counters.db_connect_failures_worker.fetch_add(1, std::memory_order_relaxed);
+			set_failing(true, failure_summary(DbFailure::Connect, ""));
+			delay_next_attempt(now);
 			LOG_WARN("db_connect_failed", "thread=worker%d error=%s retry_ms=%lld", index_,
-					 log_error_text(err).c_str(), static_cast<long long>(delay));
+					 log_error_text(err).c_str(),
+					 static_cast<long long>(
+						 std::chrono::duration_cast<std::chrono::milliseconds>(next_attempt_ - now)
+							 .count()));
 			return false;
 		}
 		if (ever_connected_)
@@ -99,25 +130,39 @@ private:
 		 * live stream already delivered would be missing): refuse it like
 		 * the reader does (primary.hpp).  The backoff grows meanwhile.
 		 */
-		ServerRole role = server_role(conn_, &err);
+		QueryResult role_failed;
+		ServerRole role = server_role(conn_, &role_failed);
 		if (role != ServerRole::Primary)
 		{
-			if (role == ServerRole::Standby)
+			bool standby = role == ServerRole::Standby;
+			if (standby)
 				sh_->counters.db_standby.fetch_add(1, std::memory_order_relaxed);
 			else
 				sh_->counters.db_errors.fetch_add(1, std::memory_order_relaxed);
-			int64_t delay = backoff_.next();
-			next_attempt_ = now + std::chrono::milliseconds(delay);
-			LOG_ERROR(role == ServerRole::Standby ? "db_standby" : "db_setup_failed",
+			set_failing(true, failure_summary(standby ? DbFailure::Standby : DbFailure::Error, ""));
+			delay_next_attempt(now);
+			LOG_ERROR(standby ? "db_standby" : "db_setup_failed",
 					  "thread=worker%d server=%s error=%s retry_ms=%lld", index_,
 					  log_quote(conn_.server()).c_str(),
-					  log_error_text(role == ServerRole::Standby ? kStandbyError : err).c_str(),
-					  static_cast<long long>(delay));
+					  log_error_text(standby ? kStandbyError : role_failed.error).c_str(),
+					  static_cast<long long>(
+						  std::chrono::duration_cast<std::chrono::milliseconds>(next_attempt_ - now)
+							  .count()));
 			conn_.close();
 			return false;
 		}
 		ever_connected_ = true;
-		backoff_.reset();
+		/*
+		 * The server ends a statement past db_timeout_ms itself (a slow
+		 * catch-up); the client-side deadline (db.hpp) covers a backend that
+		 * cannot even do that (frozen, partitioned).  The backoff is reset by
+		 * a successful statement, not by the connect.
+		 */
+		QueryResult st = conn_.query("SELECT set_config('statement_timeout', $1, false)",
+									 {std::to_string(sh_->cfg.db_timeout_ms)});
+		if (!st.ok())
+			LOG_WARN("statement_timeout_failed", "thread=worker%d error=%s", index_,
+					 log_error_text(st.error).c_str());
 		if (!load_sources(conn_, &sources_, &err))
 			LOG_WARN("sources_failed", "thread=worker%d error=%s", index_,
 					 log_error_text(err).c_str());
@@ -125,7 +170,12 @@ private:
 		return true;
 	}
 
-	/* Run a query, reconnecting once if the connection turned out to be dead. */
+	/*
+	 * Run a query, reconnecting once if the connection turned out to be dead
+	 * (not after a time-out: that already took db_timeout_ms).  Its outcome
+	 * is this worker's health: a lost or hung session, or an error that
+	 * retrying will not cure, marks it failing until a statement succeeds.
+	 */
 	QueryResult query(const char *sql, const std::vector<std::optional<std::string>> &params)
 	{
 		for (int attempt = 0; attempt < 2; attempt++)
@@ -133,14 +183,59 @@ private:
 			if (!ensure_connected())
 				break;
 			QueryResult r = conn_.query(sql, params);
+			if (r.status == DbStatus::TimedOut)
+			{
+				sh_->counters.db_timeouts_worker.fetch_add(1, std::memory_order_relaxed);
+				LOG_WARN("db_timeout", "thread=worker%d error=%s", index_,
+						 log_error_text(r.error).c_str());
+			}
 			if (r.status != DbStatus::ConnLost)
+			{
+				note_outcome(r);
 				return r;
+			}
 			conn_.close();
+			note_outcome(r);
 		}
 		QueryResult r;
 		r.status = DbStatus::ConnLost;
 		r.error = "database unavailable";
 		return r;
+	}
+
+	void note_outcome(const QueryResult &r)
+	{
+		bool persistent = r.status == DbStatus::Error && persistent_sqlstate(r.sqlstate);
+		if (persistent)
+			sh_->counters.db_persistent_errors_worker.fetch_add(1, std::memory_order_relaxed);
+		if (r.session_gone() || persistent)
+		{
+			if (r.status == DbStatus::Interrupted)
+				return;
+			set_failing(true, failure_summary(r.status == DbStatus::TimedOut   ? DbFailure::TimedOut
+											  : r.status == DbStatus::ConnLost ? DbFailure::ConnLost
+																			   : DbFailure::Error,
+											  r.sqlstate));
+			delay_next_attempt(std::chrono::steady_clock::now());
+		}
+		else
+		{
+			set_failing(false, "");
+			backoff_.reset();
+		}
+	}
+
+	void delay_next_attempt(std::chrono::steady_clock::time_point now)
+	{
+		next_attempt_ = now + std::chrono::milliseconds(backoff_.next());
+	}
+
+	void set_failing(bool failing, const std::string &error)
+	{
+		if (failing == failing_)
+			return;
+		failing_ = failing;
+		sh_->health.worker_changed(failing, error);
 	}
 
 	void auth(const Job &job)
@@ -231,6 +326,14 @@ private:
 								  {job.source, job.user});
 			if (c.ok() && c.rows() > 0 && !c.is_null(0, 0))
 				count = c.integer(0, 0);
+			else
+			{
+				/* The replayed frames say so (unread_count_error); the next page asks again. */
+				sh_->counters.unread_count_errors.fetch_add(1, std::memory_order_relaxed);
+				LOG_WARN("unread_counts_failed", "thread=worker%d user=%s error=%s", index_,
+						 log_quote(job.user).c_str(), log_error_text(c.error).c_str());
+				e.count_error = true;
+			}
 		}
 		e.unread = count;
 
@@ -255,8 +358,8 @@ private:
 				cursor->add_had(id);
 				stamp = cursor->encode();
 			}
-			e.rows.emplace_back(
-				id, make_notification_frame(job.source, id, row, count, sh_->headroom, stamp));
+			e.rows.emplace_back(id, make_notification_frame(job.source, id, row, count,
+															sh_->headroom, stamp, e.count_error));
 		}
 		sh_->counters.catchup_rows.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
 		sh_->inbox.post(std::move(e), sh_->ctx);
@@ -268,6 +371,7 @@ private:
 	Backoff backoff_;
 	std::chrono::steady_clock::time_point next_attempt_{};
 	bool ever_connected_ = false;
+	bool failing_ = false; /* counted in sh_->health while true */
 	std::unordered_map<std::string, SourceInfo> sources_;
 };
 
