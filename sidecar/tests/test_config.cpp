@@ -192,3 +192,21 @@ TEST(Config, HelpListsEveryKey)
 	EXPECT_NE(h.find("--send-queue-bytes"), std::string::npos);
 	EXPECT_NE(h.find("--auth-query"), std::string::npos);
 }
+
+TEST(Config, DatabaseDeadlines)
+{
+	Config c = load_config(args({"--auth=none"}), env_of({}));
+	EXPECT_EQ(c.db_timeout_ms, 5000);
+	EXPECT_EQ(c.max_read_age_ms, 0);
+	/* Derived: a quiet read() takes read_timeout_ms, a hung one is dropped db_timeout_ms later. */
+	EXPECT_EQ(effective_max_read_age_ms(c), 15000);
+	c = load_config(args({"--auth=none", "--db-timeout-ms=700", "--read-timeout-ms=2000"}),
+					env_of({}));
+	EXPECT_EQ(effective_max_read_age_ms(c), 2700);
+	c = load_config(args({"--auth=none", "--max-read-age-ms=30000"}), env_of({}));
+	EXPECT_EQ(effective_max_read_age_ms(c), 30000);
+	EXPECT_EQ(bad_key(args({"--auth=none", "--db-timeout-ms=50"}), env_of({})), "db_timeout_ms");
+	/* Not above read_timeout_ms: every quiet period would be reported as a hung database. */
+	EXPECT_EQ(bad_key(args({"--auth=none", "--max-read-age-ms=10000"}), env_of({})),
+			  "max_read_age_ms");
+}

@@ -281,3 +281,69 @@ async def database_max_connections_at_start(ctx):
             c.close()
         if d:
             d.stop()
+
+
+@test
+async def database_count_query_failing(ctx):
+    """The unread-count statement fails (the role lost SELECT on the table): the frame says
+    so with "unread_count_error": true instead of silently leaving the count out, the
+    failure is counted, and once the grant is back the next frame has the count again."""
+    db, user = ctx.db, 1641
+    d = role_daemon(ctx, "count-failing", ["--reconnect-min-ms=50", "--reconnect-max-ms=500"])
+    await d.start()
+    tab = None
+    try:
+        tab = await Client.authed(d, "tab", user)
+        db.rows(f"REVOKE SELECT ON {SOURCE} FROM {ROLE}")
+        nid, _ = db.insert(user, "like", "count fails")
+        want = expected_notification(db, nid, None)
+        del want["unread_count"]
+        want["unread_count_error"] = True
+        check_eq(await tab.next("row whose count fails"), want, "frame when counting fails")
+        errors = await metric(d, "livenotifyd_unread_count_errors_total")
+        check_eq(errors, 1.0, "livenotifyd_unread_count_errors_total after one failed count")
+        check(await log_line(d, "unread_counts_failed"), "no unread_counts_failed log line")
+        db.rows(f"GRANT SELECT ON {SOURCE} TO {ROLE}")
+        nid, _ = db.insert(user, "like", "count works")
+        check_eq(await tab.next("row after the grant"),
+                 expected_notification(db, nid, db.unread(user)), "frame once counting works")
+    finally:
+        db.rows(f"GRANT SELECT ON {SOURCE} TO {ROLE}")
+        await close_all(tab)
+        d.stop()
+
+
+@test
+async def database_connect_hangs(ctx):
+    """A server that accepts the TCP connection and never answers the startup packet (a hung
+    postmaster, a proxy whose backend is gone): connect_timeout is enforced although the
+    daemon connects without blocking (PQconnectPoll leaves it to the caller), each attempt
+    is one log line and one counted failure, and the attempts go on with backoff."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)  # the kernel completes the handshakes; nobody ever reads
+    port = listener.getsockname()[1]
+    d = Daemon(ctx.opts, "connect-hangs", [
+        "--auth=none", f"--database-url=host=127.0.0.1 port={port} user=x dbname=y connect_timeout=2",
+        "--reconnect-min-ms=100", "--reconnect-max-ms=200"])
+    try:
+        await d.start(healthy=503)
+        t0 = time.monotonic()
+        check(await log_line(d, "db_connect_failed", timeout=5.0),
+              "no db_connect_failed line within 5 s of a connect that never gets an answer")
+        first = time.monotonic() - t0
+        with open(d.log_path, errors="replace") as fl:
+            lines = [line for line in fl if "db_connect_failed" in line and "thread=reader" in line]
+        check(lines and "timed out after 2000 ms" in lines[0], f"the log line says why: {lines[:1]!r}")
+        await asyncio.sleep(4.5)
+        attempts = log_count(d, "thread=reader error=")
+        check(2 <= attempts <= 5, f"reader connect attempts in ~6.5 s with connect_timeout=2: {attempts}")
+        failures = await metric(d, 'livenotifyd_db_connect_failures_total{conn="reader"}')
+        check(failures is not None and failures >= 2, f"reader connect failures counted: {failures}")
+        status, body = await d.http("/healthz")
+        check_eq(status, 503, f"/healthz while every connect hangs ({body!r})")
+        figure(f"connect never answered (connect_timeout=2): first failure logged after"
+               f" {first:.2f}s of the daemon's start, {attempts} attempts in ~6.5 s")
+    finally:
+        d.stop()
+        listener.close()

@@ -265,8 +265,12 @@ private:
 	 */
 	bool prime()
 	{
-		QueryResult r =
-			conn_.exec_prepared(kReadStatement, {std::to_string(after_), "100000", "0"});
+		/*
+		 * Up to the whole ring in one answer (tens of MB on a large ring):
+		 * it gets the allowance of a waiting read() on top of db_timeout_ms.
+		 */
+		QueryResult r = conn_.exec_prepared(kReadStatement, {std::to_string(after_), "100000", "0"},
+											sh_->cfg.read_timeout_ms);
 		if (!r.ok())
 		{
 			last_failure_ = std::move(r);
