@@ -425,7 +425,11 @@ private:
 			QueryResult role_failed;
 			if (r.status == DbStatus::Error &&
 				server_role(conn_, &role_failed) == ServerRole::Standby)
-				return !refuse_standby();
+			{
+				/* Dropped like any failed read: disconnect() forgets the counts too. */
+				refuse_standby();
+				return false;
+			}
 			int64_t delay = backoff_.next();
 			LOG_ERROR("db_read_failed",
 					  "sqlstate=%s persistent=%d conn_lost=%d timed_out=%d error=%s retry_ms=%lld",
