@@ -24,6 +24,8 @@ LIVENOTIFY_PACKAGES=(
 	libsystemd-dev
 	cmake pkg-config clang-format g++ make
 	python3-websockets python3-psycopg2
+	# test/failover: DROP rules inside the suite's own network namespace (ip: iproute2)
+	iptables iproute2
 	# test/fuzz: libFuzzer and the sanitizer runtimes come with clang-14's compiler-rt
 	clang-14 libclang-rt-14-dev libssl-dev
 )

@@ -27,7 +27,7 @@ CLUSTER=""
 # the sidecar and the product work land.
 SUITES=(build regress isolation not_preloaded restart horizon reader_xmin standby shmem_magic upgrade
 	dump_restore pg_upgrade sidecar_build sidecar_unit integration browser
-	reliability fuzz sidecar_asan)
+	reliability failover fuzz sidecar_asan)
 SKIP=77
 # Suites that need another suite to have passed.  (sidecar_unit does not need the whole
 # sidecar build: CTest reports the tests whose executable failed to build as not run.)
@@ -37,7 +37,7 @@ declare -A NEEDS=(
 	[reader_xmin]=build [standby]=build [shmem_magic]=build
 	[horizon]=build
 	[integration]="build sidecar_build" [browser]="build sidecar_build"
-	[reliability]="build sidecar_build" [sidecar_asan]=build
+	[reliability]="build sidecar_build" [failover]="build sidecar_build" [sidecar_asan]=build
 )
 # Suites with nothing to run yet are skipped, whatever happened before them.
 present_isolation() { ls test/isolation/specs/*.spec >/dev/null 2>&1; }
@@ -46,6 +46,7 @@ present_sidecar_unit() { [ -f sidecar/CMakeLists.txt ]; }
 present_integration() { [ -x test/integration/run.sh ]; }
 present_browser() { [ -x test/browser/run.sh ]; }
 present_reliability() { [ -x test/reliability/run.sh ]; }
+present_failover() { [ -x test/failover/run.sh ]; }
 present_fuzz() { [ -x test/fuzz/run.sh ]; }
 present_sidecar_asan() { [ -x test/reliability/asan.sh ]; }
 declare -A RESULT=()
@@ -491,6 +492,14 @@ suite_browser() {
 suite_reliability() {
 	[ -x test/reliability/run.sh ] || return $SKIP
 	test/reliability/run.sh
+}
+
+# The daemon against a hot standby, a promoted replica and a silent network partition, with
+# real parts (test/failover/run.sh): its own clusters on PORT+6..PORT+8, a network namespace
+# and iptables rules of its own (SKIP where network namespaces are not available).
+suite_failover() {
+	[ -x test/failover/run.sh ] || return $SKIP
+	LIVENOTIFY_TEST_PORT=$PORT test/failover/run.sh
 }
 
 # libFuzzer targets for the sidecar's parsers of outside input, each for a bounded time.

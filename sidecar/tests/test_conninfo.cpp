@@ -152,3 +152,51 @@ TEST(Conninfo, EveryDefaultIsALibpqKeyword)
 	}
 	PQconninfoFree(opts);
 }
+
+/* ---- target_session_attrs for multi-host URLs (failover) ---- */
+
+namespace
+{
+const char *
+env_target_any(const char *name)
+{
+	return strcmp(name, "PGTARGETSESSIONATTRS") == 0 ? "any" : nullptr;
+}
+
+std::string
+target_of(const std::string &url, const char *(*env)(const char *) = no_env)
+{
+	ConnParams p;
+	std::string err;
+	EXPECT_TRUE(build_conninfo(url, "t", &p, &err, env)) << err;
+	auto m = reparsed(p);
+	auto it = m.find("target_session_attrs");
+	return it == m.end() ? "" : it->second;
+}
+} // namespace
+
+TEST(ConninfoTargetSessionAttrs, MultiHostGetsReadWrite)
+{
+	EXPECT_EQ(target_of("postgresql://u@10.0.0.1:5432,10.0.0.2:5433/app"), "read-write");
+	EXPECT_EQ(target_of("host=db1,db2 port=5432,5433 dbname=app"), "read-write");
+	EXPECT_EQ(target_of("hostaddr=10.0.0.1,10.0.0.2 dbname=app"), "read-write");
+	/* Unix socket directories are hosts too. */
+	EXPECT_EQ(target_of("host=/run/a,/run/b port=5432,5433"), "read-write");
+}
+
+TEST(ConninfoTargetSessionAttrs, SingleHostIsLeftAlone)
+{
+	/* libpq's own default (any) applies; the daemon refuses a standby after connect. */
+	EXPECT_EQ(target_of("postgresql://u@db1:5432/app"), "");
+	EXPECT_EQ(target_of("host=/tmp port=5432 dbname=app"), "");
+	EXPECT_EQ(target_of("dbname=app"), "");
+	EXPECT_EQ(target_of("host=db1 port=5432 dbname=app"), "");
+}
+
+TEST(ConninfoTargetSessionAttrs, TheUrlsOrTheEnvironmentsChoiceWins)
+{
+	EXPECT_EQ(target_of("postgresql://u@db1,db2/app?target_session_attrs=any"), "any");
+	EXPECT_EQ(target_of("host=db1,db2 target_session_attrs=primary"), "primary");
+	/* From the environment: not added, so libpq reads PGTARGETSESSIONATTRS itself. */
+	EXPECT_EQ(target_of("host=db1,db2 dbname=app", env_target_any), "");
+}

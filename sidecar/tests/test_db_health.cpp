@@ -104,3 +104,14 @@ TEST(DbHealth, StateTracksReadAndWorkers)
 	h.worker_changed(false, "");
 	EXPECT_EQ(h.workers_failing(), 1);
 }
+
+TEST(DbHealth, StandbySaysSo)
+{
+	HealthInputs in = healthy();
+	in.reader_up = false;
+	in.reader_error = failure_summary(DbFailure::Standby, "");
+	HealthVerdict v = evaluate_health(in);
+	EXPECT_FALSE(v.ok);
+	EXPECT_EQ(v.body, "database unreachable (reader): connected to a standby (in recovery), see "
+					  "the log\n");
+}

@@ -46,6 +46,9 @@ failure_summary(DbFailure kind, std::string_view sqlstate)
 		case DbFailure::Error:
 			s = "error";
 			break;
+		case DbFailure::Standby:
+			s = "connected to a standby (in recovery)";
+			break;
 	}
 	if (!sqlstate.empty())
 		s += " (SQLSTATE " + std::string(sqlstate) +

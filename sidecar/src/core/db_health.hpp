@@ -45,7 +45,8 @@ enum class DbFailure
 	Connect,
 	TimedOut,
 	ConnLost,
-	Error
+	Error,
+	Standby /* the server is in recovery: livenotifyd needs the primary */
 };
 std::string failure_summary(DbFailure kind, std::string_view sqlstate);
 

@@ -90,6 +90,9 @@ render_metrics(const Counters &c, const Gauges &g)
 		   load(c.db_reconnects));
 	metric(out, "livenotifyd_db_errors_total", "counter", "Failed database calls.",
 		   load(c.db_errors));
+	metric(out, "livenotifyd_db_standby_total", "counter",
+		   "Database sessions dropped because the server was a standby (in recovery).",
+		   load(c.db_standby));
 	metric(out, "livenotifyd_unread_counts_fetched_total", "counter",
 		   "Unread counts fetched from the database (one per user per count statement).",
 		   load(c.unread_counts_fetched));

@@ -30,6 +30,7 @@ struct Counters
 	std::atomic<uint64_t> db_reconnects{0};
 	std::atomic<uint64_t> catchup_rows{0};
 	std::atomic<uint64_t> db_errors{0};
+	std::atomic<uint64_t> db_standby{0}; /* sessions dropped because the server was in recovery */
 	std::atomic<uint64_t> unread_counts_fetched{0}; /* users counted in the database */
 	std::atomic<uint64_t> unread_cache_hits{0};		/* frames counted from the cache */
 	std::atomic<int64_t> last_seq{0};

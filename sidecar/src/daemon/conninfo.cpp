@@ -133,6 +133,19 @@ build_conninfo(const std::string &url, const std::string &application_name, Conn
 	for (char c : hosts)
 		if (c == ',')
 			out->hosts++;
+
+	/*
+	 * Several hosts and no choice made (URL or PGTARGETSESSIONATTRS): libpq
+	 * would take the first host that answers, and after a failover that is
+	 * often a standby (the old primary back, or a replica listed first),
+	 * where livenotify's queue is empty and read() refuses.  read-write makes
+	 * libpq skip it and try the next host (fe-connect.c, CONNECTION_CHECK_TARGET).
+	 */
+	if (out->hosts > 1 && out->get("target_session_attrs").empty() && !env("PGTARGETSESSIONATTRS"))
+	{
+		out->keys.emplace_back("target_session_attrs");
+		out->values.emplace_back("read-write");
+	}
 	return true;
 }
 

@@ -10,8 +10,10 @@
  * kernel's SYN retries.  The read deadline in db.cpp catches a hung read()
  * anyway; these also cover idle worker sessions and the connect itself.
  *
- * One table, so that a default is added in one place (e.g. a
- * target_session_attrs for multi-host URLs).
+ * One table, so that a default is added in one place.  One default depends
+ * on the URL: a URL with several hosts that sets no target_session_attrs
+ * (nor PGTARGETSESSIONATTRS) gets target_session_attrs=read-write, so that
+ * libpq skips standbys (primary.hpp refuses them after connect anyway).
  *
  * Thread: any (no shared state).
  */

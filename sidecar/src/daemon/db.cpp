@@ -216,6 +216,16 @@ PgConn::cancel_and_drain(int timeout_ms)
 	}
 }
 
+std::string
+PgConn::server() const
+{
+	if (!conn_)
+		return "";
+	const char *h = PQhost(conn_);
+	const char *p = PQport(conn_);
+	return std::string(h ? h : "") + ":" + (p ? p : "");
+}
+
 void
 PgConn::close()
 {

@@ -114,6 +114,8 @@ public:
 		timeout_ms_ = ms;
 	}
 	void close();
+	/* host:port of the server this session reached (one of a multi-host URL's). */
+	std::string server() const;
 	bool connected() const
 	{
 		return conn_ != nullptr;

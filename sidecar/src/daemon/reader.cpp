@@ -8,6 +8,7 @@
 #include "db.hpp"
 #include "db_health.hpp"
 #include "log.hpp"
+#include "primary.hpp"
 #include "unread_cache.hpp"
 #include "worker.hpp"
 
@@ -132,6 +133,14 @@ private:
 			sh_->counters.db_reconnects.fetch_add(1, std::memory_order_relaxed);
 		/* The first read() of a session does not wait: it proves the session works at once. */
 		fresh_session_ = true;
+
+		/* Before anything is read from it: a standby's queue is not the primary's (primary.hpp). */
+		QueryResult role_failed;
+		ServerRole role = server_role(conn_, &role_failed);
+		if (role == ServerRole::Standby)
+			return refuse_standby();
+		if (role == ServerRole::Unknown)
+			return fail_setup("pg_is_in_recovery", role_failed);
 
 		/*
 		 * read() waits on its latch up to read_timeout_ms by design; a
@@ -359,6 +368,27 @@ private:
 		return false;
 	}
 
+	/*
+	 * The session reached a server in recovery: drop it and retry with a
+	 * growing delay (the backoff is not reset: nothing was read), /healthz
+	 * 503 meanwhile.  A multi-host URL gets target_session_attrs=read-write
+	 * (conninfo.hpp), so libpq itself skips a standby; a single host, or a
+	 * URL asking for any, lands here until the server is promoted.
+	 */
+	bool refuse_standby()
+	{
+		sh_->counters.db_standby.fetch_add(1, std::memory_order_relaxed);
+		sh_->counters.db_up.store(0);
+		sh_->health.reader_failed(failure_summary(DbFailure::Standby, ""));
+		int64_t delay = backoff_.next();
+		LOG_ERROR("db_standby", "thread=reader server=%s error=%s retry_ms=%lld",
+				  log_quote(conn_.server()).c_str(), log_error_text(kStandbyError).c_str(),
+				  static_cast<long long>(delay));
+		conn_.close();
+		sleep_or_stop(sh_, delay);
+		return false;
+	}
+
 	void disconnect()
 	{
 		conn_.close();
@@ -387,11 +417,19 @@ private:
 			return false;
 		if (!r.ok())
 		{
-			/*
-			 * Logged once per attempt, with the server's full text; the delay
-			 * grows until a read succeeds, persistent error or not.
-			 */
 			bool persistent = count_failure(r);
+			/*
+			 * The session is still up: ask whether the server went into
+			 * recovery, so the log says so rather than only read()'s error.
+			 */
+			QueryResult role_failed;
+			if (r.status == DbStatus::Error &&
+				server_role(conn_, &role_failed) == ServerRole::Standby)
+			{
+				/* Dropped like any failed read: disconnect() forgets the counts too. */
+				refuse_standby();
+				return false;
+			}
 			int64_t delay = backoff_.next();
 			LOG_ERROR("db_read_failed",
 					  "sqlstate=%s persistent=%d conn_lost=%d timed_out=%d error=%s retry_ms=%lld",

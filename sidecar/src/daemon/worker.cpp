@@ -7,6 +7,7 @@
 #include "db.hpp"
 #include "db_health.hpp"
 #include "log.hpp"
+#include "primary.hpp"
 
 #include <poll.h>
 
@@ -124,6 +125,32 @@ private:
 		}
 		if (ever_connected_)
 			sh_->counters.db_reconnects.fetch_add(1, std::memory_order_relaxed);
+		/*
+		 * Catch-up and counts read on a standby lag the primary (rows the
+		 * live stream already delivered would be missing): refuse it like
+		 * the reader does (primary.hpp).  The backoff grows meanwhile.
+		 */
+		QueryResult role_failed;
+		ServerRole role = server_role(conn_, &role_failed);
+		if (role != ServerRole::Primary)
+		{
+			bool standby = role == ServerRole::Standby;
+			if (standby)
+				sh_->counters.db_standby.fetch_add(1, std::memory_order_relaxed);
+			else
+				sh_->counters.db_errors.fetch_add(1, std::memory_order_relaxed);
+			set_failing(true, failure_summary(standby ? DbFailure::Standby : DbFailure::Error, ""));
+			delay_next_attempt(now);
+			LOG_ERROR(standby ? "db_standby" : "db_setup_failed",
+					  "thread=worker%d server=%s error=%s retry_ms=%lld", index_,
+					  log_quote(conn_.server()).c_str(),
+					  log_error_text(standby ? kStandbyError : role_failed.error).c_str(),
+					  static_cast<long long>(
+						  std::chrono::duration_cast<std::chrono::milliseconds>(next_attempt_ - now)
+							  .count()));
+			conn_.close();
+			return false;
+		}
 		ever_connected_ = true;
 		/*
 		 * The server ends a statement past db_timeout_ms itself (a slow
