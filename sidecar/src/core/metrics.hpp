@@ -34,6 +34,15 @@ struct Counters
 	std::atomic<uint64_t> unread_cache_hits{0};		/* frames counted from the cache */
 	std::atomic<int64_t> last_seq{0};
 	std::atomic<int> db_up{0};
+	/* hostile clients (issue 12, findings 1 and 3) */
+	std::atomic<uint64_t> client_messages_rate_limited{0}; /* sockets closed 1008 for it */
+	std::atomic<uint64_t> pongs_coalesced{0};			   /* pings answered by a waiting pong */
+	std::atomic<uint64_t> malloc_trims{0};
+	std::atomic<uint64_t> resume_rate_limited{0}; /* resumes refused, 1013 */
+	std::atomic<uint64_t> catchup_jobs_queued{0};
+	std::atomic<uint64_t> catchup_jobs_run{0};	   /* pages queried */
+	std::atomic<uint64_t> catchup_jobs_dropped{0}; /* session gone: not queried */
+	std::atomic<uint64_t> catchup_jobs_refused{0}; /* catch-up queue full: page failed */
 };
 
 struct Gauges

@@ -5,6 +5,8 @@
 
 #include <libwebsockets.h>
 
+#include <algorithm>
+
 namespace livenotify
 {
 
@@ -46,15 +48,56 @@ Inbox::take()
 	return out;
 }
 
-/* Service thread. */
+/* Main thread, before the workers start. */
 void
+JobQueue::configure(size_t max_catchup, int workers, Counters *counters)
+{
+	std::lock_guard<std::mutex> g(mu_);
+	max_catchup_ = max_catchup;
+	/* One worker kept for authentication when there are two or more. */
+	catchup_running_max_ = workers > 1 ? static_cast<size_t>(workers - 1) : 1;
+	counters_ = counters;
+}
+
+/* Under mu_. */
+void
+JobQueue::purge_dead()
+{
+	size_t before = catchup_.size();
+	catchup_.erase(
+		std::remove_if(catchup_.begin(), catchup_.end(), [](const Job &j) { return j.dead(); }),
+		catchup_.end());
+	if (counters_ && before != catchup_.size())
+		counters_->catchup_jobs_dropped.fetch_add(before - catchup_.size(),
+												  std::memory_order_relaxed);
+}
+
+/* Service thread. */
+bool
 JobQueue::push(Job j)
 {
 	{
 		std::lock_guard<std::mutex> g(mu_);
-		jobs_.push_back(std::move(j));
+		if (j.type == Job::Type::AuthSql)
+			auth_.push_back(std::move(j));
+		else
+		{
+			if (catchup_.size() >= max_catchup_)
+				purge_dead();
+			if (catchup_.size() >= max_catchup_)
+			{
+				if (counters_)
+					counters_->catchup_jobs_refused.fetch_add(1, std::memory_order_relaxed);
+				return false;
+			}
+			catchup_.push_back(std::move(j));
+			if (counters_)
+				counters_->catchup_jobs_queued.fetch_add(1, std::memory_order_relaxed);
+		}
 	}
-	cv_.notify_one();
+	/* notify_all: the one woken by notify_one may be a worker that may not take a catch-up job. */
+	cv_.notify_all();
+	return true;
 }
 
 /* Worker threads. */
@@ -62,12 +105,44 @@ bool
 JobQueue::pop(Job *out, const std::atomic<bool> &stopping)
 {
 	std::unique_lock<std::mutex> lk(mu_);
-	cv_.wait(lk, [&] { return stopping.load() || !jobs_.empty(); });
-	if (stopping.load())
-		return false;
-	*out = std::move(jobs_.front());
-	jobs_.pop_front();
-	return true;
+	for (;;)
+	{
+		if (stopping.load())
+			return false;
+		while (!auth_.empty() && auth_.front().dead())
+			auth_.pop_front(); /* its AuthResult would be dropped anyway */
+		if (!auth_.empty())
+		{
+			*out = std::move(auth_.front());
+			auth_.pop_front();
+			return true;
+		}
+		while (!catchup_.empty() && catchup_.front().dead())
+		{
+			catchup_.pop_front();
+			if (counters_)
+				counters_->catchup_jobs_dropped.fetch_add(1, std::memory_order_relaxed);
+		}
+		if (!catchup_.empty() && catchup_running_ < catchup_running_max_)
+		{
+			*out = std::move(catchup_.front());
+			catchup_.pop_front();
+			catchup_running_++;
+			return true;
+		}
+		cv_.wait(lk);
+	}
+}
+
+/* Worker threads. */
+void
+JobQueue::catchup_done()
+{
+	{
+		std::lock_guard<std::mutex> g(mu_);
+		catchup_running_--;
+	}
+	cv_.notify_all();
 }
 
 /* Signal thread / main thread at shutdown. */

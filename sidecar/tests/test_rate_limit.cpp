@@ -1,0 +1,93 @@
+/*
+ * test_rate_limit.cpp: token buckets (client messages, resumes) and the
+ * malloc_trim policy.
+ */
+#include "memory_trim.hpp"
+#include "rate_limit.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace livenotify;
+using std::chrono::milliseconds;
+
+namespace
+{
+const TokenBucket::Clock::time_point t0 = TokenBucket::Clock::now();
+}
+
+TEST(RateLimit, BurstThenRate)
+{
+	TokenBucket b(10, 20, t0);
+	for (int i = 0; i < 20; i++)
+		EXPECT_TRUE(b.take(t0)) << i;
+	EXPECT_FALSE(b.take(t0));
+	/* 10 per second: one more every 100 ms. */
+	EXPECT_FALSE(b.take(t0 + milliseconds(50)));
+	EXPECT_TRUE(b.take(t0 + milliseconds(101)));
+	EXPECT_FALSE(b.take(t0 + milliseconds(120)));
+	/* Never more than the burst, however long the pause. */
+	int n = 0;
+	while (b.take(t0 + std::chrono::hours(1)))
+		n++;
+	EXPECT_EQ(n, 20);
+}
+
+TEST(RateLimit, ClockGoingBackAddsNothing)
+{
+	TokenBucket b(1, 1, t0 + milliseconds(1000));
+	EXPECT_TRUE(b.take(t0 + milliseconds(1000)));
+	EXPECT_FALSE(b.take(t0));
+	EXPECT_FALSE(b.take(t0 + milliseconds(1000)));
+}
+
+TEST(RateLimit, PerKeyBucketsAreIndependent)
+{
+	RateLimiter r(2, 3);
+	for (int i = 0; i < 3; i++)
+		EXPECT_TRUE(r.take("attacker", t0));
+	EXPECT_FALSE(r.take("attacker", t0));
+	EXPECT_TRUE(r.take("victim", t0)); /* another user is unaffected */
+	EXPECT_TRUE(r.take("attacker", t0 + milliseconds(501)));
+}
+
+TEST(RateLimit, FullBucketsAreForgotten)
+{
+	/* Keys seen once, long ago, do not accumulate: the map stays near the active keys. */
+	RateLimiter r(100, 2);
+	for (int i = 0; i < 100000; i++)
+		r.take("user" + std::to_string(i), t0 + milliseconds(i));
+	EXPECT_LT(r.size(), 3000u);
+	/* A bucket still refilling is kept (forgetting it would hand out a fresh burst). */
+	RateLimiter k(1, 2);
+	k.take("busy", t0);
+	k.take("busy", t0);
+	k.sweep(t0 + milliseconds(10));
+	EXPECT_EQ(k.size(), 1u);
+	EXPECT_FALSE(k.take("busy", t0 + milliseconds(10)));
+	k.sweep(t0 + milliseconds(5000));
+	EXPECT_EQ(k.size(), 0u);
+}
+
+TEST(RateLimit, SetTakesEffect)
+{
+	RateLimiter r(1, 1);
+	EXPECT_TRUE(r.take("u", t0));
+	EXPECT_FALSE(r.take("u", t0));
+	r.set(1000, 5);
+	EXPECT_TRUE(r.take("u", t0 + milliseconds(2)));
+}
+
+TEST(MemoryTrim, AfterEnoughFreedAtMostOncePerInterval)
+{
+	TrimPolicy p(4 << 20, milliseconds(1000));
+	EXPECT_FALSE(p.due(t0));
+	p.freed(3 << 20);
+	EXPECT_FALSE(p.due(t0)); /* not enough yet */
+	p.freed(1 << 20);
+	EXPECT_TRUE(p.due(t0));
+	EXPECT_EQ(p.pending(), 0u);
+	p.freed(100 << 20);
+	EXPECT_FALSE(p.due(t0 + milliseconds(500))); /* too soon after the last */
+	EXPECT_TRUE(p.due(t0 + milliseconds(1000)));
+	EXPECT_FALSE(p.due(t0 + milliseconds(5000))); /* nothing freed since */
+}
