@@ -244,3 +244,55 @@ async def ping_flood_memory_bounded(ctx):
         for s in socks:
             s.close()
         d.stop()
+
+
+@test
+async def burst_memory_returned_after_close(ctx):
+    """docs/operations.md "Memory bound": never-reading sockets of 16 users whose queues
+    fill with rows until each is closed 1008 (`send queue full`) keep the RSS within
+    16 x (send_queue_bytes + fixed cost), and the memory is returned to the kernel once the
+    sockets are gone (malloc_trim after large frees, livenotifyd_malloc_trims_total)."""
+    users, queue = list(range(1161, 1177)), 1 << 20
+    bound_kb = (len(users) * (queue + PER_SOCKET_FIXED_BYTES) + RSS_SLACK_BYTES) // 1024
+    d = Daemon(ctx.opts, "burstmem", ["--auth=none", f"--send-queue-bytes={queue}"])
+    await d.start()
+    pid = d.proc.pid
+    socks = []
+    try:
+        socks = [(await asyncio.to_thread(blocking_raw_upgrade, d.port, f"user={u}"))[0]
+                 for u in users]
+        base = vm_kb(pid, "VmRSS")
+        peak = base
+
+        def burst():
+            # ~3 MB of rows per user, more than its queue and the kernel's buffers take.
+            for _ in range(6):
+                for u in users:
+                    ctx.db.rows("INSERT INTO api_notification (user_id, type, title, message)"
+                                " SELECT %s, 'like', 'burst ' || g, repeat('x', 6000)"
+                                " FROM generate_series(1, 80) g RETURNING id", u)
+
+        done = asyncio.ensure_future(asyncio.to_thread(burst))
+        while not done.done():
+            peak = max(peak, vm_kb(pid, "VmRSS"))
+            await asyncio.sleep(0.05)
+        await done
+        await reader_caught_up(ctx, d, 20.0)
+        peak = max(peak, vm_kb(pid, "VmRSS"))
+        closes = await metric(d, "livenotifyd_slow_client_closes_total")
+        print(f"    burst: RSS {base} kB -> peak {peak} kB, slow closes {closes}", flush=True)
+        check(closes == len(users), f"{closes} slow-client closes for {len(users)} never-reading sockets")
+        check(peak - base <= bound_kb,
+              f"RSS {base} kB -> {peak} kB: grew {peak - base} kB, bound {bound_kb} kB")
+        for s in socks:
+            s.close()
+        socks = []
+        after = await wait_rss_below(pid, base + 4096, 6.0)
+        print(f"    burst: RSS {after} kB after the sockets closed"
+              f" (trims {await metric(d, 'livenotifyd_malloc_trims_total')})", flush=True)
+        check(after <= base + 4096, f"RSS {after} kB 6 s after the burst (was {base} kB before,"
+                                    f" peak {peak} kB)")
+    finally:
+        for s in socks:
+            s.close()
+        d.stop()
