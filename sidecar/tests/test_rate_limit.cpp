@@ -4,6 +4,7 @@
  */
 #include "memory_trim.hpp"
 #include "rate_limit.hpp"
+#include "send_queue.hpp"
 
 #include <gtest/gtest.h>
 
@@ -77,17 +78,46 @@ TEST(RateLimit, SetTakesEffect)
 	EXPECT_TRUE(r.take("u", t0 + milliseconds(2)));
 }
 
-TEST(MemoryTrim, AfterEnoughFreedAtMostOncePerInterval)
+TEST(MemoryTrim, AfterABurstAtMostOncePerInterval)
 {
 	TrimPolicy p(4 << 20, milliseconds(1000));
-	EXPECT_FALSE(p.due(t0));
-	p.freed(3 << 20);
-	EXPECT_FALSE(p.due(t0)); /* not enough yet */
-	p.freed(1 << 20);
-	EXPECT_TRUE(p.due(t0));
-	EXPECT_EQ(p.pending(), 0u);
-	p.freed(100 << 20);
-	EXPECT_FALSE(p.due(t0 + milliseconds(500))); /* too soon after the last */
-	EXPECT_TRUE(p.due(t0 + milliseconds(1000)));
-	EXPECT_FALSE(p.due(t0 + milliseconds(5000))); /* nothing freed since */
+	QueueTotals tot;
+	{
+		SendQueue a(64 << 20, &tot);
+		FramePtr f = std::make_shared<Frame>();
+		f->buf.assign(3 << 20, 'x');
+		a.push(f);
+		EXPECT_EQ(tot.bytes, f->cost());
+		EXPECT_FALSE(p.due(t0, &tot)); /* nothing freed */
+		a.pop();
+		EXPECT_EQ(tot.bytes, 0u);
+		EXPECT_FALSE(p.due(t0, &tot)); /* 3 MB below the peak: not enough */
+		FramePtr g = std::make_shared<Frame>();
+		g->buf.assign(5 << 20, 'x');
+		a.push(g);
+		a.push(f);
+	} /* a queue destroyed with its frames (the socket closed) gives them back too */
+	EXPECT_EQ(tot.bytes, 0u);
+	EXPECT_TRUE(p.due(t0, &tot));
+	EXPECT_EQ(tot.peak, 0u);
+	EXPECT_FALSE(p.due(t0, &tot)); /* the peak starts again from here */
+	tot.peak = 100 << 20;
+	EXPECT_FALSE(p.due(t0 + milliseconds(500), &tot)); /* too soon after the last */
+	EXPECT_TRUE(p.due(t0 + milliseconds(1000), &tot));
+}
+
+TEST(MemoryTrim, SteadyTrafficNeverTrims)
+{
+	/* Frames queued and written all the time, the total low: no trim, however much passes. */
+	TrimPolicy p(4 << 20, milliseconds(1000));
+	QueueTotals tot;
+	SendQueue q(1 << 20, &tot);
+	for (int i = 0; i < 100000; i++)
+	{
+		FramePtr f = std::make_shared<Frame>();
+		f->buf.assign(1000, 'x');
+		q.push(f);
+		q.pop();
+		EXPECT_FALSE(p.due(t0 + milliseconds(i * 10), &tot));
+	}
 }

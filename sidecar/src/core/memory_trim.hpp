@@ -7,12 +7,17 @@
  * a burst of queued frames the daemon's RSS stays at its peak: 64 MB stayed
  * after the hostile sockets of issue 12 had gone.  malloc_trim(0) returns the
  * free pages of every arena (malloc/malloc.c, mtrim), at the cost of a walk
- * of the free lists, so the service thread calls it only after a large
- * amount was freed, and at most once per interval.
+ * of the free lists, so the service thread calls it only after a burst: when
+ * what the send queues hold together has fallen by after_bytes from its peak
+ * since the last trim (steady traffic, where frames are queued and written
+ * all the time but the total stays low, never trims), and at most once per
+ * interval.
  *
  * Thread: the lws service thread; pure policy, the daemon calls malloc_trim.
  */
 #pragma once
+
+#include "send_queue.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -30,33 +35,22 @@ public:
 	{
 	}
 
-	void freed(size_t bytes)
+	/* True when a trim is due now; the caller trims, and the peak starts again from here. */
+	bool due(Clock::time_point now, QueueTotals *t)
 	{
-		freed_ += bytes;
-	}
-
-	/* True when a trim is due now; the caller trims, and the count starts again. */
-	bool due(Clock::time_point now)
-	{
-		if (freed_ < after_bytes_)
+		if (t->peak < t->bytes + after_bytes_)
 			return false;
 		if (trimmed_once_ && now - last_ < interval_)
 			return false;
 		trimmed_once_ = true;
 		last_ = now;
-		freed_ = 0;
+		t->peak = t->bytes;
 		return true;
-	}
-
-	size_t pending() const
-	{
-		return freed_;
 	}
 
 private:
 	size_t after_bytes_;
 	Clock::duration interval_;
-	size_t freed_ = 0;
 	bool trimmed_once_ = false;
 	Clock::time_point last_{};
 };

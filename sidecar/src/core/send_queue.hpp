@@ -25,18 +25,37 @@
 
 #include "frame.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 
 namespace livenotify
 {
 
+/*
+ * What all the send queues of a daemon hold together, and the most they held
+ * since the last malloc_trim (core/memory_trim.hpp): a drop from the peak is
+ * memory freed after a burst.
+ */
+struct QueueTotals
+{
+	size_t bytes = 0;
+	size_t peak = 0;
+};
+
 class SendQueue
 {
 public:
-	explicit SendQueue(size_t limit_bytes) : limit_(limit_bytes)
+	explicit SendQueue(size_t limit_bytes, QueueTotals *totals = nullptr)
+		: limit_(limit_bytes), totals_(totals)
 	{
 	}
+	~SendQueue()
+	{
+		account_out(bytes_);
+	}
+	SendQueue(const SendQueue &) = delete;
+	SendQueue &operator=(const SendQueue &) = delete;
 
 	enum class Push
 	{
@@ -53,6 +72,11 @@ public:
 		if (bytes_ + n > limit_)
 			return Push::Overflow;
 		bytes_ += n;
+		if (totals_)
+		{
+			totals_->bytes += n;
+			totals_->peak = std::max(totals_->peak, totals_->bytes);
+		}
 		if (f->kind == FrameKind::Pong)
 			pongs_++;
 		q_.push_back(std::move(f));
@@ -85,7 +109,7 @@ public:
 		return q_.front();
 	}
 
-	/* Returns the cost given back (Server counts it for malloc_trim, core/memory_trim.hpp). */
+	/* pop() and clear() return the cost given back. */
 	size_t pop()
 	{
 		const FramePtr &f = q_.front();
@@ -93,6 +117,7 @@ public:
 		if (f->kind == FrameKind::Pong)
 			pongs_--;
 		bytes_ -= n;
+		account_out(n);
 		q_.pop_front();
 		return n;
 	}
@@ -100,6 +125,7 @@ public:
 	size_t clear()
 	{
 		size_t n = bytes_;
+		account_out(n);
 		/* swap, not clear(): a deque keeps its blocks after clear() */
 		std::deque<FramePtr>().swap(q_);
 		bytes_ = 0;
@@ -116,10 +142,17 @@ public:
 	}
 
 private:
+	void account_out(size_t n)
+	{
+		if (totals_)
+			totals_->bytes -= n;
+	}
+
 	std::deque<FramePtr> q_;
 	size_t bytes_ = 0; /* sum of Frame::cost() of the queued frames */
 	size_t pongs_ = 0; /* queued pongs: 0 or 1 */
 	size_t limit_;
+	QueueTotals *totals_;
 };
 
 } // namespace livenotify

@@ -141,8 +141,8 @@ Server::filter_upgrade(struct lws *wsi, Pss *pss, const char *protocols_header)
 		if (const char *v = lws_get_urlarg_by_name(wsi, "user=", arg, sizeof(arg)))
 			none_user = v;
 
-	auto s = std::make_unique<Session>(cfg_.send_queue_bytes, cfg_.client_message_rate,
-									   cfg_.client_message_burst);
+	auto s = std::make_unique<Session>(cfg_.send_queue_bytes, &queue_totals_,
+									   cfg_.client_message_rate, cfg_.client_message_burst);
 	s->id = next_id_++;
 	s->peer = peer_s;
 	s->server = this;
@@ -532,7 +532,6 @@ Server::cleanup(Pss *pss)
 	lws_sul_cancel(&s->auth_timer.sul);
 	lws_sul_cancel(&s->resume_timer.sul);
 	s->live->store(false, std::memory_order_release); /* its queued catch-up jobs are dropped */
-	trim_.freed(s->queue.bytes());
 	release_slot(s);
 	sessions_.erase(s->id);
 	bool was_established = session_established(s->state);

@@ -22,7 +22,7 @@ Server::close_session(Session *s, int code, const std::string &reason)
 	s->close_code = code;
 	s->close_reason = reason.substr(0, 100);
 	s->live->store(false, std::memory_order_release); /* its queued catch-up jobs are dropped */
-	trim_.freed(s->queue.clear());
+	s->queue.clear();
 	lws_callback_on_writable(s->wsi);
 }
 
@@ -99,7 +99,8 @@ Server::send_pong(Session *s)
 
 /*
  * Service thread (lws timer, every kTrimIntervalMs): give freed memory back
- * to the kernel after a burst (core/memory_trim.hpp).  glibc's malloc_trim
+ * to the kernel after a burst, when the send queues hold kTrimAfterBytes less
+ * than their peak since the last trim (core/memory_trim.hpp).  glibc's malloc_trim
  * walks every arena, the reader's and the workers' too, where frames are
  * built.
  */
@@ -107,7 +108,7 @@ void
 Server::trim_tick(lws_sorted_usec_list_t *sul)
 {
 	Server *s = static_cast<Server *>(Timer::owner_of(sul));
-	if (s->trim_.due(std::chrono::steady_clock::now()))
+	if (s->trim_.due(std::chrono::steady_clock::now(), &s->queue_totals_))
 	{
 		malloc_trim(0);
 		s->sh_->counters.malloc_trims.fetch_add(1, std::memory_order_relaxed);
@@ -160,7 +161,7 @@ Server::on_writeable(struct lws *wsi, Session *s)
 		}
 		sh_->counters.frames_sent.fetch_add(1, std::memory_order_relaxed);
 		sh_->counters.bytes_sent.fetch_add(n, std::memory_order_relaxed);
-		trim_.freed(s->queue.pop());
+		s->queue.pop();
 		if (lws_send_pipe_choked(wsi))
 			break;
 	}

@@ -51,8 +51,8 @@ static const int kResumeWaitMs = 5000;
 /* "Try Again Later" (IANA WebSocket close code registry; lws 4.1 has no name for it). */
 static const int kCloseTryAgainLater = 1013;
 /*
- * malloc_trim after this much queued frame cost was freed, at most once per
- * kTrimIntervalMs (core/memory_trim.hpp).
+ * malloc_trim once the send queues hold this much less than their peak since
+ * the last trim, at most once per kTrimIntervalMs (core/memory_trim.hpp).
  */
 static const size_t kTrimAfterBytes = 4 << 20;
 static const int kTrimIntervalMs = 1000;
@@ -113,8 +113,9 @@ struct Session
 	Timer resume_timer; /* bound of reader_wait == Resume */
 	Server *server = nullptr;
 
-	Session(size_t limit, double message_rate, double message_burst)
-		: queue(limit), messages(message_rate, message_burst, std::chrono::steady_clock::now())
+	Session(size_t limit, QueueTotals *totals, double message_rate, double message_burst)
+		: queue(limit, totals),
+		  messages(message_rate, message_burst, std::chrono::steady_clock::now())
 	{
 		memset(&auth_timer, 0, sizeof(auth_timer));
 		auth_timer.owner = this;
@@ -213,7 +214,8 @@ private:
 	RateLimiter resumes_;	/* resume_rate per user (admission.cpp) */
 	size_t resume_limited_since_log_ = 0;
 	std::chrono::steady_clock::time_point resume_limited_logged_{};
-	TrimPolicy trim_; /* malloc_trim after bursts (delivery.cpp) */
+	QueueTotals queue_totals_; /* every session's send queue adds to it (send_queue.hpp) */
+	TrimPolicy trim_;		   /* malloc_trim after bursts (delivery.cpp) */
 	Timer trim_timer_;
 	FramePtr pong_; /* one pong frame shared by every socket (immutable once built) */
 	std::unordered_map<uint64_t, Session *> sessions_;
