@@ -530,3 +530,51 @@ async def resume_flood_does_not_starve_sql_auth(ctx):
               f" {attempts} resume attacks, {b * 1000:.0f} ms without")
     finally:
         d.stop()
+
+
+@test
+async def catchup_queue_full_resyncs(ctx):
+    """docs/operations.md `catchup_queue_max`: past it a resume is not queued without limit
+    but ends at once with resync `catchup_failed` (the client refetches); the resumes
+    queued before it still get their rows.  The one worker is held on a lock of the table,
+    so the queue fills deterministically."""
+    db = ctx.db
+    users = [1181, 1182, 1183]
+    bases, missed = {}, {}
+    for u in users:
+        bases[u], _ = db.insert(u, "like", "seen")
+        missed[u], _ = db.insert(u, "like", "missed")
+    d = Daemon(ctx.opts, "smallqueue", ["--auth=none", "--db-workers=1"],
+               {"LIVENOTIFY_CATCHUP_QUEUE_MAX": "1"})
+    await d.start()
+    lock = psycopg2.connect(ctx.opts.conninfo)
+    tabs = []
+    try:
+        await reader_caught_up(ctx, d)
+        with lock.cursor() as cur:
+            cur.execute("SET lock_timeout = '20s'")
+            cur.execute("LOCK TABLE api_notification IN ACCESS EXCLUSIVE MODE")
+        a = await Client.authed(d, "A (its page query waits for the lock)", users[0],
+                                f"last_id={bases[users[0]]}")
+        tabs.append(a)
+        deadline = time.monotonic() + FRAME_TIMEOUT
+        while await metric(d, "livenotifyd_catchup_jobs_run_total") != 1:
+            check(time.monotonic() < deadline, "the worker never took A's catch-up job")
+            await asyncio.sleep(0.02)
+        b = await Client.authed(d, "B (queued)", users[1], f"last_id={bases[users[1]]}")
+        tabs.append(b)
+        c = await Client.authed(d, "C (queue full)", users[2], f"last_id={bases[users[2]]}")
+        tabs.append(c)
+        check_eq(await c.next("resync"), {"type": "resync", "reason": "catchup_failed"},
+                 "C's frame after hello with the catch-up queue full")
+        check_eq(await metric(d, "livenotifyd_catchup_jobs_refused_total"), 1.0,
+                 "livenotifyd_catchup_jobs_refused_total")
+        lock.rollback()
+        for u, t in ((users[0], a), (users[1], b)):
+            check_eq((await t.next("replayed row", timeout=10.0)).get("id"), missed[u],
+                     f"{t.name}: its missed row once the lock is gone")
+        await ctx.markers(*((u, (t,)) for u, t in zip(users, tabs)))
+    finally:
+        lock.close()
+        await close_all(*tabs)
+        d.stop()
