@@ -210,3 +210,26 @@ TEST(Config, DatabaseDeadlines)
 	EXPECT_EQ(bad_key(args({"--auth=none", "--max-read-age-ms=10000"}), env_of({})),
 			  "max_read_age_ms");
 }
+
+TEST(Config, HostileClientLimits)
+{
+	/* Defaults (docs/operations.md): bounded, and a resume burst above max_sockets_per_user. */
+	Config d = load_config(args({"--auth=none"}), env_of({}));
+	EXPECT_EQ(d.client_message_rate, 10);
+	EXPECT_EQ(d.client_message_burst, 20);
+	EXPECT_EQ(d.resume_rate, 2);
+	EXPECT_EQ(d.resume_burst, 32);
+	EXPECT_GE(d.resume_burst, d.max_sockets_per_user);
+	EXPECT_EQ(d.catchup_queue_max, 1024);
+	Config c = load_config(args({"--auth=none", "--client-message-rate=5", "--resume-burst=4",
+								 "--catchup-queue-max=8"}),
+						   env_of({{"LIVENOTIFY_RESUME_RATE", "7"}}));
+	EXPECT_EQ(c.client_message_rate, 5);
+	EXPECT_EQ(c.resume_burst, 4);
+	EXPECT_EQ(c.resume_rate, 7);
+	EXPECT_EQ(c.catchup_queue_max, 8);
+	EXPECT_EQ(bad_key(args({"--auth=none", "--client-message-rate=0"}), env_of({})),
+			  "client_message_rate");
+	EXPECT_EQ(bad_key(args({"--auth=none", "--catchup-queue-max=0"}), env_of({})),
+			  "catchup_queue_max");
+}

@@ -145,7 +145,7 @@ TEST(Resume, HeldBytesAreTracked)
 	g.next_page();
 	auto f = note(1);
 	g.on_live(f);
-	EXPECT_EQ(g.held_bytes(), f->size());
+	EXPECT_EQ(g.held_bytes(), f->cost());
 	g.on_page({}, false);
 	drain(g);
 	EXPECT_EQ(g.held_bytes(), 0u);
@@ -175,12 +175,12 @@ TEST(Resume, ReplayLargerThanTheSendQueueIsPaced)
 	{
 		while (FramePtr f = g.pull(queued, limit))
 		{
-			queued += f->size();
+			queued += f->cost();
 			queue.push_back(f);
 		}
 		peak = std::max(peak, queued);
 		ASSERT_FALSE(queue.empty());
-		queued -= queue.front()->size(); /* the socket took one frame */
+		queued -= queue.front()->cost(); /* the socket took one frame */
 		sent.push_back(queue.front()->id);
 		queue.pop_front();
 	}
@@ -203,7 +203,7 @@ TEST(Resume, AFrameAlwaysFitsAnEmptyQueue)
 	FramePtr f = g.pull(0, 4000);
 	ASSERT_NE(f, nullptr);
 	EXPECT_EQ(f->id, 1);
-	EXPECT_EQ(g.pull(f->size(), 4000), nullptr);
+	EXPECT_EQ(g.pull(f->cost(), 4000), nullptr);
 }
 
 TEST(Resume, PagesAreFetchedAsTheReplayDrains)
@@ -312,13 +312,13 @@ TEST(Resume, HeldFramesHaveTheirOwnBudget)
 	 */
 	auto f = note(100);
 	ResumeGate g;
-	g.begin(kSource, 0, limits(100, 1000, 2 * f->size() + 1));
+	g.begin(kSource, 0, limits(100, 1000, 2 * f->cost() + 1));
 	g.next_page();
 	g.on_page(page({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 4000), false);
 	EXPECT_EQ(g.on_live(note(100)), ResumeGate::Live::Held);
 	EXPECT_EQ(g.on_live(note(101)), ResumeGate::Live::Held);
 	EXPECT_EQ(g.on_live(note(102)), ResumeGate::Live::Overflow);
-	EXPECT_EQ(g.held_bytes(), 2 * f->size());
+	EXPECT_EQ(g.held_bytes(), 2 * f->cost());
 }
 
 TEST(Resume, HeldFramesAreReleasedAtThePaceOfTheQueueAndInOrder)
@@ -329,12 +329,12 @@ TEST(Resume, HeldFramesAreReleasedAtThePaceOfTheQueueAndInOrder)
 	g.on_live(note(10, kSource, 100));
 	g.on_live(note(11, kSource, 100));
 	g.on_page({}, false);
-	size_t limit = 2 * note(10, kSource, 100)->size();
+	size_t limit = 2 * note(10, kSource, 100)->cost();
 	FramePtr first = g.pull(0, limit);
 	ASSERT_NE(first, nullptr);
 	EXPECT_EQ(first->id, 10);
 	/* The queue holds half its bound: 11 waits, and a new live frame goes behind it. */
-	EXPECT_EQ(g.pull(first->size(), limit), nullptr);
+	EXPECT_EQ(g.pull(first->cost(), limit), nullptr);
 	EXPECT_TRUE(g.holding());
 	EXPECT_EQ(g.on_live(note(12)), ResumeGate::Live::Held);
 	EXPECT_EQ(ids(drain(g)), (std::vector<int64_t>{11, 12}));

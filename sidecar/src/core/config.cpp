@@ -183,6 +183,17 @@ key_table()
 		 }},
 		INT_KEY(ping_interval_s, 5, 3600,
 				"WebSocket ping interval; dead peers dropped at 2x (default 30)"),
+		INT_KEY(client_message_rate, 1, 1000000,
+				"client messages per second per socket, after client_message_burst; over it: "
+				"close 1008 (default 10)"),
+		INT_KEY(client_message_burst, 1, 1000000,
+				"client messages a socket may send at once (default 20)"),
+		INT_KEY(resume_rate, 1, 1000000,
+				"resumes per second per user, after resume_burst; over it: close 1013 (default 2)"),
+		INT_KEY(resume_burst, 1, 1000000, "resumes a user may start at once (default 32)"),
+		INT_KEY(catchup_queue_max, 1, 1000000,
+				"catch-up page jobs waiting for a database worker; over it the resume ends "
+				"with resync catchup_failed (default 1024)"),
 		{"log_level", "error | warn | info | debug (default info)",
 		 [](Config &c, const std::string &v) {
 			 if (!parse_log_level(v, &c.log_level))

@@ -73,6 +73,12 @@ struct Config
 	size_t send_queue_bytes = 1 << 20;
 	size_t max_message_bytes = 8192;
 	int ping_interval_s = 30;
+	/* hostile clients (issue 12, findings 1 and 3; docs/operations.md "Memory bound") */
+	int client_message_rate = 10;  /* messages per second per socket; over: 1008 */
+	int client_message_burst = 20; /* ... after this many at once */
+	int resume_rate = 2;		   /* resumes per second per user; over: 1013 */
+	int resume_burst = 32;		   /* ... after this many at once */
+	int catchup_queue_max = 1024;  /* catch-up page jobs waiting for a worker; over: resync */
 
 	LogLevel log_level = LogLevel::Info;
 

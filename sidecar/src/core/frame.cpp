@@ -263,4 +263,12 @@ make_resync_frame(std::string_view reason, size_t headroom)
 	return f;
 }
 
+FramePtr
+make_pong_frame(size_t headroom)
+{
+	auto f = new_frame(FrameKind::Pong, headroom, 16);
+	f->buf += "{\"type\":\"pong\"}";
+	return f;
+}
+
 } // namespace livenotify

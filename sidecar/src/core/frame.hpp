@@ -33,7 +33,8 @@ enum class FrameKind
 	Notification,
 	UnreadCount,
 	Ephemeral,
-	Resync
+	Resync,
+	Pong /* the answer to a client ping: at most one waits per socket (send_queue.hpp) */
 };
 
 struct Frame
@@ -56,6 +57,34 @@ struct Frame
 	char *writable_payload()
 	{
 		return &buf[headroom];
+	}
+	/*
+	 * What holding this frame in a queue really costs, the bound's unit
+	 * (send_queue.hpp, resume.hpp): the buffer as allocated (headroom and
+	 * spare capacity included), the source's heap copy, the Frame with its
+	 * shared_ptr control block, glibc's chunk header of each allocation and
+	 * the queue's own slot.  A 15-byte pong costs about 200 bytes; counting
+	 * payload bytes only let a socket hold 15 times its bound (issue 12).
+	 * Fixed once the frame is queued (it is immutable then).
+	 */
+	size_t cost() const
+	{
+		return heap_bytes(buf) + heap_bytes(source) + sizeof(Frame) + kControlBlockBytes +
+			   2 * kMallocChunkBytes + sizeof(std::shared_ptr<Frame>);
+	}
+
+	/* std::make_shared's control block (two counts and a vtable pointer, x86-64) */
+	static constexpr size_t kControlBlockBytes = 16;
+	/* glibc malloc: 8 bytes of header per chunk, chunks rounded up to 16 (malloc/malloc.c) */
+	static constexpr size_t kMallocChunkBytes = 16;
+
+private:
+	static size_t heap_bytes(const std::string &s)
+	{
+		/* Short strings live inside the object (SSO): no allocation. */
+		if (s.capacity() <= 15)
+			return 0;
+		return s.capacity() + 1 + kMallocChunkBytes;
 	}
 };
 
@@ -96,5 +125,8 @@ FramePtr make_hello_frame(std::string_view user, int64_t epoch, size_t headroom)
 
 /* {"type":"resync","reason":R} */
 FramePtr make_resync_frame(std::string_view reason, size_t headroom);
+
+/* {"type":"pong"}, the answer to a client's {"type":"ping"} */
+FramePtr make_pong_frame(size_t headroom);
 
 } // namespace livenotify

@@ -133,6 +133,29 @@ render_metrics(const Counters &c, const Gauges &g)
 	metric(out, "livenotifyd_unread_count_errors_total", "counter",
 		   "Unread-count statements that failed (frames carry unread_count_error).",
 		   load(c.unread_count_errors));
+	/* hostile clients (issue 12, findings 1 and 3) */
+	metric(out, "livenotifyd_client_messages_rate_limited_total", "counter",
+		   "Sockets closed with 1008 for sending messages faster than client_message_rate.",
+		   load(c.client_messages_rate_limited));
+	metric(out, "livenotifyd_pongs_coalesced_total", "counter",
+		   "Client pings answered by a pong already waiting in the send queue.",
+		   load(c.pongs_coalesced));
+	metric(out, "livenotifyd_malloc_trims_total", "counter",
+		   "Times freed memory was returned to the kernel (malloc_trim) after a burst.",
+		   load(c.malloc_trims));
+	metric(out, "livenotifyd_resume_rate_limited_total", "counter",
+		   "Resumes refused with 1013 because the user resumed faster than resume_rate.",
+		   load(c.resume_rate_limited));
+	metric(out, "livenotifyd_catchup_jobs_queued_total", "counter",
+		   "Catch-up page jobs queued for the workers.", load(c.catchup_jobs_queued));
+	metric(out, "livenotifyd_catchup_jobs_run_total", "counter",
+		   "Catch-up page jobs whose query ran.", load(c.catchup_jobs_run));
+	metric(out, "livenotifyd_catchup_jobs_dropped_total", "counter",
+		   "Catch-up page jobs dropped unqueried because their socket had closed.",
+		   load(c.catchup_jobs_dropped));
+	metric(out, "livenotifyd_catchup_jobs_refused_total", "counter",
+		   "Catch-up page jobs refused because the catch-up queue was full (resync).",
+		   load(c.catchup_jobs_refused));
 	return out;
 }
 

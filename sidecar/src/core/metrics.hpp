@@ -43,6 +43,15 @@ struct Counters
 	std::atomic<uint64_t> db_persistent_errors_reader{0}; /* persistent_sqlstate() */
 	std::atomic<uint64_t> db_persistent_errors_worker{0};
 	std::atomic<uint64_t> unread_count_errors{0}; /* counting statements that failed */
+	/* hostile clients (issue 12, findings 1 and 3) */
+	std::atomic<uint64_t> client_messages_rate_limited{0}; /* sockets closed 1008 for it */
+	std::atomic<uint64_t> pongs_coalesced{0};			   /* pings answered by a waiting pong */
+	std::atomic<uint64_t> malloc_trims{0};
+	std::atomic<uint64_t> resume_rate_limited{0}; /* resumes refused, 1013 */
+	std::atomic<uint64_t> catchup_jobs_queued{0};
+	std::atomic<uint64_t> catchup_jobs_run{0};	   /* pages queried */
+	std::atomic<uint64_t> catchup_jobs_dropped{0}; /* session gone: not queried */
+	std::atomic<uint64_t> catchup_jobs_refused{0}; /* catch-up queue full: page failed */
 };
 
 struct Gauges

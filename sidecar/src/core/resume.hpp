@@ -37,7 +37,8 @@
  * committed after it joined is also in the live stream.
  *
  * Live frames that arrive during the replay are held with their own budget
- * (held_bytes, the daemon passes send_queue_bytes): a client that cannot take
+ * (held_bytes, the daemon passes send_queue_bytes; counted in Frame::cost(),
+ * like the send queue): a client that cannot take
  * the replay as fast as its user's live traffic grows is a slow client (1008,
  * then it resumes from its last id).
  *
@@ -158,9 +159,9 @@ public:
 			return Live::Drop;
 		if (holding_)
 		{
-			if (!held_.empty() && held_bytes_ + f->size() > limits_.held_bytes)
+			if (!held_.empty() && held_bytes_ + f->cost() > limits_.held_bytes)
 				return Live::Overflow;
-			held_bytes_ += f->size();
+			held_bytes_ += f->cost();
 			held_.push_back(f);
 			return Live::Held;
 		}
@@ -238,7 +239,7 @@ public:
 			return nullptr;
 		if (!replay_.empty())
 		{
-			if (!fits(queued_bytes, queue_limit, replay_.front()->size()))
+			if (!fits(queued_bytes, queue_limit, replay_.front()->cost()))
 				return nullptr;
 			FramePtr f = std::move(replay_.front());
 			replay_.pop_front();
@@ -251,7 +252,7 @@ public:
 		{
 			FramePtr f = make_resync_frame(end_ == End::Failed ? "catchup_failed" : "catchup_limit",
 										   limits_.headroom);
-			if (!fits(queued_bytes, queue_limit, f->size()))
+			if (!fits(queued_bytes, queue_limit, f->cost()))
 				return nullptr;
 			resync_sent_ = true;
 			return f;
@@ -261,15 +262,15 @@ public:
 			FramePtr &front = held_.front();
 			if (is_duplicate(*front))
 			{
-				held_bytes_ -= front->size();
+				held_bytes_ -= front->cost();
 				held_.pop_front();
 				continue;
 			}
-			if (!fits(queued_bytes, queue_limit, front->size()))
+			if (!fits(queued_bytes, queue_limit, front->cost()))
 				return nullptr;
 			FramePtr f = std::move(front);
 			held_.pop_front();
-			held_bytes_ -= f->size();
+			held_bytes_ -= f->cost();
 			return f;
 		}
 		holding_ = false; /* the seam is passed */

@@ -141,7 +141,8 @@ Server::filter_upgrade(struct lws *wsi, Pss *pss, const char *protocols_header)
 		if (const char *v = lws_get_urlarg_by_name(wsi, "user=", arg, sizeof(arg)))
 			none_user = v;
 
-	auto s = std::make_unique<Session>(cfg_.send_queue_bytes);
+	auto s = std::make_unique<Session>(cfg_.send_queue_bytes, &queue_totals_,
+									   cfg_.client_message_rate, cfg_.client_message_burst);
 	s->id = next_id_++;
 	s->peer = peer_s;
 	s->server = this;
@@ -221,6 +222,7 @@ Server::on_established(struct lws *wsi, Session *s)
 		Job j;
 		j.type = Job::Type::AuthSql;
 		j.session = s->id;
+		j.live = s->live;
 		j.token = std::move(s->pending_token);
 		sh_->jobs.push(std::move(j));
 	}
@@ -284,6 +286,8 @@ Server::authenticated(Session *s, const std::string &user, const char *how)
 		return;
 	}
 	s->user = user;
+	if (!resume_allowed(s))
+		return;
 	if (!advance(s, SessionEvent::AuthAccepted))
 		return;
 	s->slot = SessionSlot::Member;
@@ -319,6 +323,37 @@ Server::authenticated(Session *s, const std::string &user, const char *how)
 	LOG_INFO("ws_open", "session=%llu user=%s auth=%s peer=%s sockets=%zu%s",
 			 static_cast<unsigned long long>(s->id), log_quote(user).c_str(), how,
 			 log_quote(s->peer).c_str(), groups_.sockets(), resume_note.c_str());
+}
+
+/*
+ * resume_rate per user (core/rate_limit.hpp): a resume costs catch-up
+ * queries, and one account that connects with last_id=0 and hangs up in a
+ * loop (35k times in 33 s, issue 12) made another user's resume wait 14 s.
+ * Over the rate the socket is closed 1013 `resume rate exceeded` before it
+ * joins its group or queries anything; the client retries with its backoff
+ * (docs/protocol.md).  A socket that does not resume is not counted.  The
+ * warning is logged at most once a second, with the count since the last.
+ */
+bool
+Server::resume_allowed(Session *s)
+{
+	if (!s->last_id && !s->cursor)
+		return true;
+	auto now = std::chrono::steady_clock::now();
+	if (resumes_.take(s->user, now))
+		return true;
+	sh_->counters.resume_rate_limited.fetch_add(1, std::memory_order_relaxed);
+	resume_limited_since_log_++;
+	if (now - resume_limited_logged_ >= std::chrono::seconds(1))
+	{
+		LOG_WARN("ws_resume_rate_limited", "session=%llu user=%s peer=%s refused=%zu",
+				 static_cast<unsigned long long>(s->id), log_quote(s->user).c_str(),
+				 log_quote(s->peer).c_str(), resume_limited_since_log_);
+		resume_limited_since_log_ = 0;
+		resume_limited_logged_ = now;
+	}
+	close_session(s, kCloseTryAgainLater, "resume rate exceeded");
+	return false;
 }
 
 /* Give back the limit slot the session holds (admission, authentication, close). */
@@ -410,6 +445,20 @@ Server::on_auth_result(Session *s, const Event &e)
 void
 Server::on_message(Session *s)
 {
+	/*
+	 * client_message_rate, every message counted (core/rate_limit.hpp): a
+	 * client has no reason to send more than a ping now and then, and each
+	 * message is a JSON parse on this thread (docs/protocol.md "Limits").
+	 */
+	if (!s->messages.take(std::chrono::steady_clock::now()))
+	{
+		sh_->counters.client_messages_rate_limited.fetch_add(1, std::memory_order_relaxed);
+		LOG_WARN("message_rate_exceeded", "session=%llu user=%s peer=%s",
+				 static_cast<unsigned long long>(s->id), log_quote(s->user).c_str(),
+				 log_quote(s->peer).c_str());
+		close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "message rate exceeded");
+		return;
+	}
 	MessageRoute route = session_message_route(s->state);
 	if (route == MessageRoute::Ignore)
 		return; /* SQL auth in flight (wait for its answer), or closing */
@@ -418,13 +467,7 @@ Server::on_message(Session *s)
 	{
 		/* After auth only ping means anything; garbage is ignored, never fatal. */
 		if (m.type == ClientMessage::Type::Ping)
-		{
-			auto f = std::make_shared<Frame>();
-			f->headroom = LWS_PRE;
-			f->buf.assign(LWS_PRE, '\0');
-			f->buf += "{\"type\":\"pong\"}";
-			enqueue(s, f, true);
-		}
+			send_pong(s);
 		else
 			LOG_DEBUG("message_ignored", "session=%llu type=%d",
 					  static_cast<unsigned long long>(s->id), static_cast<int>(m.type));
@@ -472,6 +515,7 @@ Server::on_message(Session *s)
 	Job j;
 	j.type = Job::Type::AuthSql;
 	j.session = s->id;
+	j.live = s->live;
 	j.token = *m.token;
 	sh_->jobs.push(std::move(j));
 }
@@ -487,6 +531,7 @@ Server::cleanup(Pss *pss)
 	pss->session = nullptr;
 	lws_sul_cancel(&s->auth_timer.sul);
 	lws_sul_cancel(&s->resume_timer.sul);
+	s->live->store(false, std::memory_order_release); /* its queued catch-up jobs are dropped */
 	release_slot(s);
 	sessions_.erase(s->id);
 	bool was_established = session_established(s->state);

@@ -129,7 +129,22 @@ Server::request_catchup_page(Session *s)
 	j.count_known = s->resume_count_known;
 	j.unread = s->resume_unread;
 	j.cursor = s->cursor;
-	sh_->jobs.push(std::move(j));
+	j.live = s->live;
+	if (sh_->jobs.push(std::move(j)))
+		return;
+	/*
+	 * catchup_queue_max jobs wait already: this page fails like a failed
+	 * query (what was sent stays sent, then resync `catchup_failed`), through
+	 * the inbox so the gate sees it after this call returns.
+	 */
+	LOG_WARN("catchup_failed", "session=%llu user=%s error=\"catch-up queue full\"",
+			 static_cast<unsigned long long>(s->id), log_quote(s->user).c_str());
+	Event e;
+	e.type = Event::Type::CatchupResult;
+	e.session = s->id;
+	e.user = s->user;
+	e.failed = true;
+	sh_->inbox.post(std::move(e), ctx_);
 }
 
 /*

@@ -43,9 +43,10 @@ Server::reload()
 		return;
 	}
 	if (next.auth != cfg_.auth || next.listen_address != cfg_.listen_address ||
-		next.port != cfg_.port || next.database_url != cfg_.database_url)
-		LOG_WARN("reload_partial",
-				 "hint=\"auth, listen_address, port and database_url need a restart\"");
+		next.port != cfg_.port || next.database_url != cfg_.database_url ||
+		next.catchup_queue_max != cfg_.catchup_queue_max)
+		LOG_WARN("reload_partial", "hint=\"auth, listen_address, port, database_url and "
+								   "catchup_queue_max need a restart\"");
 	set_log_level(next.log_level);
 	cfg_.log_level = next.log_level;
 	cfg_.jwt_alg = next.jwt_alg;
@@ -61,12 +62,20 @@ Server::reload()
 	preauth_.set_limit(static_cast<size_t>(cfg_.max_pending_auth));
 	cfg_.send_queue_bytes = next.send_queue_bytes;
 	cfg_.max_message_bytes = next.max_message_bytes;
+	cfg_.client_message_rate = next.client_message_rate;
+	cfg_.client_message_burst = next.client_message_burst;
+	cfg_.resume_rate = next.resume_rate;
+	cfg_.resume_burst = next.resume_burst;
+	resumes_.set(cfg_.resume_rate, cfg_.resume_burst);
 	if (next.auth == cfg_.auth)
 		rebuild_verifier();
 	groups_.set_limits(static_cast<size_t>(cfg_.max_sockets),
 					   static_cast<size_t>(cfg_.max_sockets_per_user));
 	for (auto &kv : sessions_)
+	{
 		kv.second->queue.set_limit(cfg_.send_queue_bytes);
+		kv.second->messages.set(cfg_.client_message_rate, cfg_.client_message_burst);
+	}
 	sd_notify(0, "READY=1\nSTATUS=serving (reloaded)");
 	LOG_INFO("reloaded", "log_level=%s max_sockets=%d max_sockets_per_user=%d send_queue_bytes=%zu",
 			 log_level_name(cfg_.log_level), cfg_.max_sockets, cfg_.max_sockets_per_user,

@@ -8,6 +8,8 @@
 
 #include "log.hpp"
 
+#include <malloc.h>
+
 namespace livenotify
 {
 
@@ -19,6 +21,7 @@ Server::close_session(Session *s, int code, const std::string &reason)
 		return;
 	s->close_code = code;
 	s->close_reason = reason.substr(0, 100);
+	s->live->store(false, std::memory_order_release); /* its queued catch-up jobs are dropped */
 	s->queue.clear();
 	lws_callback_on_writable(s->wsi);
 }
@@ -64,14 +67,54 @@ Server::enqueue(Session *s, const FramePtr &f, bool bypass_gate)
 				break;
 		}
 	}
-	if (s->queue.push(f) == SendQueue::Push::Overflow)
+	switch (s->queue.push(f))
 	{
-		/* Over its bound: close 1008 so the client resumes from its last id; others are unaffected.
-		 */
-		slow_client(s, "live");
-		return;
+		case SendQueue::Push::Overflow:
+			/* Over its bound: close 1008 so the client resumes from its last id; others are
+			 * unaffected. */
+			slow_client(s, "live");
+			return;
+		case SendQueue::Push::Coalesced:
+			sh_->counters.pongs_coalesced.fetch_add(1, std::memory_order_relaxed);
+			return; /* the pong already waiting answers this ping too */
+		case SendQueue::Push::Queued:
+			break;
 	}
 	lws_callback_on_writable(s->wsi);
+}
+
+/*
+ * {"type":"pong"} for a client ping.  One frame serves every socket (lws
+ * scribbles only its headroom, one write at a time), and a socket holds at
+ * most one (send_queue.hpp): pings from a client that does not read cost
+ * nothing here, and client_message_rate closes it.
+ */
+void
+Server::send_pong(Session *s)
+{
+	if (!pong_)
+		pong_ = make_pong_frame(LWS_PRE);
+	enqueue(s, pong_, true);
+}
+
+/*
+ * Service thread (lws timer, every kTrimIntervalMs): give freed memory back
+ * to the kernel after a burst, when the send queues hold kTrimAfterBytes less
+ * than their peak since the last trim (core/memory_trim.hpp).  glibc's malloc_trim
+ * walks every arena, the reader's and the workers' too, where frames are
+ * built.
+ */
+void
+Server::trim_tick(lws_sorted_usec_list_t *sul)
+{
+	Server *s = static_cast<Server *>(Timer::owner_of(sul));
+	if (s->trim_.due(std::chrono::steady_clock::now(), &s->queue_totals_))
+	{
+		malloc_trim(0);
+		s->sh_->counters.malloc_trims.fetch_add(1, std::memory_order_relaxed);
+	}
+	lws_sul_schedule(s->ctx_, 0, &s->trim_timer_.sul, trim_tick,
+					 static_cast<lws_usec_t>(kTrimIntervalMs) * LWS_US_PER_MS);
 }
 
 /*
@@ -145,7 +188,7 @@ Server::drain_inbox()
 	{
 		Event e = std::move(backlog_.front());
 		backlog_.pop_front();
-		size_t bytes = e.frame ? e.frame->size() : 0;
+		size_t bytes = e.frame ? e.frame->cost() : 0;
 		byte_budget = bytes >= byte_budget ? 0 : byte_budget - bytes;
 		if (byte_budget == 0)
 			budget = 0;

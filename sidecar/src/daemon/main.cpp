@@ -177,6 +177,8 @@ main(int argc, char **argv)
 	std::thread signals(signal_loop, SignalThreadArgs{set, &shared, &flags});
 	signals.detach(); /* it returns after the first stop signal; never joined */
 	std::thread reader(run_reader, &shared);
+	shared.jobs.configure(static_cast<size_t>(cfg.catchup_queue_max), cfg.db_workers,
+						  &shared.counters);
 	std::vector<std::thread> workers;
 	for (int i = 0; i < cfg.db_workers; i++)
 		workers.emplace_back(run_worker, &shared, i);

@@ -154,8 +154,12 @@ Server::create()
 
 	memset(&shutdown_timer_, 0, sizeof(shutdown_timer_));
 	memset(&watchdog_timer_, 0, sizeof(watchdog_timer_));
+	memset(&trim_timer_, 0, sizeof(trim_timer_));
 	shutdown_timer_.owner = this;
 	watchdog_timer_.owner = this;
+	trim_timer_.owner = this;
+	lws_sul_schedule(ctx_, 0, &trim_timer_.sul, trim_tick,
+					 static_cast<lws_usec_t>(kTrimIntervalMs) * LWS_US_PER_MS);
 	if (sd_watchdog_enabled(0, &watchdog_usec_) > 0 && watchdog_usec_ > 0)
 		lws_sul_schedule(ctx_, 0, &watchdog_timer_.sul, watchdog_tick,
 						 static_cast<lws_usec_t>(watchdog_usec_ / 2));

@@ -13,7 +13,9 @@
 
 #include "cursor.hpp"
 #include "jwt_verify.hpp"
+#include "memory_trim.hpp"
 #include "preauth.hpp"
+#include "rate_limit.hpp"
 #include "resume.hpp"
 #include "send_queue.hpp"
 #include "session_state.hpp"
@@ -46,6 +48,14 @@ static const size_t kCatchupPageRows = 100;
  * it (the database unreachable at startup); then resync `catchup_failed`.
  */
 static const int kResumeWaitMs = 5000;
+/* "Try Again Later" (IANA WebSocket close code registry; lws 4.1 has no name for it). */
+static const int kCloseTryAgainLater = 1013;
+/*
+ * malloc_trim once the send queues hold this much less than their peak since
+ * the last trim, at most once per kTrimIntervalMs (core/memory_trim.hpp).
+ */
+static const size_t kTrimAfterBytes = 4 << 20;
+static const int kTrimIntervalMs = 1000;
 
 /*
  * An lws timer with a pointer back to its owner.  lws hands the callback the
@@ -96,11 +106,16 @@ struct Session
 	std::string drop_reason; /* why the connection went without a close frame, when we know */
 	std::chrono::steady_clock::time_point last_valid; /* established, or the last pong */
 	std::string rx;
+	TokenBucket messages; /* client_message_rate (on_message) */
+	/* Cleared when the socket closes: its queued catch-up jobs are dropped (shared.hpp, Job). */
+	std::shared_ptr<std::atomic<bool>> live = std::make_shared<std::atomic<bool>>(true);
 	Timer auth_timer;
 	Timer resume_timer; /* bound of reader_wait == Resume */
 	Server *server = nullptr;
 
-	explicit Session(size_t limit) : queue(limit)
+	Session(size_t limit, QueueTotals *totals, double message_rate, double message_burst)
+		: queue(limit, totals),
+		  messages(message_rate, message_burst, std::chrono::steady_clock::now())
 	{
 		memset(&auth_timer, 0, sizeof(auth_timer));
 		auth_timer.owner = this;
@@ -122,7 +137,9 @@ public:
 		: sh_(sh), cmd_(cmd), flags_(flags), cfg_(sh->cfg),
 		  groups_(static_cast<size_t>(cfg_.max_sockets),
 				  static_cast<size_t>(cfg_.max_sockets_per_user)),
-		  preauth_(static_cast<size_t>(cfg_.max_pending_auth))
+		  preauth_(static_cast<size_t>(cfg_.max_pending_auth)),
+		  resumes_(cfg_.resume_rate, cfg_.resume_burst),
+		  trim_(kTrimAfterBytes, std::chrono::milliseconds(kTrimIntervalMs))
 	{
 		rebuild_verifier();
 	}
@@ -151,6 +168,7 @@ private:
 	static void auth_deadline(lws_sorted_usec_list_t *sul);
 	void on_auth_result(Session *s, const Event &e);
 	void release_slot(Session *s);
+	bool resume_allowed(Session *s);
 	void evict_pending(uint64_t id);
 	void cleanup(Pss *pss);
 
@@ -168,6 +186,8 @@ private:
 	void close_session(Session *s, int code, const std::string &reason);
 	int on_writeable(struct lws *wsi, Session *s);
 	void drain_inbox();
+	void send_pong(Session *s);
+	static void trim_tick(lws_sorted_usec_list_t *sul);
 
 	/* http_endpoints.cpp */
 	int http_reply(struct lws *wsi, unsigned int status, const char *ctype,
@@ -191,6 +211,13 @@ private:
 	std::unique_ptr<JwtVerifier> verifier_;
 	GroupRegistry<Session *> groups_;
 	PreAuthBudget preauth_; /* sockets not authenticated yet (admission.cpp) */
+	RateLimiter resumes_;	/* resume_rate per user (admission.cpp) */
+	size_t resume_limited_since_log_ = 0;
+	std::chrono::steady_clock::time_point resume_limited_logged_{};
+	QueueTotals queue_totals_; /* every session's send queue adds to it (send_queue.hpp) */
+	TrimPolicy trim_;		   /* malloc_trim after bursts (delivery.cpp) */
+	Timer trim_timer_;
+	FramePtr pong_; /* one pong frame shared by every socket (immutable once built) */
 	std::unordered_map<uint64_t, Session *> sessions_;
 	std::deque<Event> backlog_; /* inbox events not handled yet (drain_inbox works in slices) */
 	uint64_t next_id_ = 1;

@@ -6,6 +6,7 @@
 #include <libwebsockets.h>
 
 #include <chrono>
+#include <algorithm>
 
 namespace livenotify
 {
@@ -48,45 +49,125 @@ Inbox::take()
 	return out;
 }
 
-/* Service thread. */
+/* Main thread, before the workers start. */
 void
+JobQueue::configure(size_t max_catchup, int workers, Counters *counters)
+{
+	std::lock_guard<std::mutex> g(mu_);
+	max_catchup_ = max_catchup;
+	/* One worker kept for authentication when there are two or more. */
+	catchup_running_max_ = workers > 1 ? static_cast<size_t>(workers - 1) : 1;
+	counters_ = counters;
+}
+
+/* Under mu_. */
+void
+JobQueue::purge_dead()
+{
+	size_t before = catchup_.size();
+	catchup_.erase(
+		std::remove_if(catchup_.begin(), catchup_.end(), [](const Job &j) { return j.dead(); }),
+		catchup_.end());
+	if (counters_ && before != catchup_.size())
+		counters_->catchup_jobs_dropped.fetch_add(before - catchup_.size(),
+												  std::memory_order_relaxed);
+}
+
+/* Service thread. */
+bool
 JobQueue::push(Job j)
 {
 	{
 		std::lock_guard<std::mutex> g(mu_);
-		jobs_.push_back(std::move(j));
+		if (j.type == Job::Type::AuthSql)
+			auth_.push_back(std::move(j));
+		else
+		{
+			if (catchup_.size() >= max_catchup_)
+				purge_dead();
+			if (catchup_.size() >= max_catchup_)
+			{
+				if (counters_)
+					counters_->catchup_jobs_refused.fetch_add(1, std::memory_order_relaxed);
+				return false;
+			}
+			catchup_.push_back(std::move(j));
+			if (counters_)
+				counters_->catchup_jobs_queued.fetch_add(1, std::memory_order_relaxed);
+		}
 	}
-	cv_.notify_one();
+	/* notify_all: the one woken by notify_one may be a worker that may not take a catch-up job. */
+	cv_.notify_all();
+	return true;
 }
 
 /* Worker threads. */
 bool
 JobQueue::pop(Job *out, const std::atomic<bool> &stopping)
 {
-	std::unique_lock<std::mutex> lk(mu_);
-	cv_.wait(lk, [&] { return stopping.load() || !jobs_.empty(); });
-	if (stopping.load())
-		return false;
-	*out = std::move(jobs_.front());
-	jobs_.pop_front();
-	return true;
+	return pop_for(out, stopping, -1) == Pop::Got;
+}
+
+/* Lock held.  Auth jobs first; a catch-up job only while a worker is left for auth. */
+bool
+JobQueue::take_locked(Job *out)
+{
+	while (!auth_.empty() && auth_.front().dead())
+		auth_.pop_front(); /* its AuthResult would be dropped anyway */
+	if (!auth_.empty())
+	{
+		*out = std::move(auth_.front());
+		auth_.pop_front();
+		return true;
+	}
+	while (!catchup_.empty() && catchup_.front().dead())
+	{
+		catchup_.pop_front();
+		if (counters_)
+			counters_->catchup_jobs_dropped.fetch_add(1, std::memory_order_relaxed);
+	}
+	if (!catchup_.empty() && catchup_running_ < catchup_running_max_)
+	{
+		*out = std::move(catchup_.front());
+		catchup_.pop_front();
+		catchup_running_++;
+		return true;
+	}
+	return false;
+}
+
+/* Worker threads. */
+void
+JobQueue::catchup_done()
+{
+	{
+		std::lock_guard<std::mutex> g(mu_);
+		catchup_running_--;
+	}
+	cv_.notify_all();
 }
 
 JobQueue::Pop
 JobQueue::pop_for(Job *out, const std::atomic<bool> &stopping, int64_t timeout_ms)
 {
-	if (timeout_ms < 0)
-		return pop(out, stopping) ? Pop::Got : Pop::Stopping;
+	auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
 	std::unique_lock<std::mutex> lk(mu_);
-	bool ready = cv_.wait_for(lk, std::chrono::milliseconds(timeout_ms),
-							  [&] { return stopping.load() || !jobs_.empty(); });
-	if (stopping.load())
-		return Pop::Stopping;
-	if (!ready)
-		return Pop::TimedOut;
-	*out = std::move(jobs_.front());
-	jobs_.pop_front();
-	return Pop::Got;
+
+	for (;;)
+	{
+		if (stopping.load())
+			return Pop::Stopping;
+		if (take_locked(out))
+			return Pop::Got;
+		if (timeout_ms < 0)
+			cv_.wait(lk);
+		else if (cv_.wait_until(lk, deadline) == std::cv_status::timeout)
+		{
+			if (stopping.load())
+				return Pop::Stopping;
+			return take_locked(out) ? Pop::Got : Pop::TimedOut;
+		}
+	}
 }
 
 /* Signal thread / main thread at shutdown. */

@@ -26,6 +26,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -86,6 +87,13 @@ struct Job
 	};
 	Type type = Type::AuthSql;
 	uint64_t session = 0;
+	/*
+	 * The session's liveness token (Session::live): the service thread
+	 * clears it when the socket closes, and a worker drops the job unqueried
+	 * then (a flood of resumes that hang up at once queried 3.5 M rows for
+	 * dead sockets, issue 12).  Null: always run.
+	 */
+	std::shared_ptr<const std::atomic<bool>> live;
 	std::string token;	/* AuthSql */
 	std::string source; /* Catchup: one page of livenotify.catchup() */
 	std::string user;	/* Catchup */
@@ -95,13 +103,31 @@ struct Job
 	std::optional<Cursor> cursor;
 	bool count_known = false;	   /* later pages reuse the first page's unread count */
 	std::optional<int64_t> unread; /* that count (nullopt: the source has no read column) */
+
+	bool dead() const
+	{
+		return live && !live->load(std::memory_order_acquire);
+	}
 };
 
+/*
+ * The workers' two queues.  Authentication first: a worker takes a catch-up
+ * job only when no auth job waits, and while db_workers > 1 at most
+ * db_workers - 1 catch-up queries run at once, so an SQL authentication
+ * never waits behind a resume flood (issue 12); it waits for no queued
+ * catch-up job and, with 2 workers or more, for no running one either.
+ * Auth jobs are bounded by max_pending_auth (one per pending socket, in
+ * AuthPending); catch-up jobs by catchup_queue_max (push refuses beyond it,
+ * after dropping the jobs of closed sockets), one per resuming socket.
+ */
 class JobQueue
 {
 public:
-	void push(Job j);
-	/* Blocks; false when stopping. */
+	/* Before the workers start. */
+	void configure(size_t max_catchup, int workers, Counters *counters);
+	/* Service thread.  false: the catch-up queue is full, the job was not queued. */
+	bool push(Job j);
+	/* Worker threads.  Blocks; false when stopping.  Jobs of closed sockets are skipped. */
 	bool pop(Job *out, const std::atomic<bool> &stopping);
 	enum class Pop
 	{
@@ -111,12 +137,25 @@ public:
 	};
 	/* Waits at most timeout_ms (< 0: no limit). */
 	Pop pop_for(Job *out, const std::atomic<bool> &stopping, int64_t timeout_ms);
+	/* Worker threads: the catch-up job popped last has finished. */
+	void catchup_done();
 	void wake_all();
 
 private:
+	/* Under mu_: drop the catch-up jobs of closed sockets. */
+	void purge_dead();
+	/* Under mu_: the next job a worker may run, if any. */
+	bool take_locked(Job *out);
+
 	std::mutex mu_;
 	std::condition_variable cv_;
-	std::deque<Job> jobs_;
+
+	std::deque<Job> auth_;
+	std::deque<Job> catchup_;
+	size_t max_catchup_ = 1024;
+	size_t catchup_running_ = 0;
+	size_t catchup_running_max_ = 1;
+	Counters *counters_ = nullptr;
 };
 
 struct Shared

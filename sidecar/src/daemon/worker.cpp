@@ -89,7 +89,10 @@ public:
 			else if (job.type == Job::Type::AuthSql)
 				auth(job);
 			else
+			{
 				catchup(job);
+				sh_->jobs.catchup_done();
+			}
 		}
 		conn_.close();
 	}
@@ -285,6 +288,13 @@ private:
 		}
 		bool has_read = si != sources_.end() && si->second.has_read_column;
 
+		/* Last check before the query: the socket may have gone while this job waited. */
+		if (job.dead())
+		{
+			sh_->counters.catchup_jobs_dropped.fetch_add(1, std::memory_order_relaxed);
+			return;
+		}
+		sh_->counters.catchup_jobs_run.fetch_add(1, std::memory_order_relaxed);
 		size_t limit = job.max_rows;
 		QueryResult r;
 		if (job.cursor)
