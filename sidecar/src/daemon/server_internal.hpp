@@ -11,7 +11,9 @@
 
 #include "server.hpp"
 
+#include "address_limits.hpp"
 #include "cursor.hpp"
+#include "fd_budget.hpp"
 #include "jwt_verify.hpp"
 #include "preauth.hpp"
 #include "resume.hpp"
@@ -22,6 +24,7 @@
 #include <libwebsockets.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -33,6 +36,8 @@ namespace livenotify
 {
 
 static const char *const kProtocolName = "livenotify.v1";
+/* Per-address limits (admission.cpp); lws 4.1's http_status enum has no 429. */
+static const int kHttpTooManyRequests = 429;
 /* Longest wait of an lws timer on a quiet libev loop (Server::run()). */
 static const double kKickSeconds = 0.05;
 /*
@@ -75,7 +80,12 @@ struct Session
 {
 	uint64_t id = 0;
 	struct lws *wsi = nullptr;
-	std::string peer;
+	std::string peer; /* the TCP peer */
+	std::string
+		client_addr; /* the client address (peer, or X-Forwarded-For from a trusted proxy) */
+	/* Counted in Server::address_limits_ (admission.cpp): as a socket, and as pending. */
+	bool addr_counted = false;
+	bool addr_pending = false;
 	std::string user;
 	SessionState state = SessionState::Upgrading;
 	SessionSlot slot = SessionSlot::None;	   /* the limit slot it holds (admission.cpp) */
@@ -122,7 +132,10 @@ public:
 		: sh_(sh), cmd_(cmd), flags_(flags), cfg_(sh->cfg),
 		  groups_(static_cast<size_t>(cfg_.max_sockets),
 				  static_cast<size_t>(cfg_.max_sockets_per_user)),
-		  preauth_(static_cast<size_t>(cfg_.max_pending_auth))
+		  preauth_(static_cast<size_t>(cfg_.max_pending_auth)),
+		  address_limits_(address_socket_limit(cfg_),
+						  static_cast<size_t>(cfg_.max_pending_auth_per_address)),
+		  fd_plan_(sh->fd_plan)
 	{
 		rebuild_verifier();
 	}
@@ -153,6 +166,18 @@ private:
 	void release_slot(Session *s);
 	void evict_pending(uint64_t id);
 	void cleanup(Pss *pss);
+	static size_t address_socket_limit(const Config &c)
+	{
+		return c.max_sockets_per_address > 0 ? static_cast<size_t>(c.max_sockets_per_address)
+											 : SIZE_MAX;
+	}
+
+	/* listener.cpp: the listening socket (ours, watched by lws) and the accept loop */
+	bool open_listener();
+	bool watch_listener();
+	void on_listen_readable();
+	void pause_accepting(int64_t pause_ms, const char *why, uint64_t failures);
+	static void accept_resume(lws_sorted_usec_list_t *sul);
 
 	/* catchup.cpp: the resume of an authenticated socket (paged catch-up, the reader gate) */
 	void start_resume(Session *s);
@@ -190,7 +215,16 @@ private:
 	Config cfg_; /* the service thread's copy: SIGHUP replaces the reloadable parts */
 	std::unique_ptr<JwtVerifier> verifier_;
 	GroupRegistry<Session *> groups_;
-	PreAuthBudget preauth_; /* sockets not authenticated yet (admission.cpp) */
+	PreAuthBudget preauth_;		   /* sockets not authenticated yet (admission.cpp) */
+	AddressLimits address_limits_; /* sockets per client address (admission.cpp) */
+	FdPlan fd_plan_;			   /* what RLIMIT_NOFILE allows (main.cpp, listener.cpp) */
+	int listen_fd_ = -1;
+	struct lws *listen_wsi_ = nullptr; /* lws's raw-file wsi of listen_fd_ */
+	struct lws_vhost *vhost_ = nullptr;
+	Timer accept_timer_; /* end of an accept pause */
+	bool accept_paused_ = false;
+	AcceptBackoff accept_backoff_;
+	uint64_t live_wsi_ = 0; /* lws connections on our vhost (WSI_CREATE - WSI_DESTROY) */
 	std::unordered_map<uint64_t, Session *> sessions_;
 	std::deque<Event> backlog_; /* inbox events not handled yet (drain_inbox works in slices) */
 	uint64_t next_id_ = 1;

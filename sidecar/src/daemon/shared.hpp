@@ -16,6 +16,7 @@
 
 #include "config.hpp"
 #include "cursor.hpp"
+#include "fd_budget.hpp"
 #include "frame.hpp"
 #include "groups.hpp"
 #include "metrics.hpp"
@@ -112,6 +113,9 @@ private:
 struct Shared
 {
 	Config cfg; /* startup configuration; database threads read only what SIGHUP cannot change */
+	/* RLIMIT_NOFILE (soft, raised to hard) at startup and what it allows (core/fd_budget.hpp). */
+	uint64_t nofile = 0;
+	FdPlan fd_plan;
 	Counters counters;
 	ActiveUsers active;
 	Inbox inbox;
