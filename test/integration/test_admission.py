@@ -282,7 +282,10 @@ async def preauth_flood_does_not_lock_out_users(ctx):
     max_sockets, budget, attackers, valid = 20, 8, 40, 10
     d = Daemon(ctx.opts, "preauth", ["--auth=jwt", f"--jwt-audience={JWT_AUDIENCE}",
                                      f"--max-sockets={max_sockets}", "--auth-timeout-ms=20000"],
-               {"LIVENOTIFY_JWT_SECRET": JWT_SECRET, "LIVENOTIFY_MAX_PENDING_AUTH": str(budget)})
+               {"LIVENOTIFY_JWT_SECRET": JWT_SECRET, "LIVENOTIFY_MAX_PENDING_AUTH": str(budget),
+                # All from 127.0.0.1: the per-address limit (its own test below) stays out of
+                # the way of this test of the shared budget.
+                "LIVENOTIFY_MAX_PENDING_AUTH_PER_ADDRESS": str(attackers)})
     await d.start()
     raw, tabs = [], []
     try:
