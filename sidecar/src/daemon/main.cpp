@@ -58,21 +58,27 @@ usage()
 /*
  * The file descriptor limit bounds how many sockets we can hold: raise the
  * soft limit to the hard one and return what we got (core/fd_budget.hpp).
+ * At most kMaxNofile: lws sizes two tables by the limit (one pointer and one
+ * pollfd per possible descriptor, lib/plat/unix/unix-init.c), so an
+ * "unlimited" hard limit must not become gigabytes of tables.
  */
+const rlim_t kMaxNofile = rlim_t(1) << 20;
+
 uint64_t
 raise_fd_limit()
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return 1024;
-	if (rl.rlim_cur < rl.rlim_max)
+	rlim_t want = std::min(rl.rlim_max, kMaxNofile);
+	if (rl.rlim_cur != want && (rl.rlim_cur < want || rl.rlim_cur > kMaxNofile))
 	{
 		struct rlimit up = rl;
-		up.rlim_cur = rl.rlim_max;
+		up.rlim_cur = want;
 		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
 			rl = up;
 	}
-	return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX / 2 : static_cast<uint64_t>(rl.rlim_cur);
+	return static_cast<uint64_t>(std::min(rl.rlim_cur, kMaxNofile));
 }
 
 struct SignalThreadArgs
