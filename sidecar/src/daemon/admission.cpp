@@ -215,8 +215,7 @@ Server::filter_upgrade(struct lws *wsi, Pss *pss, const char *protocols_header)
 		case AddressAdmission::Ok:
 			break;
 	}
-	s->addr_counted = true;
-	s->addr_pending = !have_user;
+	s->addr_slot = have_user ? AddressSlot::Socket : AddressSlot::Pending;
 
 	if (have_user)
 	{
@@ -321,10 +320,10 @@ Server::authenticated(Session *s, const std::string &user, const char *how)
 	lws_sul_cancel(&s->auth_timer.sul);
 	if (s->slot == SessionSlot::Reserved)
 		release_slot(s);
-	if (s->addr_pending)
+	if (s->addr_slot == AddressSlot::Pending)
 	{
 		address_limits_.authenticated(s->client_addr);
-		s->addr_pending = false;
+		s->addr_slot = AddressSlot::Socket;
 	}
 	Admission a = groups_.admit(user);
 	if (a != Admission::Ok)
@@ -544,9 +543,9 @@ Server::cleanup(Pss *pss)
 	lws_sul_cancel(&s->auth_timer.sul);
 	lws_sul_cancel(&s->resume_timer.sul);
 	release_slot(s);
-	if (s->addr_counted)
-		address_limits_.release(s->client_addr, s->addr_pending);
-	s->addr_counted = s->addr_pending = false;
+	if (s->addr_slot != AddressSlot::None)
+		address_limits_.release(s->client_addr, s->addr_slot == AddressSlot::Pending);
+	s->addr_slot = AddressSlot::None;
 	sessions_.erase(s->id);
 	bool was_established = session_established(s->state);
 	advance(s, SessionEvent::Gone);

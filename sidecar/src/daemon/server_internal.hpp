@@ -72,6 +72,18 @@ struct Timer
 class Server;
 
 /*
+ * How a session is counted in the per-address limits (admission.cpp), like
+ * SessionSlot for the socket limits: taken at admission, Pending until it
+ * authenticates, given back once at cleanup.
+ */
+enum class AddressSlot
+{
+	None,
+	Pending, /* a socket and a pending one of its client address */
+	Socket,	 /* a socket of its client address */
+};
+
+/*
  * One WebSocket connection; lives from admission to close.  Where it is in
  * its life is `state` alone (core/session_state.hpp), changed only by
  * Server::advance().
@@ -83,9 +95,7 @@ struct Session
 	std::string peer; /* the TCP peer */
 	std::string
 		client_addr; /* the client address (peer, or X-Forwarded-For from a trusted proxy) */
-	/* Counted in Server::address_limits_ (admission.cpp): as a socket, and as pending. */
-	bool addr_counted = false;
-	bool addr_pending = false;
+	AddressSlot addr_slot = AddressSlot::None; /* its count in Server::address_limits_ */
 	std::string user;
 	SessionState state = SessionState::Upgrading;
 	SessionSlot slot = SessionSlot::None;	   /* the limit slot it holds (admission.cpp) */
