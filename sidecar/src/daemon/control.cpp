@@ -78,6 +78,7 @@ Server::reload()
 	cfg_.max_pending_auth_per_address = next.max_pending_auth_per_address;
 	address_limits_.set_limits(address_socket_limit(cfg_),
 							   static_cast<size_t>(cfg_.max_pending_auth_per_address));
+	conn_limits_.set_limits(address_socket_limit(cfg_), 1);
 	cfg_.send_queue_bytes = next.send_queue_bytes;
 	cfg_.max_message_bytes = next.max_message_bytes;
 	if (next.auth == cfg_.auth)

@@ -137,7 +137,10 @@ Server::on_listen_readable()
 			pause_accepting(d.pause_ms, d.log ? "socket_cap" : nullptr, d.failures);
 			return;
 		}
-		int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage sa;
+		socklen_t salen = sizeof(sa);
+		int fd = accept4(listen_fd_, reinterpret_cast<struct sockaddr *>(&sa), &salen,
+						 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 		{
 			int e = errno;
@@ -152,11 +155,52 @@ Server::on_listen_readable()
 			/* ECONNABORTED, EPROTO, EINTR...: that connection is gone; the next may be fine. */
 			continue;
 		}
+		/*
+		 * Connections per peer address, before lws spends anything on them: a
+		 * peer holding max_sockets_per_address connections that never upgrade
+		 * (each held until upgrade_timeout_s) would otherwise take the whole
+		 * socket cap.  A trusted proxy carries many clients: its clients are
+		 * counted at the upgrade instead (admission.cpp, X-Forwarded-For).
+		 */
+		std::string addr;
+		char host[NI_MAXHOST];
+		if (getnameinfo(reinterpret_cast<struct sockaddr *>(&sa), salen, host, sizeof(host),
+						nullptr, 0, NI_NUMERICHOST) == 0)
+			if (std::optional<IpAddress> a = IpAddress::parse(host))
+				if (!in_any(cfg_.trusted_proxies, *a))
+					addr = a->str();
+		if (!addr.empty() && conn_limits_.admit(addr, false) != AddressAdmission::Ok)
+		{
+			close(fd);
+			sh_->counters.rejected_connections.fetch_add(1, std::memory_order_relaxed);
+			AcceptBackoff::Decision d = conn_refused_log_.on_failure(now_ms());
+			if (d.log)
+				LOG_WARN("tcp_rejected", "reason=address_socket_limit peer=%s refused=%llu",
+						 log_quote(addr).c_str(), static_cast<unsigned long long>(d.failures));
+			continue;
+		}
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		/* lws closes fd itself when the adoption fails. */
-		lws_adopt_socket_vhost(vhost_, fd);
+		struct lws *wsi = lws_adopt_socket_vhost(vhost_, fd);
+		if (addr.empty())
+			continue;
+		if (wsi)
+			conn_addr_[wsi] = addr; /* given back at its LWS_CALLBACK_WSI_DESTROY */
+		else
+			conn_limits_.release(addr, false);
 	}
+}
+
+/* LWS_CALLBACK_WSI_DESTROY of any connection: its peer address's count goes down. */
+void
+Server::connection_gone(struct lws *wsi)
+{
+	auto it = conn_addr_.find(wsi);
+	if (it == conn_addr_.end())
+		return;
+	conn_limits_.release(it->second, false);
+	conn_addr_.erase(it);
 }
 
 /*

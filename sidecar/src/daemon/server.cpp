@@ -302,6 +302,7 @@ Server::callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 		case LWS_CALLBACK_WSI_DESTROY:
 			if (live_wsi_ > 0)
 				live_wsi_--;
+			connection_gone(wsi);
 			cleanup(pss);
 			return 0;
 

@@ -145,7 +145,7 @@ public:
 		  preauth_(static_cast<size_t>(cfg_.max_pending_auth)),
 		  address_limits_(address_socket_limit(cfg_),
 						  static_cast<size_t>(cfg_.max_pending_auth_per_address)),
-		  fd_plan_(sh->fd_plan)
+		  fd_plan_(sh->fd_plan), conn_limits_(address_socket_limit(cfg_), 1)
 	{
 		rebuild_verifier();
 	}
@@ -186,6 +186,7 @@ private:
 	bool open_listener();
 	bool watch_listener();
 	void on_listen_readable();
+	void connection_gone(struct lws *wsi);
 	void pause_accepting(int64_t pause_ms, const char *why, uint64_t failures);
 	static void accept_resume(lws_sorted_usec_list_t *sul);
 
@@ -235,6 +236,10 @@ private:
 	bool accept_paused_ = false;
 	AcceptBackoff accept_backoff_;
 	uint64_t live_wsi_ = 0; /* lws connections on our vhost (WSI_CREATE - WSI_DESTROY) */
+	/* TCP connections per peer address (not trusted proxies), counted at accept (listener.cpp). */
+	AddressLimits conn_limits_;
+	std::unordered_map<struct lws *, std::string> conn_addr_;
+	AcceptBackoff conn_refused_log_; /* only its once-per-interval log decision */
 	std::unordered_map<uint64_t, Session *> sessions_;
 	std::deque<Event> backlog_; /* inbox events not handled yet (drain_inbox works in slices) */
 	uint64_t next_id_ = 1;
