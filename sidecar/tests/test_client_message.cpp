@@ -54,7 +54,11 @@ TEST(ClientMessage, OriginAllowlist)
 	std::vector<std::string> allow = {"https://app.example"};
 	EXPECT_TRUE(origin_allowed(allow, "https://app.example"));
 	EXPECT_FALSE(origin_allowed(allow, "https://evil.example"));
-	EXPECT_TRUE(origin_allowed(allow, "")); /* no Origin: not a browser */
+	EXPECT_TRUE(origin_allowed(allow, std::nullopt)); /* no Origin: not a browser */
+	/* Issue 12, finding 9: a present but empty Origin is not in the list. */
+	EXPECT_FALSE(origin_allowed(allow, ""));
+	EXPECT_FALSE(origin_allowed({"https://app.example", ""}, ""));
+	EXPECT_TRUE(origin_allowed({}, ""));
 	EXPECT_TRUE(origin_allowed({}, "https://evil.example"));
 	EXPECT_TRUE(origin_allowed({"*"}, "https://evil.example"));
 }

@@ -147,6 +147,41 @@ TEST(Config, AuthNoneOnlyOnLoopback)
 	EXPECT_NO_THROW(load_config(args({"--auth=none", "--listen-address=::1"}), env_of({})));
 	EXPECT_EQ(bad_key(args({"--auth=none", "--listen-address=0.0.0.0"}), env_of({})), "auth");
 	EXPECT_EQ(bad_key(args({"--auth=none", "--listen-address=10.1.2.3"}), env_of({})), "auth");
+	/* Issue 12, finding 9: a name that starts like 127/8 is a name, not loopback. */
+	EXPECT_EQ(bad_key(args({"--auth=none", "--listen-address=127.attacker.invalid"}), env_of({})),
+			  "auth");
+	EXPECT_EQ(bad_key(args({"--auth=none", "--listen-address=127.0.0.1.nip.invalid"}), env_of({})),
+			  "auth");
+	EXPECT_NO_THROW(load_config(args({"--auth=none", "--listen-address=127.3.4.5"}), env_of({})));
+	EXPECT_NO_THROW(load_config(args({"--auth=none", "--listen-address=[::1]"}), env_of({})));
+	EXPECT_NO_THROW(load_config(args({"--auth=none", "--listen-address=localhost"}), env_of({})));
+	EXPECT_FALSE(is_loopback_address("127."));
+	EXPECT_FALSE(is_loopback_address("::"));
+	EXPECT_FALSE(is_loopback_address(""));
+}
+
+TEST(Config, AdmissionDeadlinesAndAddressLimits)
+{
+	Config c = load_config(args({"--jwt-secret", kSecret}), env_of({}));
+	EXPECT_EQ(c.auth_timeout_ms, 3000);
+	EXPECT_EQ(c.upgrade_timeout_s, 5);
+	EXPECT_EQ(c.max_sockets_per_address, 2048);
+	EXPECT_EQ(c.max_pending_auth_per_address, 32);
+	EXPECT_TRUE(c.trusted_proxies.empty());
+	c = load_config(args({"--auth=none", "--trusted-proxies=10.0.0.0/8, 192.0.2.7,2001:db8::/32",
+						  "--upgrade-timeout-s=2", "--max-pending-auth-per-address=4"}),
+					env_of({}));
+	ASSERT_EQ(c.trusted_proxies.size(), 3u);
+	EXPECT_TRUE(c.trusted_proxies[1].contains(*IpAddress::parse("192.0.2.7")));
+	EXPECT_FALSE(c.trusted_proxies[1].contains(*IpAddress::parse("192.0.2.8")));
+	EXPECT_EQ(c.upgrade_timeout_s, 2);
+	EXPECT_EQ(c.max_pending_auth_per_address, 4);
+	EXPECT_EQ(bad_key(args({"--auth=none", "--trusted-proxies=proxy.example"}), env_of({})),
+			  "trusted_proxies");
+	EXPECT_EQ(bad_key(args({"--auth=none", "--trusted-proxies=10.0.0.0/33"}), env_of({})),
+			  "trusted_proxies");
+	EXPECT_EQ(bad_key(args({"--auth=none", "--upgrade-timeout-s=0"}), env_of({})),
+			  "upgrade_timeout_s");
 }
 
 TEST(Config, JwtKeyChecks)

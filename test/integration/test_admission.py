@@ -282,7 +282,10 @@ async def preauth_flood_does_not_lock_out_users(ctx):
     max_sockets, budget, attackers, valid = 20, 8, 40, 10
     d = Daemon(ctx.opts, "preauth", ["--auth=jwt", f"--jwt-audience={JWT_AUDIENCE}",
                                      f"--max-sockets={max_sockets}", "--auth-timeout-ms=20000"],
-               {"LIVENOTIFY_JWT_SECRET": JWT_SECRET, "LIVENOTIFY_MAX_PENDING_AUTH": str(budget)})
+               {"LIVENOTIFY_JWT_SECRET": JWT_SECRET, "LIVENOTIFY_MAX_PENDING_AUTH": str(budget),
+                # All from 127.0.0.1: the per-address limit (its own test below) stays out of
+                # the way of this test of the shared budget.
+                "LIVENOTIFY_MAX_PENDING_AUTH_PER_ADDRESS": str(attackers)})
     await d.start()
     raw, tabs = [], []
     try:
@@ -318,4 +321,224 @@ async def preauth_flood_does_not_lock_out_users(ctx):
         for r in raw:
             r.sock.close()
         await close_all(*tabs)
+        d.stop()
+
+
+# --------------------------------------------------------------------------------------
+# Issue 12, finding 2 (the rest) and finding 9: deadlines, per-address limits, Origin.
+
+
+async def raw_upgrade(port, query="", headers=(), src="127.0.0.1", timeout=FRAME_TIMEOUT):
+    """An upgrade request from source address `src` (any 127/8 address is ours on loopback)
+    with extra header lines; returns (status, socket).  The socket stays open for a 101."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((src, 0))
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await asyncio.wait_for(loop.sock_connect(sock, ("127.0.0.1", port)), timeout)
+    key = base64.b64encode(os.urandom(16)).decode()
+    extra = "".join(f"{h}\r\n" for h in headers)
+    buf = b""
+    try:
+        await loop.sock_sendall(sock, (
+            f"GET /ws{'?' + query if query else ''} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: livenotify.v1\r\n{extra}\r\n").encode())
+        deadline = time.monotonic() + timeout
+        while b"\r\n\r\n" not in buf:
+            left = deadline - time.monotonic()
+            check(left > 0, f"upgrade from {src}: no answer within {timeout}s")
+            data = await asyncio.wait_for(loop.sock_recv(sock, 4096), left)
+            if not data:
+                break
+            buf += data
+    except ConnectionError:
+        pass  # closed at accept (status None)
+    status = int(buf.split(b" ", 2)[1]) if buf.startswith(b"HTTP/1.1 ") else None
+    if status != 101:
+        sock.close()
+    return status, sock
+
+
+async def eof_within(sock, timeout):
+    """Seconds until the daemon closed sock (it sent nothing we read as data), or Failure."""
+    loop = asyncio.get_running_loop()
+    t0 = time.monotonic()
+    while True:
+        left = t0 + timeout - time.monotonic()
+        if left <= 0:
+            raise Failure(f"connection still open after {timeout}s")
+        try:
+            data = await asyncio.wait_for(loop.sock_recv(sock, 4096), left)
+        except asyncio.TimeoutError:
+            continue
+        except ConnectionError:
+            return time.monotonic() - t0
+        if not data:
+            return time.monotonic() - t0
+
+
+@test
+async def empty_origin_refused_by_allowlist(ctx):
+    # Issue 12, finding 9: an `Origin:` header with an empty value passed a configured
+    # allowlist.  The SQL daemon has allowed_origins; no Origin at all (not a browser)
+    # still passes, as docs/protocol.md says.
+    key = hashlib.sha1(b"user 1190").hexdigest()
+    ctx.db.rows("INSERT INTO authtoken_token (key, user_id) VALUES (%s, 1190) ON CONFLICT DO NOTHING", key)
+    for headers, want in ((["Origin:"], 403), (["Origin: "], 403), ([f"Origin: {ALLOWED_ORIGIN}"], 101),
+                          ([], 101), (["Origin: null"], 403)):
+        st, sock = await raw_upgrade(ctx.sql.port, f"token={key}", headers)
+        if st == 101:
+            sock.close()
+        check_eq(st, want, f"upgrade with header lines {headers}")
+
+
+@test
+async def auth_deadline_default_3s(ctx):
+    # Issue 12, finding 2: a socket that never authenticates held its place for 5 s (the
+    # old default); the deadline is now 3 s by default (auth_timeout_ms).
+    d = Daemon(ctx.opts, "auth-deadline", ["--auth=jwt", f"--jwt-audience={JWT_AUDIENCE}"],
+               {"LIVENOTIFY_JWT_SECRET": JWT_SECRET})
+    await d.start()
+    try:
+        c = await Client.connect(d, "no token")
+        t0 = time.monotonic()
+        code, reason = await c.closed(6.0)
+        took = time.monotonic() - t0
+        check_eq((code, reason), (1008, "authentication timeout"), "close without credentials")
+        check(2.8 <= took <= 3.8, f"closed after {took:.2f}s, expected the 3 s default")
+    finally:
+        d.stop()
+
+
+@test
+async def upgrade_deadline_closes_slow_requests(ctx):
+    # Issue 12, finding 2: a TCP connection that never completes its upgrade request
+    # (silent, or one header byte at a time) is closed at upgrade_timeout_s.
+    d = Daemon(ctx.opts, "upgrade-deadline", ["--auth=none", "--upgrade-timeout-s=2"])
+    await d.start()
+    loop = asyncio.get_running_loop()
+    socks = []
+    try:
+        silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        silent.setblocking(False)
+        socks.append(silent)
+        await loop.sock_connect(silent, ("127.0.0.1", d.port))
+        slow = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        slow.setblocking(False)
+        socks.append(slow)
+        await loop.sock_connect(slow, ("127.0.0.1", d.port))
+        await loop.sock_sendall(slow, b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+
+        async def drip():
+            # One byte of a never-ending header every 0.3 s: data keeps arriving.
+            try:
+                while True:
+                    await loop.sock_sendall(slow, b"X")
+                    await asyncio.sleep(0.3)
+            except OSError:
+                pass
+
+        dripper = asyncio.ensure_future(drip())
+        t_silent, t_slow = await asyncio.gather(eof_within(silent, 8.0), eof_within(slow, 8.0))
+        dripper.cancel()
+        print(f"    upgrade deadline 2 s: silent connection closed after {t_silent:.2f}s, "
+              f"slow-header connection after {t_slow:.2f}s", flush=True)
+        check(1.5 <= t_silent <= 3.6, f"silent connection closed after {t_silent:.2f}s")
+        check(1.5 <= t_slow <= 3.6, f"slow-header connection closed after {t_slow:.2f}s")
+        c = await Client.authed(d, "after the slow ones", 1191)
+        await c.close()
+    finally:
+        for s in socks:
+            s.close()
+        d.stop()
+
+
+@test
+async def per_address_limits_and_trusted_proxy(ctx):
+    # Issue 12, finding 2: one address could fill the whole pre-auth budget (evicting the
+    # pending sockets of everyone else), and behind a proxy every peer was the proxy.
+    # Now max_pending_auth_per_address and max_sockets_per_address count the client
+    # address; X-Forwarded-For gives it only when the TCP peer is in trusted_proxies
+    # (127.0.0.2 here: the right-most hop that is not a trusted proxy).
+    pend, per_addr = 3, 5
+    d = Daemon(ctx.opts, "per-address", [
+        "--auth=jwt", f"--jwt-audience={JWT_AUDIENCE}", "--auth-timeout-ms=20000",
+        "--max-pending-auth=8", f"--max-pending-auth-per-address={pend}",
+        f"--max-sockets-per-address={per_addr}", "--trusted-proxies=127.0.0.2, 10.0.0.0/8"],
+        {"LIVENOTIFY_JWT_SECRET": JWT_SECRET})
+    await d.start()
+    held = []
+
+    async def up(src, query="", headers=()):
+        st, sock = await raw_upgrade(d.port, query, headers, src)
+        if st == 101:
+            held.append(sock)
+        return st
+
+    try:
+        # A legitimate tab from its own address has upgraded and is about to authenticate.
+        legit = await Client.connect(d, "legit, first-message auth")
+        # One attacker address: its pending sockets stop at the per-address limit instead
+        # of evicting the legit pending socket out of the shared budget (8).
+        got = [await up("127.0.0.5") for _ in range(20)]
+        print(f"    per-address flood: 20 pending attempts from one address: "
+              f"{got.count(101)} accepted, {got.count(429)} refused 429", flush=True)
+        check_eq(got.count(101), pend, "pending sockets accepted from one address")
+        check_eq(got.count(429), 20 - pend, "pending sockets refused 429 from that address")
+        await legit.ws.send(json.dumps({"type": "auth", "token": token_for(1192)}))
+        await legit.expect_hello(1192)
+        await legit.close()
+        # The header is ignored from a peer that is not a trusted proxy.
+        check_eq(await up("127.0.0.5", headers=["X-Forwarded-For: 198.51.100.77"]), 429,
+                 "X-Forwarded-For from an untrusted peer")
+        # Another address is not affected.
+        check_eq(await up("127.0.0.6"), 101, "a pending socket from another address")
+        # Through the trusted proxy, each forwarded client has its own count.
+        via = ["X-Forwarded-For: 198.51.100.1"]
+        got = [await up("127.0.0.2", headers=via) for _ in range(pend + 1)]
+        check_eq(got, [101] * pend + [429], "pending sockets of one client behind the proxy")
+        check_eq(await up("127.0.0.2", headers=["X-Forwarded-For: 198.51.100.2"]), 101,
+                 "another client behind the same proxy")
+        # A hop forged by the client (on the left) is not believed.
+        check_eq(await up("127.0.0.2", headers=["X-Forwarded-For: 198.51.100.2, 198.51.100.1"]), 429,
+                 "forged left-most hop")
+        # Chained trusted proxies (10.0.0.0/8) are skipped.
+        check_eq(await up("127.0.0.2", headers=["X-Forwarded-For: 198.51.100.1, 10.1.2.3"]), 429,
+                 "client behind two trusted proxies")
+        # A direct peer's connections count against max_sockets_per_address from the TCP
+        # accept on: the one over it is closed before any HTTP (no status).
+        got = [await up("127.0.0.7", f"token={token_for(1193 + i % 2)}") for i in range(per_addr + 1)]
+        check_eq(got, [101] * per_addr + [None], "sockets of one address (token in the URL)")
+        idle = []
+        for _ in range(per_addr + 1):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.8", 0))
+            s.connect(("127.0.0.1", d.port))
+            s.setblocking(False)
+            idle.append(s)
+        held.extend(idle)
+        t_closed = await eof_within(idle[-1], 3.0)
+        check(t_closed < 1.0, f"the connection over the limit was closed after {t_closed:.2f}s")
+        for s in idle[:-1]:
+            with contextlib.suppress(BlockingIOError):
+                check(s.recv(1) != b"", "a connection within the limit was closed")
+        # Behind the trusted proxy the forwarded client's sockets are counted at the upgrade.
+        got = [await up("127.0.0.2", f"token={token_for(1193)}", ["X-Forwarded-For: 198.51.100.9"])
+               for _ in range(per_addr + 1)]
+        check_eq(got, [101] * per_addr + [429], "sockets of one client behind the proxy")
+        st, body = await d.http("/metrics")
+        check_eq(parse_metrics(body).get("livenotifyd_pending_auth_sockets"), float(pend + 1 + pend + 1),
+                 "pending gauge: 3 + 1 + 3 + 1 pending sockets")
+        # Closing frees the address's places.
+        for s in held:
+            s.close()
+        held.clear()
+        deadline = time.monotonic() + 5
+        while await up("127.0.0.5") != 101:
+            check(time.monotonic() < deadline, "the address's places were not given back")
+            await asyncio.sleep(0.1)
+    finally:
+        for s in held:
+            s.close()
         d.stop()

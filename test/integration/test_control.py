@@ -15,6 +15,8 @@ async def config_check_and_refusals(ctx):
     for args, key in ((["--port=notaport"], "port"), (["--auth=magic"], "auth"),
                       (["--send-queue-bytes=-5"], "send_queue_bytes"),
                       (["--auth=none", "--listen-address=0.0.0.0"], "auth"),
+                      # Issue 12, finding 9: a name is not loopback because it starts with 127.
+                      (["--auth=none", "--listen-address=127.attacker.invalid"], "auth"),
                       (["--auth=jwt"], "jwt_secret")):
         r = await asyncio.to_thread(run_daemon_cli, ctx.opts, "--check-config", *args)
         check_eq(r.returncode, 2, f"exit status of --check-config {' '.join(args)}")
@@ -178,3 +180,179 @@ async def scale_out_tabs_across_daemons(ctx):
         await close_all(*tabs)
         for d in daemons.values():
             d.stop()
+
+
+# --------------------------------------------------------------------------------------
+# Issue 12, finding 9 (READY before listening) and finding 5 (fd exhaustion).
+
+
+class NotifySocket:
+    """A NOTIFY_SOCKET for sd_notify(): the datagrams the daemon sends, as text."""
+
+    def __init__(self, workdir, name):
+        self.path = os.path.join(workdir, f"notify-{name}.sock")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.setblocking(False)
+
+    def messages(self):
+        out = []
+        while True:
+            try:
+                out.append(self.sock.recv(4096).decode(errors="replace"))
+            except BlockingIOError:
+                return out
+
+    def close(self):
+        self.sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+@test
+async def ready_only_after_the_listener_is_bound(ctx):
+    # Issue 12, finding 9: with a listen address that no interface has, nothing listened
+    # but the daemon logged `listening` and sent READY=1.  Now it exits 1 with
+    # listen_failed, and READY=1 comes only once the port accepts connections.
+    n = NotifySocket(ctx.opts.workdir, "bad-address")
+    d = Daemon(ctx.opts, "bad-address", ["--auth=jwt", "--listen-address=192.0.2.55"],
+               {"LIVENOTIFY_JWT_SECRET": JWT_SECRET, "NOTIFY_SOCKET": n.path})
+    try:
+        await d.start(healthy=None)
+        try:
+            rc = await asyncio.to_thread(d.proc.wait, 5)
+        except subprocess.TimeoutExpired:
+            rc = None
+        log = open(d.log_path, errors="replace").read()
+        msgs = n.messages()
+        check_eq(rc, 1, f"exit status with an address no interface has\n{d.log_tail()}")
+        check("event=listen_failed" in log and "192.0.2.55" in log,
+              f"no listen_failed line naming the address\n{d.log_tail()}")
+        check("event=listening" not in log, f"logged `listening` without a listener\n{d.log_tail()}")
+        check(not any("READY=1" in m for m in msgs), f"READY=1 sent without a listener: {msgs}")
+    finally:
+        d.stop()
+        n.close()
+    # A good address: READY=1, and by then the port answers.
+    n = NotifySocket(ctx.opts.workdir, "good-address")
+    d = Daemon(ctx.opts, "good-address", ["--auth=none"], {"NOTIFY_SOCKET": n.path})
+    try:
+        await d.start(healthy=None)
+        deadline = time.monotonic() + 10
+        while not any("READY=1" in m for m in n.messages()):
+            check(d.alive() and time.monotonic() < deadline, f"no READY=1\n{d.log_tail()}")
+            await asyncio.sleep(0.01)
+        with socket.create_connection(("127.0.0.1", d.port), timeout=2):
+            pass
+    finally:
+        d.stop()
+        n.close()
+
+
+def proc_cpu_seconds(pid):
+    """utime + stime of a process (/proc/PID/stat fields 14 and 15, in clock ticks)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def cpu_over(pid, seconds):
+    c0 = proc_cpu_seconds(pid)
+    await asyncio.sleep(seconds)
+    return proc_cpu_seconds(pid) - c0
+
+
+def count_lines(path, needle):
+    with open(path, errors="replace") as f:
+        return sum(1 for line in f if needle in line)
+
+
+@test
+async def fd_exhaustion_backs_off(ctx):
+    # Issue 12, finding 5: max_sockets + 256 was never clamped to RLIMIT_NOFILE; at the
+    # limit accept() failed with EMFILE, the listener stayed readable, and the daemon spun
+    # a core logging `accept: errno 24` (20 MB/s).  Now the daemon starts under a small
+    # limit with max_sockets clamped (a warning), the listener pauses at its socket cap,
+    # and on EMFILE (the limit lowered under it) it pauses and logs once per interval.
+    # prlimit runs the daemon with the limit (exec: the daemon keeps the pid).
+    nofile = 300
+    wrapper = os.path.join(ctx.opts.workdir, "livenotifyd-nofile.sh")
+    with open(wrapper, "w") as f:
+        f.write(f"#!/bin/sh\nexec prlimit --nofile={nofile}:{nofile} -- {ctx.opts.daemon} \"$@\"\n")
+    os.chmod(wrapper, 0o755)
+    opts = argparse.Namespace(**vars(ctx.opts))
+    opts.daemon = wrapper
+    d = Daemon(opts, "nofile", ["--auth=none", "--max-pending-auth=16", "--upgrade-timeout-s=60"])
+    await d.start()
+    pid = d.proc.pid
+    attack = []
+    loop = asyncio.get_running_loop()
+
+    async def flood(n):
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            try:
+                await asyncio.wait_for(loop.sock_connect(s, ("127.0.0.1", d.port)), 2)
+            except (OSError, asyncio.TimeoutError):
+                s.close()
+                continue
+            attack.append(s)
+
+    def close_attack():
+        for s in attack:
+            s.close()
+        attack.clear()
+
+    async def accepts_again(user):
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                c = await Client.authed(d, f"after the flood {user}", user)
+                await c.close()
+                return
+            except Exception:  # noqa: BLE001 - retried until the deadline
+                check(time.monotonic() < deadline, f"no connection accepted after the flood\n{d.log_tail()}")
+                await asyncio.sleep(0.2)
+
+    try:
+        log = open(d.log_path, errors="replace").read()
+        check("event=fd_limit action=clamp" in log, f"no clamp warning under RLIMIT_NOFILE {nofile}\n{d.log_tail()}")
+        baseline = await cpu_over(pid, 2.0)
+        # Phase 1: more connections than the limit allows (the kernel's backlog holds the rest).
+        await flood(nofile + 100)
+        lines0 = count_lines(d.log_path, "accept")
+        cpu_cap = await cpu_over(pid, 3.0)
+        lines_cap = count_lines(d.log_path, "accept") - lines0
+        close_attack()
+        await accepts_again(1195)
+        # Phase 2: the limit lowered under the running daemon: accept() itself fails (EMFILE).
+        subprocess.run(["prlimit", f"--pid={pid}", "--nofile=100:300"], check=True, timeout=5)
+        await flood(150)
+        lines0 = count_lines(d.log_path, "accept")
+        cpu_emfile = await cpu_over(pid, 3.0)
+        lines_emfile = count_lines(d.log_path, "accept") - lines0
+        emfile_lines = count_lines(d.log_path, "Too many open files")
+        close_attack()
+        subprocess.run(["prlimit", f"--pid={pid}", f"--nofile={nofile}:{nofile}"], check=True, timeout=5)
+        await accepts_again(1196)
+        st, body = await d.http("/metrics")
+        pauses = parse_metrics(body).get("livenotifyd_accept_pauses_total")
+        print(f"    fd exhaustion (RLIMIT_NOFILE {nofile}): CPU idle {baseline:.2f}s/2s; "
+              f"at the socket cap {cpu_cap:.2f}s/3s, {lines_cap} accept log lines; "
+              f"at EMFILE {cpu_emfile:.2f}s/3s, {lines_emfile} accept log lines; "
+              f"accept pauses {pauses}", flush=True)
+        # A spinning loop takes ~3 s of CPU in 3 s; paused, it is the idle cost plus a few
+        # wake-ups per second.
+        check(cpu_cap < 0.5 + 2 * baseline, f"CPU at the socket cap: {cpu_cap:.2f}s in 3s")
+        check(cpu_emfile < 0.5 + 2 * baseline, f"CPU at EMFILE: {cpu_emfile:.2f}s in 3s")
+        check(lines_cap <= 5, f"{lines_cap} accept log lines in 3 s at the socket cap")
+        check(lines_emfile <= 5, f"{lines_emfile} accept log lines in 3 s at EMFILE")
+        check(emfile_lines >= 1, f"EMFILE was not reached or not logged\n{d.log_tail()}")
+        check(pauses is not None and pauses >= 2, f"livenotifyd_accept_pauses_total {pauses}")
+        check(d.alive(), "the daemon exited")
+    finally:
+        close_attack()
+        d.stop()

@@ -136,12 +136,12 @@ token_from_protocol_header(std::string_view header, std::string_view protocol_na
 }
 
 bool
-origin_allowed(const std::vector<std::string> &allowlist, std::string_view origin)
+origin_allowed(const std::vector<std::string> &allowlist, std::optional<std::string_view> origin)
 {
-	if (allowlist.empty() || origin.empty())
+	if (allowlist.empty() || !origin)
 		return true;
 	for (const auto &a : allowlist)
-		if (a == "*" || a == origin)
+		if (a == "*" || (!origin->empty() && a == *origin))
 			return true;
 	return false;
 }

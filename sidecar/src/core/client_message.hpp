@@ -48,8 +48,13 @@ std::optional<int64_t> parse_id(std::string_view text);
  */
 std::string token_from_protocol_header(std::string_view header, std::string_view protocol_name);
 
-/* Empty allowlist: everything allowed; "*" allows all; else exact match.  No Origin header: allowed
- * (non-browser client). */
-bool origin_allowed(const std::vector<std::string> &allowlist, std::string_view origin);
+/*
+ * Empty allowlist: everything allowed; "*" allows all; else exact match.  No
+ * Origin header (nullopt) is allowed: not a browser, which always sends one on
+ * a WebSocket upgrade.  An Origin header that is present but empty is no
+ * origin in the list, so a set allowlist refuses it (issue 12, finding 9).
+ */
+bool origin_allowed(const std::vector<std::string> &allowlist,
+					std::optional<std::string_view> origin);
 
 } // namespace livenotify

@@ -11,6 +11,8 @@
 #include <strings.h>
 #include <cstdlib>
 #include <fstream>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <sstream>
 
 namespace livenotify
@@ -123,6 +125,23 @@ key_table()
 		 [](Config &c, const std::string &v) {
 			 c.allowed_origins = parse_list(v);
 		 }},
+		{"trusted_proxies",
+		 "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For gives "
+		 "the client address; empty: the TCP peer is the client (default empty)",
+		 [](Config &c, const std::string &v) {
+			 c.trusted_proxies.clear();
+			 for (const auto &item : parse_list(v))
+			 {
+				 std::optional<Cidr> r = Cidr::parse(item);
+				 if (!r)
+					 throw ConfigError("trusted_proxies",
+									   "\"" + item + "\" is not an IP address or CIDR range");
+				 c.trusted_proxies.push_back(*r);
+			 }
+		 }},
+		INT_KEY(upgrade_timeout_s, 1, 300,
+				"seconds from TCP connect to a complete WebSocket upgrade request; then "
+				"closed (default 5)"),
 		STR_KEY(database_url, "libpq connection string or URI (default: libpq defaults, PG* env)"),
 		STR_KEY(source, "source for resume and counts (default: the only registered source)"),
 		INT_KEY(db_workers, 1, 64, "database connections for auth and catch-up (default 2)"),
@@ -167,12 +186,18 @@ key_table()
 		INT_KEY(jwt_leeway_s, 0, 3600, "clock skew allowed for exp/nbf in seconds (default 10)"),
 		STR_KEY(auth_query, "sql mode: query with $1 = token returning the user key"),
 		INT_KEY(auth_timeout_ms, 100, 600000,
-				"deadline for a first-message token in ms (default 5000)"),
+				"deadline from the upgrade to a successful authentication in ms; then closed "
+				"1008 (default 3000)"),
 		INT_KEY(max_sockets, 1, 10000000, "max WebSocket connections in total (default 20000)"),
 		INT_KEY(max_sockets_per_user, 1, 100000, "max WebSocket connections per user (default 16)"),
 		INT_KEY(max_pending_auth, 1, 100000,
 				"max sockets not authenticated yet, apart from max_sockets; when full the "
 				"oldest is closed (default 256)"),
+		INT_KEY(max_sockets_per_address, 0, 10000000,
+				"max sockets of one client address (see trusted_proxies); 0: no limit "
+				"(default 2048)"),
+		INT_KEY(max_pending_auth_per_address, 1, 100000,
+				"max sockets of one client address not authenticated yet (default 32)"),
 		{"send_queue_bytes", "per-socket send queue bound; over it: close 1008 (default 1MB)",
 		 [](Config &c, const std::string &v) {
 			 c.send_queue_bytes = parse_bytes("send_queue_bytes", v);
@@ -374,10 +399,29 @@ parse_command_line(int argc, const char *const *argv)
 bool
 is_loopback_address(const std::string &address)
 {
-	if (address == "localhost" || address == "::1" || address == "[::1]")
-		return true;
-	/* All of 127.0.0.0/8 is loopback. */
-	return address.rfind("127.", 0) == 0;
+	if (std::optional<IpAddress> a = IpAddress::parse(address))
+		return a->is_loopback();
+	/* A name: loopback only if everything it resolves to is (the listener binds one of them). */
+	struct addrinfo hints;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	struct addrinfo *res = nullptr;
+	if (address.empty() || getaddrinfo(address.c_str(), nullptr, &hints, &res) != 0)
+		return false;
+	bool all = res != nullptr;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+	{
+		char host[NI_MAXHOST];
+		std::optional<IpAddress> ip;
+		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), nullptr, 0,
+						NI_NUMERICHOST) == 0)
+			ip = IpAddress::parse(host);
+		all = all && ip && ip->is_loopback();
+	}
+	freeaddrinfo(res);
+	return all;
 }
 
 void

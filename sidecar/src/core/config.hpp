@@ -13,6 +13,7 @@
 #pragma once
 
 #include "log.hpp"
+#include "net_address.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -40,6 +41,9 @@ struct Config
 	int port = 8765;
 	std::string ws_path = "/ws";
 	std::vector<std::string> allowed_origins; /* empty: no Origin check */
+	/* Peers whose X-Forwarded-For is believed (core/net_address.hpp); empty: none. */
+	std::vector<Cidr> trusted_proxies;
+	int upgrade_timeout_s = 5; /* TCP connect to a complete HTTP upgrade request */
 
 	/* database */
 	std::string database_url; /* libpq conninfo or URI; empty: libpq defaults (PG* env) */
@@ -64,12 +68,14 @@ struct Config
 	std::string jwt_audience;
 	int jwt_leeway_s = 10;
 	std::string auth_query;
-	int auth_timeout_ms = 5000;
+	int auth_timeout_ms = 3000;
 
 	/* limits */
 	int max_sockets = 20000;
 	int max_sockets_per_user = 16;
-	int max_pending_auth = 256; /* sockets not authenticated yet (core/preauth.hpp) */
+	int max_pending_auth = 256;			   /* sockets not authenticated yet (core/preauth.hpp) */
+	int max_sockets_per_address = 2048;	   /* per client address (core/address_limits.hpp) */
+	int max_pending_auth_per_address = 32; /* of max_pending_auth, per client address */
 	size_t send_queue_bytes = 1 << 20;
 	size_t max_message_bytes = 8192;
 	int ping_interval_s = 30;
@@ -140,6 +146,12 @@ void apply_environment(Config &cfg, const EnvLookup &env);
  */
 void validate_config(Config &cfg);
 
+/*
+ * auth = none is only for a listener no other host can reach: an IP literal in
+ * 127.0.0.0/8 or ::1, or a name every address of which is one of those
+ * (resolved here with getaddrinfo, as the bind resolves it).  "127.x.example"
+ * is a name, not an address.
+ */
 bool is_loopback_address(const std::string &address);
 
 /* --help text: every key with its default and meaning. */

@@ -70,6 +70,10 @@ render_metrics(const Counters &c, const Gauges &g)
 		   "Connections refused for origin, path or limits.", load(c.rejected_connections));
 	metric(out, "livenotifyd_connections_total", "counter", "WebSocket connections accepted.",
 		   load(c.connections_total));
+	metric(out, "livenotifyd_accept_pauses_total", "counter",
+		   "Times the listener stopped accepting for a while: out of file descriptors "
+		   "(EMFILE/ENFILE) or at its socket cap.",
+		   load(c.accept_pauses));
 	metric(out, "livenotifyd_queued_bytes", "gauge", "Bytes waiting in socket send queues.",
 		   static_cast<double>(g.queued_bytes));
 	metric(out, "livenotifyd_queue_lag_seconds", "gauge",

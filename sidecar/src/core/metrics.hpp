@@ -23,6 +23,7 @@ struct Counters
 	std::atomic<uint64_t> auth_failures{0};
 	std::atomic<uint64_t> rejected_connections{0}; /* origin, limits, path */
 	std::atomic<uint64_t> connections_total{0};
+	std::atomic<uint64_t> accept_pauses{0}; /* listener paused: EMFILE/ENFILE or at socket_cap */
 	std::atomic<uint64_t> entries_read{0};
 	std::atomic<uint64_t> lost_entries{0};
 	std::atomic<uint64_t> resyncs{0};

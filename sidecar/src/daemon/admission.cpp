@@ -41,6 +41,9 @@ Server::send_status(struct lws *wsi, int status, const char *reason)
 		case HTTP_STATUS_SERVICE_UNAVAILABLE:
 			phrase = "Service Unavailable";
 			break;
+		case kHttpTooManyRequests:
+			phrase = "Too Many Requests";
+			break;
 		default:
 			break;
 	}
@@ -106,8 +109,34 @@ Server::filter_upgrade(struct lws *wsi, Pss *pss, const char *protocols_header)
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) >= static_cast<int>(sizeof(origin)) ||
 		lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
 		return reject(wsi, HTTP_STATUS_FORBIDDEN, "origin", peer_s, "origin=too_long");
-	if (!origin_allowed(cfg_.allowed_origins, origin))
+	/*
+	 * lws_hdr_copy() gives "" both for no Origin and for an empty one; the
+	 * first fragment tells them apart (-1: the header is absent,
+	 * lib/roles/http/parsers.c).  Only an absent one is a non-browser client.
+	 */
+	char probe[2];
+	bool origin_present =
+		origin[0] || lws_hdr_copy_fragment(wsi, probe, sizeof(probe), WSI_TOKEN_ORIGIN, 0) >= 0;
+	if (!origin_allowed(cfg_.allowed_origins,
+						origin_present ? std::optional<std::string_view>(origin) : std::nullopt))
 		return reject(wsi, HTTP_STATUS_FORBIDDEN, "origin", peer_s, "origin=" + log_quote(origin));
+
+	/*
+	 * The client address that per-address limits count (core/net_address.hpp):
+	 * X-Forwarded-For is only read when the TCP peer is a trusted proxy.  A
+	 * header too long to copy is treated as garbled: the proxy is the client.
+	 */
+	std::string client = peer_s;
+	{
+		static thread_local char xff[2048];
+		xff[0] = '\0';
+		std::string_view forwarded;
+		if (!cfg_.trusted_proxies.empty() &&
+			lws_hdr_copy(wsi, xff, sizeof(xff), WSI_TOKEN_X_FORWARDED_FOR) > 0)
+			forwarded = xff;
+		if (std::optional<IpAddress> a = client_address(peer_s, forwarded, cfg_.trusted_proxies))
+			client = a->str();
+	}
 
 	/* Resume point: ?last_id=N */
 	static thread_local char arg[8400];
@@ -145,6 +174,7 @@ Server::filter_upgrade(struct lws *wsi, Pss *pss, const char *protocols_header)
 									   cfg_.client_message_rate, cfg_.client_message_burst);
 	s->id = next_id_++;
 	s->peer = peer_s;
+	s->client_addr = client;
 	s->server = this;
 	s->last_id = last_id;
 	s->cursor = cursor;
@@ -171,9 +201,29 @@ Server::filter_upgrade(struct lws *wsi, Pss *pss, const char *protocols_header)
 	else if (cfg_.auth == AuthMode::Sql && !token.empty())
 		s->pending_token = token;
 
+	/*
+	 * Per client address, before any other limit takes a place (nginx's
+	 * limit_conn): one address cannot fill the pre-auth budget, nor hold more
+	 * than max_sockets_per_address sockets (core/address_limits.hpp).
+	 */
+	std::string client_note = client == peer_s ? "" : "client=" + log_quote(client);
+	switch (address_limits_.admit(client, !have_user))
+	{
+		case AddressAdmission::SocketLimit:
+			return reject(wsi, kHttpTooManyRequests, "address_socket_limit", peer_s, client_note);
+		case AddressAdmission::PendingLimit:
+			return reject(wsi, kHttpTooManyRequests, "address_pending_limit", peer_s, client_note);
+		case AddressAdmission::Ok:
+			break;
+	}
+	s->addr_slot = have_user ? AddressSlot::Socket : AddressSlot::Pending;
+
 	if (have_user)
 	{
-		switch (groups_.admit(s->user))
+		Admission a = groups_.admit(s->user);
+		if (a != Admission::Ok)
+			address_limits_.release(client, false);
+		switch (a)
 		{
 			case Admission::UserLimit:
 				return reject(wsi, HTTP_STATUS_FORBIDDEN, "user_socket_limit", peer_s,
@@ -272,6 +322,11 @@ Server::authenticated(Session *s, const std::string &user, const char *how)
 	lws_sul_cancel(&s->auth_timer.sul);
 	if (s->slot == SessionSlot::Reserved)
 		release_slot(s);
+	if (s->addr_slot == AddressSlot::Pending)
+	{
+		address_limits_.authenticated(s->client_addr);
+		s->addr_slot = AddressSlot::Socket;
+	}
 	Admission a = groups_.admit(user);
 	if (a != Admission::Ok)
 	{
@@ -533,6 +588,9 @@ Server::cleanup(Pss *pss)
 	lws_sul_cancel(&s->resume_timer.sul);
 	s->live->store(false, std::memory_order_release); /* its queued catch-up jobs are dropped */
 	release_slot(s);
+	if (s->addr_slot != AddressSlot::None)
+		address_limits_.release(s->client_addr, s->addr_slot == AddressSlot::Pending);
+	s->addr_slot = AddressSlot::None;
 	sessions_.erase(s->id);
 	bool was_established = session_established(s->state);
 	advance(s, SessionEvent::Gone);

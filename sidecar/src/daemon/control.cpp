@@ -9,6 +9,8 @@
 
 #include <systemd/sd-daemon.h>
 
+#include <algorithm>
+
 namespace livenotify
 {
 
@@ -44,9 +46,10 @@ Server::reload()
 	}
 	if (next.auth != cfg_.auth || next.listen_address != cfg_.listen_address ||
 		next.port != cfg_.port || next.database_url != cfg_.database_url ||
-		next.catchup_queue_max != cfg_.catchup_queue_max)
-		LOG_WARN("reload_partial", "hint=\"auth, listen_address, port, database_url and "
-								   "catchup_queue_max need a restart\"");
+		next.catchup_queue_max != cfg_.catchup_queue_max ||
+		next.upgrade_timeout_s != cfg_.upgrade_timeout_s)
+		LOG_WARN("reload_partial", "hint=\"auth, listen_address, port, database_url, "
+								   "catchup_queue_max and upgrade_timeout_s need a restart\"");
 	set_log_level(next.log_level);
 	cfg_.log_level = next.log_level;
 	cfg_.jwt_alg = next.jwt_alg;
@@ -56,10 +59,27 @@ Server::reload()
 	cfg_.jwt_leeway_s = next.jwt_leeway_s;
 	cfg_.allowed_origins = next.allowed_origins;
 	cfg_.auth_timeout_ms = next.auth_timeout_ms;
-	cfg_.max_sockets = next.max_sockets;
-	cfg_.max_sockets_per_user = next.max_sockets_per_user;
-	cfg_.max_pending_auth = next.max_pending_auth;
+	/* The descriptor limit still applies (core/fd_budget.hpp): clamp again, or keep the old limits.
+	 */
+	FdPlan plan =
+		plan_fds(sh_->nofile, next.max_sockets, next.max_pending_auth, cfg_.db_workers + 1);
+	if (!plan.ok)
+		LOG_WARN("fd_limit", "action=keep_limits detail=%s", log_quote(plan.message).c_str());
+	else
+	{
+		if (plan.clamped)
+			LOG_WARN("fd_limit", "action=clamp detail=%s", log_quote(plan.message).c_str());
+		cfg_.max_sockets = plan.max_sockets;
+		cfg_.max_sockets_per_user = std::min(next.max_sockets_per_user, plan.max_sockets);
+		cfg_.max_pending_auth = next.max_pending_auth;
+	}
 	preauth_.set_limit(static_cast<size_t>(cfg_.max_pending_auth));
+	cfg_.trusted_proxies = next.trusted_proxies;
+	cfg_.max_sockets_per_address = next.max_sockets_per_address;
+	cfg_.max_pending_auth_per_address = next.max_pending_auth_per_address;
+	address_limits_.set_limits(address_socket_limit(cfg_),
+							   static_cast<size_t>(cfg_.max_pending_auth_per_address));
+	conn_limits_.set_limits(address_socket_limit(cfg_), 1);
 	cfg_.send_queue_bytes = next.send_queue_bytes;
 	cfg_.max_message_bytes = next.max_message_bytes;
 	cfg_.client_message_rate = next.client_message_rate;

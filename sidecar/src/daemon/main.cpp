@@ -16,6 +16,7 @@
 #include <libwebsockets.h>
 #include <systemd/sd-daemon.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -54,17 +55,30 @@ usage()
 		   LIVENOTIFYD_VERSION, config_help().c_str());
 }
 
-/* The file descriptor limit bounds how many sockets we can hold: raise the soft limit to the hard
- * one. */
-void
+/*
+ * The file descriptor limit bounds how many sockets we can hold: raise the
+ * soft limit to the hard one and return what we got (core/fd_budget.hpp).
+ * At most kMaxNofile: lws sizes two tables by the limit (one pointer and one
+ * pollfd per possible descriptor, lib/plat/unix/unix-init.c), so an
+ * "unlimited" hard limit must not become gigabytes of tables.
+ */
+const rlim_t kMaxNofile = rlim_t(1) << 20;
+
+uint64_t
 raise_fd_limit()
 {
 	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max)
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 1024;
+	rlim_t want = std::min(rl.rlim_max, kMaxNofile);
+	if (rl.rlim_cur != want && (rl.rlim_cur < want || rl.rlim_cur > kMaxNofile))
 	{
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
+		struct rlimit up = rl;
+		up.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl = up;
 	}
+	return static_cast<uint64_t>(std::min(rl.rlim_cur, kMaxNofile));
 }
 
 struct SignalThreadArgs
@@ -154,10 +168,25 @@ main(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	/* Block before any thread starts so every thread inherits the mask. */
 	pthread_sigmask(SIG_BLOCK, &set, nullptr);
-	raise_fd_limit();
+	uint64_t nofile = raise_fd_limit();
+	/* The reader and the workers each hold a database connection. */
+	FdPlan plan = plan_fds(nofile, cfg.max_sockets, cfg.max_pending_auth, cfg.db_workers + 1);
+	if (!plan.ok)
+	{
+		LOG_ERROR("startup_failed", "error=%s", log_quote(plan.message).c_str());
+		return 1;
+	}
+	if (plan.clamped)
+	{
+		LOG_WARN("fd_limit", "action=clamp detail=%s", log_quote(plan.message).c_str());
+		cfg.max_sockets = plan.max_sockets;
+		cfg.max_sockets_per_user = std::min(cfg.max_sockets_per_user, cfg.max_sockets);
+	}
 
 	Shared shared;
 	shared.cfg = cfg;
+	shared.nofile = nofile;
+	shared.fd_plan = plan;
 	/* Known now: a resume asked for before the reader first connects needs no database for it. */
 	shared.set_resume_source(cfg.source);
 	shared.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -14,6 +14,7 @@
 #include "log.hpp"
 
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 namespace livenotify
 {
@@ -100,20 +101,36 @@ Server::create()
 	retry_.secs_since_valid_ping = static_cast<uint16_t>(cfg_.ping_interval_s);
 	retry_.secs_since_valid_hangup = static_cast<uint16_t>(cfg_.ping_interval_s * 2);
 
+	/* Bound before the context and READY=1: a bad address is an error now (listener.cpp). */
+	if (!open_listener())
+		return false;
+
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof(info));
-	info.port = cfg_.port;
-	info.iface = cfg_.listen_address.c_str();
+	/* No lws listener: the vhost adopts what our listener accepts (listener.cpp). */
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	info.protocols = protocols_;
 	info.user = this;
 	info.retry_and_idle_policy = &retry_;
 	info.max_http_header_data = 8192; /* a JWT in ?token= must fit */
-	info.timeout_secs = 10;
-	info.fd_limit_per_thread = static_cast<unsigned int>(cfg_.max_sockets) + 256;
+	/*
+	 * The upgrade deadline: lws closes a connection that has not sent a
+	 * complete request within timeout_secs of its adoption
+	 * (PENDING_TIMEOUT_ESTABLISH_WITH_SERVER, lib/core-net/adopt.c) or holds
+	 * its header buffer idle longer than timeout_secs_ah_idle
+	 * (PENDING_TIMEOUT_HOLDING_AH).  Measured: a connection sending one header
+	 * byte a second is closed at this deadline (test_admission.py).
+	 */
+	info.timeout_secs = static_cast<unsigned int>(cfg_.upgrade_timeout_s);
+	info.timeout_secs_ah_idle = static_cast<unsigned int>(cfg_.upgrade_timeout_s);
+	/*
+	 * 0: lws sizes its tables for RLIMIT_NOFILE and looks sockets up by fd
+	 * (a smaller limit makes lws 4.1 search its table linearly, unix-fds.c).
+	 * How many we accept is bounded by the listener (fd_budget.hpp).
+	 */
+	info.fd_limit_per_thread = 0;
 	/* Invalid UTF-8 in a text frame closes that socket inside lws; it never reaches us. */
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
-	if (cfg_.listen_address.find(':') == std::string::npos && cfg_.listen_address != "localhost")
-		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 
 	/*
 	 * lws 4.1's own loop poll()s every socket on each turn, and the loop turns
@@ -143,10 +160,13 @@ Server::create()
 	}
 	if (!ctx_)
 	{
-		LOG_ERROR("listen_failed", "address=%s port=%d", log_quote(cfg_.listen_address).c_str(),
-				  cfg_.port);
+		LOG_ERROR("startup_failed", "error=%s", log_quote("lws_create_context failed").c_str());
+		close(listen_fd_);
+		listen_fd_ = -1;
 		return false;
 	}
+	if (!watch_listener())
+		return false;
 	sh_->ctx = ctx_;
 	LOG_INFO("listening", "address=%s port=%d path=%s auth=%s",
 			 log_quote(cfg_.listen_address).c_str(), cfg_.port, log_quote(cfg_.ws_path).c_str(),
@@ -269,8 +289,28 @@ Server::callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 			}
 			return 0;
 
-		case LWS_CALLBACK_CLOSED:
+		case LWS_CALLBACK_RAW_RX_FILE:
+			if (wsi == listen_wsi_)
+				on_listen_readable();
+			return 0;
+
+		case LWS_CALLBACK_RAW_CLOSE_FILE:
+			if (wsi == listen_wsi_)
+				listen_wsi_ = nullptr; /* the context is going: lws closed listen_fd_ */
+			return 0;
+
+		case LWS_CALLBACK_WSI_CREATE:
+			live_wsi_++;
+			return 0;
+
 		case LWS_CALLBACK_WSI_DESTROY:
+			if (live_wsi_ > 0)
+				live_wsi_--;
+			connection_gone(wsi);
+			cleanup(pss);
+			return 0;
+
+		case LWS_CALLBACK_CLOSED:
 			cleanup(pss);
 			return 0;
 

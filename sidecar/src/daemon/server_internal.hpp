@@ -11,7 +11,9 @@
 
 #include "server.hpp"
 
+#include "address_limits.hpp"
 #include "cursor.hpp"
+#include "fd_budget.hpp"
 #include "jwt_verify.hpp"
 #include "memory_trim.hpp"
 #include "preauth.hpp"
@@ -24,6 +26,7 @@
 #include <libwebsockets.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -35,6 +38,8 @@ namespace livenotify
 {
 
 static const char *const kProtocolName = "livenotify.v1";
+/* Per-address limits (admission.cpp); lws 4.1's http_status enum has no 429. */
+static const int kHttpTooManyRequests = 429;
 /* Longest wait of an lws timer on a quiet libev loop (Server::run()). */
 static const double kKickSeconds = 0.05;
 /*
@@ -77,6 +82,18 @@ struct Timer
 class Server;
 
 /*
+ * How a session is counted in the per-address limits (admission.cpp), like
+ * SessionSlot for the socket limits: taken at admission, Pending until it
+ * authenticates, given back once at cleanup.
+ */
+enum class AddressSlot
+{
+	None,
+	Pending, /* a socket and a pending one of its client address */
+	Socket,	 /* a socket of its client address */
+};
+
+/*
  * One WebSocket connection; lives from admission to close.  Where it is in
  * its life is `state` alone (core/session_state.hpp), changed only by
  * Server::advance().
@@ -85,7 +102,10 @@ struct Session
 {
 	uint64_t id = 0;
 	struct lws *wsi = nullptr;
-	std::string peer;
+	std::string peer; /* the TCP peer */
+	std::string
+		client_addr; /* the client address (peer, or X-Forwarded-For from a trusted proxy) */
+	AddressSlot addr_slot = AddressSlot::None; /* its count in Server::address_limits_ */
 	std::string user;
 	SessionState state = SessionState::Upgrading;
 	SessionSlot slot = SessionSlot::None;	   /* the limit slot it holds (admission.cpp) */
@@ -139,7 +159,10 @@ public:
 				  static_cast<size_t>(cfg_.max_sockets_per_user)),
 		  preauth_(static_cast<size_t>(cfg_.max_pending_auth)),
 		  resumes_(cfg_.resume_rate, cfg_.resume_burst),
-		  trim_(kTrimAfterBytes, std::chrono::milliseconds(kTrimIntervalMs))
+		  trim_(kTrimAfterBytes, std::chrono::milliseconds(kTrimIntervalMs)),
+		  address_limits_(address_socket_limit(cfg_),
+						  static_cast<size_t>(cfg_.max_pending_auth_per_address)),
+		  fd_plan_(sh->fd_plan), conn_limits_(address_socket_limit(cfg_), 1)
 	{
 		rebuild_verifier();
 	}
@@ -171,6 +194,19 @@ private:
 	bool resume_allowed(Session *s);
 	void evict_pending(uint64_t id);
 	void cleanup(Pss *pss);
+	static size_t address_socket_limit(const Config &c)
+	{
+		return c.max_sockets_per_address > 0 ? static_cast<size_t>(c.max_sockets_per_address)
+											 : SIZE_MAX;
+	}
+
+	/* listener.cpp: the listening socket (ours, watched by lws) and the accept loop */
+	bool open_listener();
+	bool watch_listener();
+	void on_listen_readable();
+	void connection_gone(struct lws *wsi);
+	void pause_accepting(int64_t pause_ms, const char *why, uint64_t failures);
+	static void accept_resume(lws_sorted_usec_list_t *sul);
 
 	/* catchup.cpp: the resume of an authenticated socket (paged catch-up, the reader gate) */
 	void start_resume(Session *s);
@@ -217,7 +253,21 @@ private:
 	QueueTotals queue_totals_; /* every session's send queue adds to it (send_queue.hpp) */
 	TrimPolicy trim_;		   /* malloc_trim after bursts (delivery.cpp) */
 	Timer trim_timer_;
-	FramePtr pong_; /* one pong frame shared by every socket (immutable once built) */
+	FramePtr pong_;			/* one pong frame shared by every socket (immutable once built) */
+	PreAuthBudget preauth_; /* sockets not authenticated yet (admission.cpp) */
+	AddressLimits address_limits_; /* sockets per client address (admission.cpp) */
+	FdPlan fd_plan_;			   /* what RLIMIT_NOFILE allows (main.cpp, listener.cpp) */
+	int listen_fd_ = -1;
+	struct lws *listen_wsi_ = nullptr; /* lws's raw-file wsi of listen_fd_ */
+	struct lws_vhost *vhost_ = nullptr;
+	Timer accept_timer_; /* end of an accept pause */
+	bool accept_paused_ = false;
+	AcceptBackoff accept_backoff_;
+	uint64_t live_wsi_ = 0; /* lws connections on our vhost (WSI_CREATE - WSI_DESTROY) */
+	/* TCP connections per peer address (not trusted proxies), counted at accept (listener.cpp). */
+	AddressLimits conn_limits_;
+	std::unordered_map<struct lws *, std::string> conn_addr_;
+	AcceptBackoff conn_refused_log_; /* only its once-per-interval log decision */
 	std::unordered_map<uint64_t, Session *> sessions_;
 	std::deque<Event> backlog_; /* inbox events not handled yet (drain_inbox works in slices) */
 	uint64_t next_id_ = 1;

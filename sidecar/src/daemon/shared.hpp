@@ -17,6 +17,7 @@
 #include "config.hpp"
 #include "cursor.hpp"
 #include "db_health.hpp"
+#include "fd_budget.hpp"
 #include "frame.hpp"
 #include "groups.hpp"
 #include "metrics.hpp"
@@ -161,6 +162,9 @@ private:
 struct Shared
 {
 	Config cfg; /* startup configuration; database threads read only what SIGHUP cannot change */
+	/* RLIMIT_NOFILE (soft, raised to hard) at startup and what it allows (core/fd_budget.hpp). */
+	uint64_t nofile = 0;
+	FdPlan fd_plan;
 	Counters counters;
 	DbHealth health; /* reader's last read, failing workers (/healthz) */
 	ActiveUsers active;
