@@ -253,8 +253,7 @@ private:
 	QueueTotals queue_totals_; /* every session's send queue adds to it (send_queue.hpp) */
 	TrimPolicy trim_;		   /* malloc_trim after bursts (delivery.cpp) */
 	Timer trim_timer_;
-	FramePtr pong_;			/* one pong frame shared by every socket (immutable once built) */
-	PreAuthBudget preauth_; /* sockets not authenticated yet (admission.cpp) */
+	FramePtr pong_; /* one pong frame shared by every socket (immutable once built) */
 	AddressLimits address_limits_; /* sockets per client address (admission.cpp) */
 	FdPlan fd_plan_;			   /* what RLIMIT_NOFILE allows (main.cpp, listener.cpp) */
 	int listen_fd_ = -1;
