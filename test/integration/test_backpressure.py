@@ -36,7 +36,7 @@ async def slow_client_closed_1008_others_unaffected(ctx):
                     " SELECT %s, 'like', 'bulk ' || g, repeat('x', 4000) FROM generate_series(1, 10) g"
                     " RETURNING id", user))
                 other_ids.append(db.insert(other, "like", f"other {i}")[0])
-                status, body = http_get(d.port, "/metrics")
+                status, body = http_get(d.metrics_port, "/metrics")
                 if status == 200 and parse_metrics(body).get("livenotifyd_slow_client_closes_total", 0) >= 1:
                     # A few more rows, so that some are committed after the close.
                     for _ in range(3):

@@ -40,6 +40,13 @@ struct Config
 	int port = 8765;
 	std::string ws_path = "/ws";
 	std::vector<std::string> allowed_origins; /* empty: no Origin check */
+	/*
+	 * The metrics listener ("HOST:PORT", "[V6]:PORT", or "off"): /metrics and
+	 * /healthz, never on the public listener.  Loopback unless metrics_token
+	 * is set (validate_config()).
+	 */
+	std::string metrics_listen = "127.0.0.1:8766";
+	std::string metrics_token; /* empty: no Authorization needed (loopback only) */
 
 	/* database */
 	std::string database_url; /* libpq conninfo or URI; empty: libpq defaults (PG* env) */
@@ -61,6 +68,7 @@ struct Config
 	std::string jwt_issuer;
 	std::string jwt_audience;
 	int jwt_leeway_s = 10;
+	int jwt_max_lifetime_s = 86400; /* longest exp - now / exp - iat accepted */
 	std::string auth_query;
 	int auth_timeout_ms = 5000;
 
@@ -76,7 +84,23 @@ struct Config
 
 	/* derived by validate_config(): the verification key (secret or PEM) */
 	std::string jwt_key;
+	/* derived by validate_config() from metrics_listen; metrics_port 0: no metrics listener */
+	std::string metrics_address;
+	int metrics_port = 0;
 };
+
+/*
+ * "HOST:PORT" / "[V6]:PORT" into its parts; false (and why) if malformed.
+ * "off" is not accepted here (validate_config() handles it).
+ */
+bool parse_listen(const std::string &text, std::string *host, int *port, std::string *why);
+
+/*
+ * Whether a JWT configuration requires neither aud nor iss: then any token
+ * signed with the key works, e.g. the application's own session or refresh
+ * tokens (issue 12, finding 7).  Refused outside loopback, warned about on it.
+ */
+bool jwt_unscoped(const Config &cfg);
 
 /* Thrown for an invalid configuration; key names the bad key. */
 struct ConfigError : std::runtime_error

@@ -43,9 +43,10 @@ Server::reload()
 		return;
 	}
 	if (next.auth != cfg_.auth || next.listen_address != cfg_.listen_address ||
-		next.port != cfg_.port || next.database_url != cfg_.database_url)
-		LOG_WARN("reload_partial",
-				 "hint=\"auth, listen_address, port and database_url need a restart\"");
+		next.port != cfg_.port || next.database_url != cfg_.database_url ||
+		next.metrics_listen != cfg_.metrics_listen)
+		LOG_WARN("reload_partial", "hint=\"auth, listen_address, port, metrics_listen and "
+								   "database_url need a restart\"");
 	set_log_level(next.log_level);
 	cfg_.log_level = next.log_level;
 	cfg_.jwt_alg = next.jwt_alg;
@@ -53,6 +54,8 @@ Server::reload()
 	cfg_.jwt_issuer = next.jwt_issuer;
 	cfg_.jwt_audience = next.jwt_audience;
 	cfg_.jwt_leeway_s = next.jwt_leeway_s;
+	cfg_.jwt_max_lifetime_s = next.jwt_max_lifetime_s;
+	cfg_.metrics_token = next.metrics_token;
 	cfg_.allowed_origins = next.allowed_origins;
 	cfg_.auth_timeout_ms = next.auth_timeout_ms;
 	cfg_.max_sockets = next.max_sockets;
