@@ -67,6 +67,33 @@ for _name, _make in AUTH_CASES:
 
 
 @test
+async def forged_tokens_counted(ctx):
+    """Every AUTH_CASES token both ways (URL, first message): the figure docs/reliability.md
+    quotes (issue 12, finding 7), and none may get a hello."""
+    accepted = []
+    for name, make_token in AUTH_CASES:
+        try:
+            c = await Client.connect(ctx.jwt, name, f"token={make_token()}")
+        except websockets.exceptions.InvalidStatusCode:
+            pass
+        else:
+            accepted.append(f"{name} (URL)")
+            await c.close()
+        c = await Client.connect(ctx.jwt, name)
+        try:
+            await c.ws.send(json.dumps({"type": "auth", "token": make_token()}))
+            f = await c.next("the answer to a forged token", timeout=2.0)
+            accepted.append(f"{name} (first message: {f.get('type')})")
+        except Failure:
+            pass  # closed (1008), as it should be
+        finally:
+            await c.close()
+    print(f"    figures: forged tokens tried={2 * len(AUTH_CASES)} accepted={len(accepted)}",
+          flush=True)
+    check(not accepted, f"forged tokens accepted: {accepted}")
+
+
+@test
 async def auth_no_token_times_out(ctx):
     bystander = await Client.authed(ctx.jwt, "bystander", 1099)
     try:
