@@ -12,7 +12,7 @@
 # Run as root (the cluster runs as `postgres`) or as a user with sudo (packages and the
 # extension's install go through sudo; the cluster runs as that user).
 # Environment: LIVENOTIFY_DEMO_PG_PORT (54350), LIVENOTIFY_DEMO_WS_PORT (8765),
-# LIVENOTIFY_DEMO_METRICS_PORT (WS port + 1),
+# LIVENOTIFY_DEMO_METRICS_PORT (WS port + 1000, the daemon's default),
 # LIVENOTIFY_DEMO_WEB_PORT (8000), LIVENOTIFY_DEMO_SECRET.
 set -uo pipefail
 
@@ -23,7 +23,7 @@ source test/lib.sh
 
 PG_PORT=${LIVENOTIFY_DEMO_PG_PORT:-54350}
 WS_PORT=${LIVENOTIFY_DEMO_WS_PORT:-8765}
-METRICS_PORT=${LIVENOTIFY_DEMO_METRICS_PORT:-$((WS_PORT + 1))}
+METRICS_PORT=${LIVENOTIFY_DEMO_METRICS_PORT:-$((WS_PORT + 1000))}
 WEB_PORT=${LIVENOTIFY_DEMO_WEB_PORT:-8000}
 SECRET=${LIVENOTIFY_DEMO_SECRET:-livenotify-demo-secret-not-for-production}
 DB=demo

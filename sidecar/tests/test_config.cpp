@@ -198,7 +198,14 @@ TEST(Config, MetricsListener)
 {
 	Config c = load_config(args({"--jwt-secret", kSecret}), env_of({}));
 	EXPECT_EQ(c.metrics_address, "127.0.0.1");
-	EXPECT_EQ(c.metrics_port, 8766);
+	EXPECT_EQ(c.metrics_port, 9765); /* port + 1000 */
+	c = load_config(args({"--jwt-secret", kSecret, "--port=8766"}), env_of({}));
+	EXPECT_EQ(c.metrics_port, 9766);
+	EXPECT_EQ(bad_key(args({"--jwt-secret", kSecret, "--port=65000"}), env_of({})),
+			  "metrics_listen");
+	c = load_config(args({"--jwt-secret", kSecret, "--port=65000", "--metrics-listen=off"}),
+					env_of({}));
+	EXPECT_EQ(c.metrics_port, 0);
 	c = load_config(args({"--jwt-secret", kSecret, "--metrics-listen=[::1]:9100"}), env_of({}));
 	EXPECT_EQ(c.metrics_address, "::1");
 	EXPECT_EQ(c.metrics_port, 9100);

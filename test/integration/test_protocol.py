@@ -255,3 +255,15 @@ async def malformed_handshakes_refused(ctx):
         await ctx.bystander_ok(d, bystander, 1191)
     finally:
         await bystander.close()
+
+
+@test
+async def connect_method_closed(ctx):
+    # lws 4.1 turns a CONNECT request into a raw socket with no timeout (lib/roles/http/
+    # server/server.c, lws_http_to_fallback: NO_PENDING_TIMEOUT): an unauthenticated peer
+    # would hold it for ever, outside every budget.  The daemon closes such a socket at once.
+    d = ctx.none
+    for request in (b"CONNECT 127.0.0.1:5432 HTTP/1.1\r\nHost: 127.0.0.1:5432\r\n\r\n",
+                    b"CONNECT 127.0.0.1:5432 HTTP/1.1\r\nHost: 127.0.0.1:5432\r\n\r\nhello"):
+        answer = await garbage_peer(d.port, request, 3.0)
+        check(not answer.startswith(b"HTTP/1.1 2"), f"CONNECT answered {answer[:40]!r}")

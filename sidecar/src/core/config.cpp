@@ -115,7 +115,7 @@ key_table()
 		INT_KEY(port, 1, 65535, "TCP port for the WebSocket path and /healthz (default 8765)"),
 		STR_KEY(metrics_listen,
 				"HOST:PORT of the /metrics (and /healthz) listener, or off; loopback unless "
-				"metrics_token is set (default 127.0.0.1:8766)"),
+				"metrics_token is set (default 127.0.0.1 on port + 1000, i.e. 127.0.0.1:9765)"),
 		STR_KEY(metrics_token,
 				"bearer token the metrics listener requires (Authorization: Bearer ...; "
 				"empty: none, loopback only)"),
@@ -424,7 +424,14 @@ validate_config(Config &cfg)
 {
 	cfg.metrics_address.clear();
 	cfg.metrics_port = 0;
-	if (cfg.metrics_listen != "off")
+	if (cfg.metrics_listen.empty())
+	{
+		if (cfg.port + 1000 > 65535)
+			throw ConfigError("metrics_listen", "port + 1000 is no port: set metrics_listen");
+		cfg.metrics_address = "127.0.0.1";
+		cfg.metrics_port = cfg.port + 1000;
+	}
+	else if (cfg.metrics_listen != "off")
 	{
 		std::string why;
 		if (!parse_listen(cfg.metrics_listen, &cfg.metrics_address, &cfg.metrics_port, &why))

@@ -43,9 +43,10 @@ struct Config
 	/*
 	 * The metrics listener ("HOST:PORT", "[V6]:PORT", or "off"): /metrics and
 	 * /healthz, never on the public listener.  Loopback unless metrics_token
-	 * is set (validate_config()).
+	 * is set (validate_config()).  Empty: 127.0.0.1 on port + 1000, so that
+	 * daemons on neighbouring ports of one host do not collide.
 	 */
-	std::string metrics_listen = "127.0.0.1:8766";
+	std::string metrics_listen;
 	std::string metrics_token; /* empty: no Authorization needed (loopback only) */
 
 	/* database */

@@ -232,6 +232,15 @@ Server::callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 		case LWS_CALLBACK_HTTP:
 			return on_http(wsi, static_cast<const char *>(in));
 
+		case LWS_CALLBACK_RAW_ADOPT:
+		case LWS_CALLBACK_RAW_RX:
+			/*
+			 * A CONNECT request: lws 4.1 makes it a raw socket with no timeout
+			 * (lib/roles/http/server/server.c, lws_http_to_fallback).  We serve
+			 * no raw protocol: close it.
+			 */
+			return -1;
+
 		case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 			/* Before lws acts on any Upgrade header: RFC 6455 checks (http_endpoints.cpp). */
 			return confirm_upgrade(wsi, static_cast<const char *>(in));
