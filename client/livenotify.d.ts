@@ -98,8 +98,9 @@ export interface StateEvent {
 }
 
 export interface ErrorEvent {
-  /** `auth`: closed with 1008 (token refused); `token`: getToken() threw; `url`: bad URL. */
-  kind: 'auth' | 'token' | 'url';
+  /** `auth`: closed with 1008 (token refused); `token_expired`: closed with 4001 at the
+   * token's exp; `token`: getToken() threw; `url`: bad URL. */
+  kind: 'auth' | 'token_expired' | 'token' | 'url';
   code?: number;
   reason?: string;
   error?: unknown;

@@ -26,6 +26,8 @@ const STATES = Object.freeze(['idle', 'connecting', 'open', 'reconnecting', 'clo
 // 'authentication timeout' (our auth message was late: a stall, worth another try) nor
 // 'send queue full' (we read too slowly: resume).
 const AUTH_REASONS = new Set(['unauthorized']);
+// The daemon closes a socket when its token expires (docs/protocol.md): a new token is needed.
+const CLOSE_TOKEN_EXPIRED = 4001;
 
 export class LiveNotifyClient {
   /** @param {import('./livenotify').LiveNotifyOptions} options */
@@ -232,6 +234,23 @@ export class LiveNotifyClient {
     const info = { code, reason };
     // A cursor the daemon cannot parse (corrupted storage): resume by last_id instead.
     if (code === 1008 && reason === 'bad cursor') this._forgetCursor();
+    if (code === CLOSE_TOKEN_EXPIRED) {
+      this._emit('error', { kind: 'token_expired', code, reason });
+      if (!this._getToken) {
+        // The daemon would refuse the same token: stop until setToken() and connect().
+        this._setState('closed', info);
+        return;
+      }
+      // getToken() is asked for a new token now (no backoff: nothing failed); the resume
+      // cursor is kept, so the rows of the gap are replayed.  A connection that did not
+      // stay up stableAfterMs takes the usual delays (a token endpoint handing out tokens
+      // about to expire is not hammered).
+      if (this._attempt === 0) {
+        this._attempt++;
+        this._open('reconnecting');
+        return;
+      }
+    }
     if (code === 1008 && AUTH_REASONS.has(reason)) {
       this._emit('error', { kind: 'auth', code, reason });
       if (!this._getToken) {

@@ -5,7 +5,7 @@ It serves demo/index.html, demo/app.js and client/livenotify.js, and plays the p
 app (e.g. Django) plays next to livenotifyd:
 
   GET  /api/config                 where the daemon is, which demo users exist
-  GET  /api/token?user=ID          a JWT (HS256, the demo secret) for that user: NO LOGIN, any
+  GET  /api/token?user=ID[&ttl=S]  a JWT (HS256, the demo secret) for that user: NO LOGIN, any
                                    visitor gets any user's token -- this is why it is a demo
   GET  /api/notifications          the caller's latest rows and unread count (Bearer token)
   POST /api/notifications          insert a test notification for any user (plain SQL INSERT;
@@ -33,6 +33,8 @@ import psycopg2
 
 DEMO_USERS = [{"id": 1, "name": "alice"}, {"id": 2, "name": "bob"}]
 TOKEN_TTL_S = 12 * 3600
+# The aud claim livenotifyd is started with (--jwt-audience, test/demo.sh, test/browser).
+TOKEN_AUDIENCE = "livenotify"
 LIST_LIMIT = 50
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,8 +58,10 @@ def b64url_decode(text):
 def make_jwt(secret, user_id, ttl=TOKEN_TTL_S):
     now = int(time.time())
     header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
-    claims = b64url(json.dumps({"sub": str(user_id), "iat": now, "exp": now + ttl},
-                               separators=(",", ":")).encode())
+    # aud names livenotifyd, which requires it (--jwt-audience): a token minted for another
+    # purpose with the same secret is not a livenotifyd credential (issue 12, finding 7).
+    claims = b64url(json.dumps({"sub": str(user_id), "aud": TOKEN_AUDIENCE, "iat": now,
+                                "exp": now + ttl}, separators=(",", ":")).encode())
     signing_input = f"{header}.{claims}".encode()
     sig = hmac.new(secret.encode(), signing_input, hashlib.sha256).digest()
     return f"{header}.{claims}.{b64url(sig)}"
@@ -144,8 +148,10 @@ class Handler(BaseHTTPRequestHandler):
                 user = int(query.get("user", ["0"])[0])
                 if user not in {u["id"] for u in DEMO_USERS}:
                     return self.send_json(404, {"error": "no such demo user"})
+                # ttl (seconds, at most the default): short tokens for the expiry test.
+                ttl = min(max(int(query.get("ttl", [TOKEN_TTL_S])[0]), 1), TOKEN_TTL_S)
                 return self.send_json(200, {
-                    "user": user, "token": make_jwt(self.server.opts.jwt_secret, user)})
+                    "user": user, "token": make_jwt(self.server.opts.jwt_secret, user, ttl)})
             if url.path == "/api/notifications":
                 user = self.caller()
                 if user is None:

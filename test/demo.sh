@@ -12,6 +12,7 @@
 # Run as root (the cluster runs as `postgres`) or as a user with sudo (packages and the
 # extension's install go through sudo; the cluster runs as that user).
 # Environment: LIVENOTIFY_DEMO_PG_PORT (54350), LIVENOTIFY_DEMO_WS_PORT (8765),
+# LIVENOTIFY_DEMO_METRICS_PORT (WS port + 1000, the daemon's default),
 # LIVENOTIFY_DEMO_WEB_PORT (8000), LIVENOTIFY_DEMO_SECRET.
 set -uo pipefail
 
@@ -22,6 +23,7 @@ source test/lib.sh
 
 PG_PORT=${LIVENOTIFY_DEMO_PG_PORT:-54350}
 WS_PORT=${LIVENOTIFY_DEMO_WS_PORT:-8765}
+METRICS_PORT=${LIVENOTIFY_DEMO_METRICS_PORT:-$((WS_PORT + 1000))}
 WEB_PORT=${LIVENOTIFY_DEMO_WEB_PORT:-8000}
 SECRET=${LIVENOTIFY_DEMO_SECRET:-livenotify-demo-secret-not-for-production}
 DB=demo
@@ -91,6 +93,7 @@ done
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 port_busy "$PG_PORT" && die "port $PG_PORT is taken: set LIVENOTIFY_DEMO_PG_PORT"
 port_busy "$WS_PORT" && die "port $WS_PORT is taken: set LIVENOTIFY_DEMO_WS_PORT"
+port_busy "$METRICS_PORT" && die "port $METRICS_PORT is taken: set LIVENOTIFY_DEMO_METRICS_PORT"
 port_busy "$WEB_PORT" && die "port $WEB_PORT is taken: set LIVENOTIFY_DEMO_WEB_PORT"
 
 step "PostgreSQL cluster on port $PG_PORT"
@@ -137,7 +140,9 @@ DSN="host=$CLUSTER port=$PG_PORT user=postgres dbname=$DB"
 ORIGINS="http://127.0.0.1:$WEB_PORT,http://localhost:$WEB_PORT"
 step "livenotifyd on port $WS_PORT, demo page on port $WEB_PORT"
 # The secret goes through the environment, not argv (visible to every user in ps).
+# Metrics are on their own loopback listener; tokens carry aud=livenotify (demo/server.py).
 LIVENOTIFY_JWT_SECRET=$SECRET "$DAEMON" --listen-address=127.0.0.1 --port="$WS_PORT" \
+	--metrics-listen="127.0.0.1:$METRICS_PORT" --jwt-audience=livenotify \
 	--auth=jwt --allowed-origins="$ORIGINS" --database-url="$DSN" \
 	--source=api_notification >"$CLUSTER/livenotifyd.log" 2>&1 </dev/null &
 PIDS+=($!)
@@ -183,7 +188,7 @@ $(printf '\033[1m')livenotify demo is running$(printf '\033[0m')
     $PSQL_CMD -c "SELECT livenotify.send('1', 'new_message', '{\"message\": {\"from\": \"bob\", \"text\": \"hi\"}}')"
   What the queue does:
     $PSQL_CMD -c "SELECT * FROM livenotify.stats"
-    curl -s http://127.0.0.1:$WS_PORT/metrics
+    curl -s http://127.0.0.1:$METRICS_PORT/metrics
 
   Logs: $CLUSTER/livenotifyd.log, $CLUSTER/demo-server.log
   Ctrl-C stops the daemon, the demo server and the cluster.

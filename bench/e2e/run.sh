@@ -50,6 +50,8 @@ source test/lib.sh
 
 PORT=${LIVENOTIFY_E2E_PORT:-54360}
 WS_PORT=${LIVENOTIFY_E2E_WS_PORT:-8790}
+# /metrics is on the daemon's loopback metrics listener, not on WS_PORT.
+METRICS_PORT=${LIVENOTIFY_E2E_METRICS_PORT:-$((WS_PORT + 1000))}
 USERS=${USERS:-1000}
 TABS=${TABS:-2}
 LAT_RATE=${LAT_RATE:-5000}
@@ -146,6 +148,7 @@ CONNINFO="host=$CLUSTER port=$PORT user=postgres dbname=$DB"
 
 start_daemon() {
 	"$DAEMON" --auth=jwt --jwt-secret="$SECRET" --port="$WS_PORT" --listen-address=127.0.0.1 \
+		--metrics-listen="127.0.0.1:$METRICS_PORT" \
 		--database-url="$CONNINFO" --log-level=warn --max-sockets=20000 \
 		>"$OUT/livenotifyd-$1.log" 2>&1 &
 	DAEMON_PID=$!
@@ -357,7 +360,7 @@ log "e2e: idle, $((IDLE_USERS * TABS)) sockets"
 start_client idle "$IDLE_USERS" 1
 idle_ready=$(grep '^ready' "$OUT/client-idle.out")
 sleep "$IDLE_SECS"
-idle_sockets=$(curl -s "http://127.0.0.1:$WS_PORT/metrics" | awk '$1 == "livenotifyd_sockets" { print $2 }')
+idle_sockets=$(curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | awk '$1 == "livenotifyd_sockets" { print $2 }')
 rss_idle=$(vm "$DAEMON_PID" VmRSS)
 hwm_idle=$(vm "$DAEMON_PID" VmHWM)
 note "idle: $idle_ready daemon_sockets=$idle_sockets VmRSS_empty_MB=$rss_empty VmRSS_MB=$rss_idle VmHWM_MB=$hwm_idle"

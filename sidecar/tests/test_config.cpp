@@ -268,3 +268,60 @@ TEST(Config, HostileClientLimits)
 	EXPECT_EQ(bad_key(args({"--auth=none", "--catchup-queue-max=0"}), env_of({})),
 			  "catchup_queue_max");
 }
+
+/* Issue 12, finding 6: metrics on their own listener, loopback unless a token guards them. */
+TEST(Config, MetricsListener)
+{
+	Config c = load_config(args({"--jwt-secret", kSecret}), env_of({}));
+	EXPECT_EQ(c.metrics_address, "127.0.0.1");
+	EXPECT_EQ(c.metrics_port, 9765); /* port + 1000 */
+	c = load_config(args({"--jwt-secret", kSecret, "--port=8766"}), env_of({}));
+	EXPECT_EQ(c.metrics_port, 9766);
+	EXPECT_EQ(bad_key(args({"--jwt-secret", kSecret, "--port=65000"}), env_of({})),
+			  "metrics_listen");
+	c = load_config(args({"--jwt-secret", kSecret, "--port=65000", "--metrics-listen=off"}),
+					env_of({}));
+	EXPECT_EQ(c.metrics_port, 0);
+	c = load_config(args({"--jwt-secret", kSecret, "--metrics-listen=[::1]:9100"}), env_of({}));
+	EXPECT_EQ(c.metrics_address, "::1");
+	EXPECT_EQ(c.metrics_port, 9100);
+	c = load_config(args({"--jwt-secret", kSecret, "--metrics-listen=off"}), env_of({}));
+	EXPECT_EQ(c.metrics_port, 0);
+	for (const char *bad : {"--metrics-listen=127.0.0.1", "--metrics-listen=:9100",
+							"--metrics-listen=127.0.0.1:", "--metrics-listen=127.0.0.1:0",
+							"--metrics-listen=127.0.0.1:70000", "--metrics-listen=::1:9100",
+							"--metrics-listen=127.0.0.1:9x", "--metrics-listen=127.0.0.1:8765",
+							"--metrics-listen=0.0.0.0:9100", "--metrics-listen=10.0.0.1:9100"})
+		EXPECT_EQ(bad_key(args({"--jwt-secret", kSecret, bad}), env_of({})), "metrics_listen")
+			<< bad;
+	/* Not loopback: only with a bearer token, and a token of some length. */
+	c = load_config(args({"--jwt-secret", kSecret, "--metrics-listen=0.0.0.0:9100"}),
+					env_of({{"LIVENOTIFY_METRICS_TOKEN", "0123456789abcdef"}}));
+	EXPECT_EQ(c.metrics_address, "0.0.0.0");
+	EXPECT_EQ(bad_key(args({"--jwt-secret", kSecret, "--metrics-token=short"}), env_of({})),
+			  "metrics_token");
+}
+
+/* Issue 12, finding 7: unscoped JWTs only on loopback; the lifetime bound is a setting. */
+TEST(Config, JwtScopeAndLifetime)
+{
+	Config c = load_config(args({"--jwt-secret", kSecret}), env_of({}));
+	EXPECT_TRUE(jwt_unscoped(c));
+	EXPECT_EQ(c.jwt_max_lifetime_s, 86400);
+	EXPECT_EQ(bad_key(args({"--jwt-secret", kSecret, "--listen-address=0.0.0.0"}), env_of({})),
+			  "jwt_audience");
+	c = load_config(args({"--jwt-secret", kSecret, "--listen-address=0.0.0.0", "--jwt-audience=a"}),
+					env_of({}));
+	EXPECT_FALSE(jwt_unscoped(c));
+	c = load_config(args({"--jwt-secret", kSecret, "--listen-address=0.0.0.0", "--jwt-issuer=i"}),
+					env_of({}));
+	EXPECT_FALSE(jwt_unscoped(c));
+	/* Other auth modes have no claims to scope. */
+	c = load_config(args({"--auth=sql", "--auth-query=SELECT $1", "--listen-address=0.0.0.0"}),
+					env_of({}));
+	EXPECT_FALSE(jwt_unscoped(c));
+	c = load_config(args({"--jwt-secret", kSecret, "--jwt-max-lifetime-s=3600"}), env_of({}));
+	EXPECT_EQ(c.jwt_max_lifetime_s, 3600);
+	EXPECT_EQ(bad_key(args({"--jwt-secret", kSecret, "--jwt-max-lifetime-s=10"}), env_of({})),
+			  "jwt_max_lifetime_s");
+}

@@ -202,7 +202,7 @@ TEST(Jwt, TimeClaimsOutOfTime_tRangeAreCompared)
 	} cases[] = {
 		{R"({"nbf":1e300})", "not_yet_valid"}, {R"({"nbf":9.3e18})", "not_yet_valid"},
 		{R"({"nbf":-1e300})", "ok:42"},		   {R"({"exp":-1e300})", "expired"},
-		{R"({"exp":-9.3e18})", "expired"},	   {R"({"exp":1e300})", "ok:42"},
+		{R"({"exp":-9.3e18})", "expired"},	   {R"({"exp":1e300})", "lifetime_too_long"},
 	};
 	for (const auto &tc : cases)
 	{
@@ -309,4 +309,79 @@ TEST(Jwt, GarbageNeverCrashes)
 						  "not a token at all", "eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.c2ln"})
 		EXPECT_FALSE(v.verify(t, kNow).ok) << t;
 	EXPECT_FALSE(v.verify(std::string(20000, 'a'), kNow).ok);
+}
+
+/* Issue 12, finding 7: a bounded lifetime (default 24 h), iat checked, crit refused. */
+TEST(Jwt, LifetimeIsBounded)
+{
+	struct Case
+	{
+		const char *grants;
+		const char *want;
+	} cases[] = {
+		{R"({"exp":1e300})", "lifetime_too_long"},
+		{R"({"exp":1.7e308})", "lifetime_too_long"},
+		{R"({"exp":1800172810})", "lifetime_too_long"},					 /* now + 2 days */
+		{R"({"exp":1800086400})", "ok:42"},								 /* now + 24 h exactly */
+		{R"({"exp":1800086411})", "lifetime_too_long"},					 /* past 24 h + leeway */
+		{R"({"exp":1800000300,"iat":1700000000})", "lifetime_too_long"}, /* exp - iat */
+		{R"({"exp":1800000300,"iat":1799999000})", "ok:42"},
+		{R"({"exp":1800000300,"iat":1800000100})", "bad_iat"}, /* issued in the future */
+		{R"({"exp":1800000300,"iat":1e300})", "bad_iat"},
+		{R"({"exp":1800000300,"iat":"yesterday"})", "malformed_iat"},
+	};
+	for (const auto &tc : cases)
+	{
+		Claims c = good_claims();
+		c.num.erase("exp");
+		c.raw_json = tc.grants;
+		EXPECT_EQ(reason(hs_verifier(), mint(JWT_ALG_HS256, kSecret, c)), tc.want) << tc.grants;
+	}
+	/* The bound is a setting. */
+	JwtVerifier hour({"HS256", kSecret, "https://app.example", "livenotify", 10, 3600});
+	Claims c = good_claims();
+	c.num["exp"] = kNow + 7200;
+	EXPECT_EQ(reason(hour, mint(JWT_ALG_HS256, kSecret, c)), "lifetime_too_long");
+	c.num["exp"] = kNow + 1800;
+	EXPECT_EQ(reason(hour, mint(JWT_ALG_HS256, kSecret, c)), "ok:42");
+}
+
+TEST(Jwt, NumbersBeyondDoubleAreRefused)
+{
+	/* 1e400 is no finite double: whatever parses it, the token is not accepted. */
+	Claims c = good_claims();
+	c.num.erase("exp");
+	c.raw_json = R"({"exp":1e400})";
+	EXPECT_FALSE(hs_verifier().verify(mint(JWT_ALG_HS256, kSecret, c), kNow).ok);
+}
+
+TEST(Jwt, ExpIsReturned)
+{
+	JwtResult r = hs_verifier().verify(mint(JWT_ALG_HS256, kSecret, good_claims()), kNow);
+	ASSERT_TRUE(r.ok);
+	EXPECT_EQ(r.exp, static_cast<double>(kNow + 300));
+}
+
+TEST(Jwt, CritHeaderIsRefused)
+{
+	for (const char *crit : {R"({"crit":["exp"],"exp":1})", R"({"crit":[]})", R"({"crit":"b64"})"})
+	{
+		jwt_t *j = nullptr;
+		ASSERT_EQ(jwt_new(&j), 0);
+		Claims c = good_claims();
+		for (const auto &kv : c.str)
+			jwt_add_grant(j, kv.first.c_str(), kv.second.c_str());
+		for (const auto &kv : c.num)
+			jwt_add_grant_int(j, kv.first.c_str(), kv.second);
+		ASSERT_EQ(jwt_add_headers_json(j, crit), 0) << crit;
+		ASSERT_EQ(jwt_set_alg(j, JWT_ALG_HS256,
+							  reinterpret_cast<const unsigned char *>(kSecret.data()),
+							  static_cast<int>(kSecret.size())),
+				  0);
+		char *s = jwt_encode_str(j);
+		std::string token = s ? s : "";
+		free(s);
+		jwt_free(j);
+		EXPECT_EQ(reason(hs_verifier(), token), "crit_unsupported") << crit;
+	}
 }

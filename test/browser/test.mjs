@@ -120,6 +120,11 @@ async function startDaemon() {
   stack.daemon = start('livenotifyd', opt.daemon, [
     '--listen-address=127.0.0.1', `--port=${stack.daemonPort}`, '--auth=jwt',
     `--allowed-origins=${origins}`, `--database-url=${opt.dsn}`, '--log-level=debug',
+    // demo/server.py's tokens name livenotifyd in aud; no metrics listener (nothing scrapes
+    // it here, and the default port could be another test's).
+    '--jwt-audience=livenotify', '--metrics-listen=off',
+    // Sockets close 4001 at exp + leeway: 1 s keeps the token-expiry test short.
+    '--jwt-leeway-s=1',
   ], { LIVENOTIFY_JWT_SECRET: SECRET });
   check(await waitHttp(`http://127.0.0.1:${stack.daemonPort}/healthz`, stack.daemon),
     `livenotifyd did not become healthy on port ${stack.daemonPort} (see ${opt.workdir})`);
@@ -472,6 +477,60 @@ async function scenario(browser) {
     // Without backoff a refused token costs one round trip (a few ms): hundreds of calls.
     check(result.calls >= 2 && result.calls <= 12, `getToken() called ${result.calls} times in 3 s: ${JSON.stringify(result.delays)}`);
     check(result.state === 'closed', `state ${result.state} after close()`);
+  });
+
+  await test('an expired token: close 4001, getToken() gives a new one, the client resumes', async () => {
+    const page = await ctxB.newPage();
+    await page.goto(`http://127.0.0.1:${stack.webPort}/healthz`);
+    // Resume from the newest row: the gap's row is then the only one to replay.
+    const newest = Number(await psql('SELECT coalesce(max(id), 0) FROM api_notification'));
+    const result = await page.evaluate(async ([port, user, lastId]) => {
+      const { LiveNotifyClient } = await import('/livenotify.js');
+      let calls = 0;
+      const hellos = [];
+      const errors = [];
+      const rows = [];
+      let inserted = null;
+      // Tokens valid for 2 s: the daemon closes the socket at exp + 1 s (its leeway).
+      const getToken = async () => {
+        calls++;
+        return (await (await fetch(`/api/token?user=${user}&ttl=2`)).json()).token;
+      };
+      const client = new LiveNotifyClient({
+        url: `ws://127.0.0.1:${port}/ws`, getToken, lastId, stableAfterMs: 500,
+      });
+      client.on('hello', () => hellos.push(Date.now()));
+      client.on('notification', (f) => rows.push(f.id));
+      client.on('error', async (e) => {
+        errors.push({ kind: e.kind, code: e.code, reason: e.reason, at: Date.now() });
+        // A row committed while the socket is down: the resume must bring it, once.
+        if (e.kind === 'token_expired' && inserted === null) {
+          inserted = 0;
+          const r = await fetch('/api/notifications', {
+            method: 'POST', headers: { 'Content-Type': 'application/json' },
+            body: JSON.stringify({ user_id: user, type: 'like', title: 'while the token expired' }),
+          });
+          inserted = (await r.json()).id;
+        }
+      });
+      client.connect();
+      const t0 = Date.now();
+      while (Date.now() - t0 < 8000 && !(hellos.length >= 2 && inserted && rows.includes(inserted))) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const state = client.state;
+      client.close();
+      return { calls, hellos: hellos.map((t) => t - t0), errors, rows, inserted, state };
+    }, [stack.daemonPort, BOB, newest]);
+    await page.close();
+    const expired = result.errors.filter((e) => e.kind === 'token_expired');
+    check(expired.length >= 1 && expired[0].code === 4001 && expired[0].reason === 'token expired',
+      `no 4001 "token expired": ${JSON.stringify(result)}`);
+    check(result.hellos.length >= 2 && result.calls >= 2, `no reconnect with a new token: ${JSON.stringify(result)}`);
+    check(result.errors.every((e) => e.kind === 'token_expired'), `other errors: ${JSON.stringify(result.errors)}`);
+    check(result.rows.filter((id) => id === result.inserted).length === 1,
+      `the row of the gap (${result.inserted}) not delivered exactly once: ${JSON.stringify(result.rows)}`);
+    check(result.state === 'open', `state ${result.state}`);
   });
 
   await test('heartbeat: the client pings a quiet connection and stays open on pong', async () => {

@@ -257,7 +257,7 @@ async def part_standby(opts):
         check(attempts <= 16, f"{attempts} standby attempts in {window}s: the backoff does not grow")
         ok(f"the log says so ({attempts} attempts in {window:.0f}s, growing delay): "
            f"{lines[0].strip()[:160]}")
-        st, body = await d.http("/metrics")
+        st, body = await d.scrape()
         if st == 200:
             n = parse_metrics(body).get("livenotifyd_db_standby_total")
             check(n is not None and n >= attempts,

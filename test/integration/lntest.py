@@ -199,6 +199,7 @@ class Daemon:
         self.auth = next((a.split("=", 1)[1] for a in args if a.startswith("--auth=")), "jwt")
         self.proc = None
         self.port = None
+        self.metrics_port = None  # the metrics listener (--metrics-listen), on loopback
         self.log_path = os.path.join(opts.workdir, f"livenotifyd-{name}.log")
 
     async def start(self, healthy=200):
@@ -207,6 +208,7 @@ class Daemon:
         # A free port can be taken between the probe and the bind: try a few.
         for _ in range(3):
             self.port = free_port()
+            self.metrics_port = free_port()
             env = dict(os.environ)
             # Only the settings given here: no PG* or LIVENOTIFY_* leaking from the caller.
             for k in list(env):
@@ -216,7 +218,8 @@ class Daemon:
             log = open(self.log_path, "ab")
             self.proc = subprocess.Popen(
                 [self.opts.daemon, "--listen-address=127.0.0.1", f"--port={self.port}",
-                 f"--database-url={self.opts.conninfo}", "--log-level=debug", *self.args],
+                 f"--database-url={self.opts.conninfo}", "--log-level=debug",
+                 f"--metrics-listen=127.0.0.1:{self.metrics_port}", *self.args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
             log.close()
             with open(self.opts.pidfile, "a") as f:
@@ -242,7 +245,12 @@ class Daemon:
         return False
 
     def http(self, path):
+        """GET on the public listener."""
         return asyncio.to_thread(http_get, self.port, path)
+
+    def scrape(self, path="/metrics"):
+        """GET on the metrics listener (/metrics is not served on the public one)."""
+        return asyncio.to_thread(http_get, self.metrics_port, path)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -804,7 +812,7 @@ async def reader_caught_up(ctx, d, timeout=FRAME_TIMEOUT):
 
 
 async def metric(d, name):
-    status, body = await d.http("/metrics")
+    status, body = await d.scrape()
     if status != 200:
         return None
     return parse_metrics(body).get(name)
@@ -913,3 +921,46 @@ def main():
     global VERBOSE
     VERBOSE = opts.verbose
     return asyncio.run(main_async(opts))
+
+
+# --------------------------------------------------------------------------------------
+# Raw HTTP (issue 12): requests no HTTP library sends as written (paths, versions, headers).
+
+
+async def raw_http(port, request, timeout=3.0):
+    """Send `request` (bytes, a complete request) on a fresh connection; returns
+    (status, headers as a lower-cased dict, body) of what came back until the daemon closed
+    or `timeout` passed (an upgraded socket stays open); status None if nothing came."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    answer = b""
+    try:
+        writer.write(request)
+        await writer.drain()
+        deadline = time.monotonic() + timeout
+        while b"\r\n\r\n" not in answer or not answer.startswith(b"HTTP/1.1 101"):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            data = await asyncio.wait_for(reader.read(65536), left)
+            if not data:
+                break
+            answer += data
+    except (asyncio.TimeoutError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode(errors="replace").split("\r\n")
+    m = re.match(r"HTTP/1\.[01] (\d{3})", lines[0]) if lines else None
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return (int(m.group(1)) if m else None), headers, body
+
+
+def http_request(path, headers=(), version="HTTP/1.1"):
+    """A GET request with `headers` (name, value) pairs and Connection: close."""
+    lines = [f"GET {path} {version}", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers),
+             "Connection: close"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()

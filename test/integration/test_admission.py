@@ -30,6 +30,14 @@ AUTH_CASES = [
     ("auth_sub_leading_blank", jwt_case({"sub": " 42"})),
     ("auth_sub_plus_sign", jwt_case({"sub": "+42"})),
     ("auth_sub_trailing_blank", jwt_case({"sub": "42 "})),
+    # Issue 12, finding 7: a bounded lifetime (jwt_max_lifetime_s, default 24 h) and no
+    # header extension we do not implement.
+    ("auth_exp_1e300", jwt_case({"exp": 1e300})),
+    ("auth_exp_in_two_days", jwt_case({"exp": int(time.time()) + 2 * 86400})),
+    ("auth_issued_long_ago", jwt_case({"iat": int(time.time()) - 2 * 86400})),
+    ("auth_issued_in_the_future", jwt_case({"iat": int(time.time()) + 3600})),
+    ("auth_crit_header", jwt_case(header={"alg": "HS256", "typ": "JWT", "crit": ["exp"]})),
+    ("auth_crit_empty", jwt_case(header={"alg": "HS256", "typ": "JWT", "crit": []})),
 ]
 
 
@@ -56,6 +64,33 @@ def make_auth_test(name, make_token):
 
 for _name, _make in AUTH_CASES:
     test(make_auth_test(_name, _make))
+
+
+@test
+async def forged_tokens_counted(ctx):
+    """Every AUTH_CASES token both ways (URL, first message): the figure docs/reliability.md
+    quotes (issue 12, finding 7), and none may get a hello."""
+    accepted = []
+    for name, make_token in AUTH_CASES:
+        try:
+            c = await Client.connect(ctx.jwt, name, f"token={make_token()}")
+        except websockets.exceptions.InvalidStatusCode:
+            pass
+        else:
+            accepted.append(f"{name} (URL)")
+            await c.close()
+        c = await Client.connect(ctx.jwt, name)
+        try:
+            await c.ws.send(json.dumps({"type": "auth", "token": make_token()}))
+            f = await c.next("the answer to a forged token", timeout=2.0)
+            accepted.append(f"{name} (first message: {f.get('type')})")
+        except Failure:
+            pass  # closed (1008), as it should be
+        finally:
+            await c.close()
+    print(f"    figures: forged tokens tried={2 * len(AUTH_CASES)} accepted={len(accepted)}",
+          flush=True)
+    check(not accepted, f"forged tokens accepted: {accepted}")
 
 
 @test
@@ -248,7 +283,7 @@ async def jwt_socket_limit_403(ctx):
         # Closing one frees a place.
         await tabs.pop(0).close()
         for _ in range(50):
-            st, body = await d.http("/metrics")
+            st, body = await d.scrape()
             if parse_metrics(body).get("livenotifyd_sockets") == 5.0:
                 break
             await asyncio.sleep(0.02)
@@ -296,7 +331,7 @@ async def preauth_flood_does_not_lock_out_users(ctx):
                 upgraded += 1
             except Failure:
                 pass
-        st, body = await d.http("/metrics")
+        st, body = await d.scrape()
         pending = parse_metrics(body).get("livenotifyd_pending_auth_sockets")
         accepted = 0
         for i in range(valid):
@@ -408,6 +443,35 @@ async def auth_deadline_default_3s(ctx):
         check_eq((code, reason), (1008, "authentication timeout"), "close without credentials")
         check(2.8 <= took <= 3.8, f"closed after {took:.2f}s, expected the 3 s default")
     finally:
+# Issue 12, finding 7: a socket does not outlive its token.  It is closed 4001 "token expired"
+# at exp + jwt_leeway_s (docs/protocol.md), whichever way the token came.
+async def token_expiry_closes_4001(ctx):
+    d = Daemon(ctx.opts, "expiry", ["--auth=jwt", f"--jwt-audience={JWT_AUDIENCE}",
+                                    "--jwt-leeway-s=1"], {"LIVENOTIFY_JWT_SECRET": JWT_SECRET})
+    tabs = []
+        exp = int(time.time()) + 3
+        short = make_jwt(claims_for("1097", {"exp": exp}))
+        url_tab = await Client.connect(d, "token in the URL", f"token={short}")
+        tabs.append(url_tab)
+        await url_tab.expect_hello(1097)
+        msg_tab = await Client.connect(d, "token in the first message")
+        tabs.append(msg_tab)
+        await msg_tab.ws.send(json.dumps({"type": "auth", "token": short}))
+        await msg_tab.expect_hello(1097)
+        long_tab = await Client.authed(d, "a longer token", 1096)
+        tabs.append(long_tab)
+        for tab in (url_tab, msg_tab):
+            code, reason = await tab.closed(timeout=exp + 1 + 3 - time.time())
+            check_eq((code, reason), (4001, "token expired"), f"{tab.name}: close at expiry")
+            late = time.time() - (exp + 1)
+            check(late >= -0.5, f"{tab.name}: closed {-late:.1f}s before exp + leeway")
+            check(late < 2.0, f"{tab.name}: closed {late:.1f}s after exp + leeway")
+        # The other user's socket is untouched and still served.
+        await long_tab.ping()
+        check_eq(await metric(d, "livenotifyd_tokens_expired_total"), 2.0,
+                 "livenotifyd_tokens_expired_total")
+        check(await log_line(d, 'reason="token expired"'), "the close line names the expiry")
+        await close_all(*tabs)
         d.stop()
 
 
@@ -527,7 +591,7 @@ async def per_address_limits_and_trusted_proxy(ctx):
         got = [await up("127.0.0.2", f"token={token_for(1193)}", ["X-Forwarded-For: 198.51.100.9"])
                for _ in range(per_addr + 1)]
         check_eq(got, [101] * per_addr + [429], "sockets of one client behind the proxy")
-        st, body = await d.http("/metrics")
+        st, body = await d.scrape()
         check_eq(parse_metrics(body).get("livenotifyd_pending_auth_sockets"), float(pend + 1 + pend + 1),
                  "pending gauge: 3 + 1 + 3 + 1 pending sockets")
         # Closing frees the address's places.
@@ -542,3 +606,18 @@ async def per_address_limits_and_trusted_proxy(ctx):
         for s in held:
             s.close()
         d.stop()
+async def jwt_without_aud_or_iss(ctx):
+    # Any token signed with the key would do: a warning on loopback, a refusal elsewhere.
+    d = Daemon(ctx.opts, "unscoped", ["--auth=jwt"], {"LIVENOTIFY_JWT_SECRET": JWT_SECRET})
+        check(await log_line(d, "jwt_unscoped"), f"no jwt_unscoped warning\n{d.log_tail()}")
+    check(not await log_line(ctx.jwt, "jwt_unscoped", timeout=0),
+          "jwt_unscoped warned although audience and issuer are set")
+    env = {"LIVENOTIFY_JWT_SECRET": JWT_SECRET}
+    r = await asyncio.to_thread(run_daemon_cli, ctx.opts, "--check-config", "--auth=jwt",
+                                "--listen-address=0.0.0.0", env=env)
+    check_eq(r.returncode, 2, f"unscoped JWT on 0.0.0.0: {r.stderr!r}")
+    check("jwt_audience" in r.stderr, f"the error names jwt_audience: {r.stderr!r}")
+    for scope in (f"--jwt-audience={JWT_AUDIENCE}", f"--jwt-issuer={JWT_ISSUER}"):
+        r = await asyncio.to_thread(run_daemon_cli, ctx.opts, "--check-config", "--auth=jwt",
+                                    "--listen-address=0.0.0.0", scope, env=env)
+        check_eq(r.returncode, 0, f"JWT on 0.0.0.0 with {scope}: {r.stderr!r}")

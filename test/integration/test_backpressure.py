@@ -36,7 +36,7 @@ async def slow_client_closed_1008_others_unaffected(ctx):
                     " SELECT %s, 'like', 'bulk ' || g, repeat('x', 4000) FROM generate_series(1, 10) g"
                     " RETURNING id", user))
                 other_ids.append(db.insert(other, "like", f"other {i}")[0])
-                status, body = http_get(d.port, "/metrics")
+                status, body = http_get(d.metrics_port, "/metrics")
                 if status == 200 and parse_metrics(body).get("livenotifyd_slow_client_closes_total", 0) >= 1:
                     # A few more rows, so that some are committed after the close.
                     for _ in range(3):
@@ -218,7 +218,7 @@ async def ping_flood_memory_bounded(ctx):
         for s in socks:
             s.close()
         socks = []
-        m = parse_metrics((await d.http("/metrics"))[1])
+        m = parse_metrics((await d.scrape())[1])
         check(m.get("livenotifyd_client_messages_rate_limited_total", 0) >= nsock,
               f"livenotifyd_client_messages_rate_limited_total {m.get('livenotifyd_client_messages_rate_limited_total')}")
     finally:
@@ -239,7 +239,7 @@ async def ping_flood_memory_bounded(ctx):
         check(sanitized(d) or peak - base <= bound_kb,
               f"RSS {base} kB -> {peak} kB under {pings} pings of {nsock} never-reading sockets:"
               f" grew {peak - base} kB, bound {bound_kb} kB")
-        m = parse_metrics((await d.http("/metrics"))[1])
+        m = parse_metrics((await d.scrape())[1])
         check(m.get("livenotifyd_pongs_coalesced_total", 0) > 0,
               f"livenotifyd_pongs_coalesced_total {m.get('livenotifyd_pongs_coalesced_total')}"
               f" after {pings} pings to never-reading sockets")

@@ -338,7 +338,7 @@ async def fd_exhaustion_backs_off(ctx):
         close_attack()
         subprocess.run(["prlimit", f"--pid={pid}", f"--nofile={nofile}:{nofile}"], check=True, timeout=5)
         await accepts_again(1196)
-        st, body = await d.http("/metrics")
+        st, body = await d.scrape()
         pauses = parse_metrics(body).get("livenotifyd_accept_pauses_total")
         print(f"    fd exhaustion (RLIMIT_NOFILE {nofile}): CPU idle {baseline:.2f}s/2s; "
               f"at the socket cap {cpu_cap:.2f}s/3s, {lines_cap} accept log lines; "

@@ -12,7 +12,7 @@ async def healthz_and_metrics(ctx):
     try:
         status, body = await ctx.jwt.http("/healthz")
         check_eq(status, 200, f"GET /healthz ({body!r})")
-        status, body = await ctx.jwt.http("/metrics")
+        status, body = await ctx.jwt.scrape()
         check_eq(status, 200, "GET /metrics")
         samples = parse_metrics(body)
         names = {k.split("{")[0] for k in samples}
@@ -159,3 +159,99 @@ async def database_restart_healthz_and_resync(ctx):
         for d in (late, stopping):
             if d:
                 d.stop()
+
+
+# Issue 12, finding 6: /metrics only on the metrics listener; on the public listener only the
+# exact WebSocket path and /healthz answer, whatever spelling lws would normalise.
+PUBLIC_PROBES = ["/metrics", "//metrics", "/%6detrics", "/%6Detrics", "/ws/../metrics",
+                 "/ws/%2e%2e/metrics", "/./metrics", "/metrics/", "/metrics?x=1", "/ws/", "/WS",
+                 "/ws/x", "/healthz/", "/HEALTHZ", "/wsx", "/"]
+
+
+@test
+async def metrics_not_on_the_public_listener(ctx):
+    d = ctx.jwt
+    answered, served = {}, []
+    for path in PUBLIC_PROBES:
+        status, _, body = await raw_http(d.port, http_request(path))
+        answered[path] = status
+        if b"livenotifyd_" in body:
+            served.append(path)
+    ok = [p for p, st in answered.items() if st == 200]
+    # The figure docs/reliability.md quotes (issue 12, finding 6).
+    print(f"    figures: public probes tried={len(PUBLIC_PROBES)} answered_200={len(ok)}"
+          f" served_metrics={len(served)}", flush=True)
+    check(not served, f"the public listener served metrics for {served}")
+    check(not ok, f"the public listener answered 200 to {ok} (all: {answered})")
+    check_eq((await d.http("/healthz"))[0], 200, "GET /healthz on the public listener")
+    # The metrics listener: /metrics and /healthz; never a WebSocket.
+    status, body = await d.scrape()
+    check_eq(status, 200, "GET /metrics on the metrics listener")
+    check("livenotifyd_db_up 1" in body, "the metrics listener serves the metrics")
+    check_eq((await d.scrape("/healthz"))[0], 200, "GET /healthz on the metrics listener")
+    check_eq((await d.scrape("/ws"))[0], 404, "GET /ws on the metrics listener")
+    key = base64.b64encode(os.urandom(16)).decode()
+    status, _, _ = await raw_http(d.metrics_port, (
+        f"GET /ws?token={token_for(1101)} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"Sec-WebSocket-Protocol: livenotify.v1\r\n\r\n").encode())
+    check(status != 101, "the metrics listener upgraded a WebSocket")
+
+
+@test
+async def metrics_listener_bearer_token(ctx):
+    token = "metrics-test-token-0123456789"
+    d = Daemon(ctx.opts, "metrics-token", ["--auth=none", f"--metrics-token={token}"])
+    await d.start()
+    try:
+        mp = d.metrics_port
+        for what, headers in (("no Authorization", ()),
+                              ("a wrong token", (("Authorization", "Bearer wrong-token-0123456789"),)),
+                              ("a token prefix", (("Authorization", f"Bearer {token[:-1]}"),)),
+                              ("another scheme", (("Authorization", f"Basic {token}"),))):
+            status, headers_got, body = await raw_http(mp, http_request("/metrics", headers))
+            check_eq(status, 401, f"GET /metrics with {what}")
+            check(b"livenotifyd_" not in body, f"metrics served with {what}")
+        check_eq(headers_got.get("www-authenticate"), "Bearer", "WWW-Authenticate of the 401")
+        status, _, body = await raw_http(mp, http_request(
+            "/metrics", (("Authorization", f"Bearer {token}"),)))
+        check_eq(status, 200, "GET /metrics with the token")
+        check(b"livenotifyd_sockets" in body, "metrics served with the token")
+        # The public listener is unchanged: /healthz needs no token.
+        check_eq((await d.http("/healthz"))[0], 200, "public /healthz")
+    finally:
+        d.stop()
+
+
+@test
+async def metrics_listener_config(ctx):
+    # Beyond loopback only with a token; "off" has no metrics listener at all.
+    r = await asyncio.to_thread(run_daemon_cli, ctx.opts, "--check-config", "--auth=none",
+                                "--metrics-listen=0.0.0.0:9187")
+    check_eq(r.returncode, 2, f"non-loopback metrics_listen without a token: {r.stderr!r}")
+    check("metrics_listen" in r.stderr, f"the error names the key: {r.stderr!r}")
+    r = await asyncio.to_thread(run_daemon_cli, ctx.opts, "--check-config", "--auth=none",
+                                "--metrics-listen=0.0.0.0:9187",
+                                "--metrics-token=metrics-test-token-0123456789")
+    check_eq(r.returncode, 0, f"non-loopback metrics_listen with a token: {r.stderr!r}")
+    d = Daemon(ctx.opts, "metrics-off", ["--auth=none", "--metrics-listen=off"])
+    await d.start()
+    try:
+        check_eq((await d.scrape())[0], None, "nothing listens on the metrics port when off")
+        check_eq((await d.http("/metrics"))[0], 404, "and /metrics is still not public")
+    finally:
+        d.stop()
+    # A metrics port already taken is a startup error, not a silent absence.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        d = Daemon(ctx.opts, "metrics-busy",
+                   ["--auth=none", f"--metrics-listen=127.0.0.1:{busy.getsockname()[1]}"])
+        await d.start(healthy=None)
+        try:
+            code = await asyncio.to_thread(d.proc.wait, 10)
+        except subprocess.TimeoutExpired:
+            code = None
+        finally:
+            d.stop()
+        check(code not in (None, 0), f"started with its metrics port taken (exit {code})")

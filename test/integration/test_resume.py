@@ -405,7 +405,7 @@ def median(xs):
 
 async def flood_phase(ctx, d, attack_query, victim_round, seconds, threads, until="101"):
     """(attempts, victim latencies under attack, metrics before, metrics after)."""
-    before = parse_metrics((await d.http("/metrics"))[1])
+    before = parse_metrics((await d.scrape())[1])
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", RESUME_FLOOD_SCRIPT, str(d.port), attack_query, str(seconds),
         str(threads), until, stdout=asyncio.subprocess.PIPE)
@@ -418,7 +418,7 @@ async def flood_phase(ctx, d, attack_query, victim_round, seconds, threads, unti
         out, _ = await proc.communicate()
     attempts = int(out.decode().strip() or 0)
     await asyncio.sleep(1.0)  # the last jobs run or are dropped
-    after = parse_metrics((await d.http("/metrics"))[1])
+    after = parse_metrics((await d.scrape())[1])
     return attempts, lat, before, after
 
 

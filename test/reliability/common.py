@@ -11,6 +11,7 @@ import hmac
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -104,6 +105,7 @@ class Daemon:
         self.args = list(args)
         self.conninfo = conninfo or opts.conninfo
         self.proc = None
+        self.metrics_port = None  # the metrics listener (loopback, picked at each spawn)
         self.log_path = os.path.join(opts.workdir, f"livenotifyd-{name}.log")
 
     def spawn(self):
@@ -116,10 +118,14 @@ class Daemon:
         # Sanitizer builds: stop at the first report so the log names it and the test fails.
         env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.metrics_port = s.getsockname()[1]
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [self.opts.daemon, "--listen-address=127.0.0.1", f"--port={self.port}",
-             f"--database-url={self.conninfo}", "--log-level=info", *self.args],
+             f"--database-url={self.conninfo}", "--log-level=info",
+             f"--metrics-listen=127.0.0.1:{self.metrics_port}", *self.args],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         log.close()
         with open(os.path.join(self.opts.workdir, "daemons.pid"), "a") as f:
@@ -143,7 +149,8 @@ class Daemon:
         return False
 
     async def metrics(self):
-        st, body = await asyncio.to_thread(http_get, self.port, "/metrics")
+        # /metrics is served on the metrics listener only (docs/operations.md).
+        st, body = await asyncio.to_thread(http_get, self.metrics_port, "/metrics")
         check(st == 200, f"{self.name}: /metrics answered {st}")
         return parse_metrics(body)
 

@@ -114,7 +114,13 @@ key_table()
 {
 	static const std::vector<KeyDef> keys = {
 		STR_KEY(listen_address, "address to bind (default 127.0.0.1)"),
-		INT_KEY(port, 1, 65535, "TCP port for WebSocket, /healthz and /metrics (default 8765)"),
+		INT_KEY(port, 1, 65535, "TCP port for the WebSocket path and /healthz (default 8765)"),
+		STR_KEY(metrics_listen,
+				"HOST:PORT of the /metrics (and /healthz) listener, or off; loopback unless "
+				"metrics_token is set (default 127.0.0.1 on port + 1000, i.e. 127.0.0.1:9765)"),
+		STR_KEY(metrics_token,
+				"bearer token the metrics listener requires (Authorization: Bearer ...; "
+				"empty: none, loopback only)"),
 		{"ws_path", "path of the WebSocket endpoint (default /ws)",
 		 [](Config &c, const std::string &v) {
 			 if (v.empty() || v[0] != '/')
@@ -184,6 +190,9 @@ key_table()
 		STR_KEY(jwt_issuer, "required iss claim (empty: not checked)"),
 		STR_KEY(jwt_audience, "required aud claim (empty: not checked)"),
 		INT_KEY(jwt_leeway_s, 0, 3600, "clock skew allowed for exp/nbf in seconds (default 10)"),
+		INT_KEY(jwt_max_lifetime_s, 60, 31536000,
+				"longest token lifetime accepted (exp - now and exp - iat) in seconds "
+				"(default 86400)"),
 		STR_KEY(auth_query, "sql mode: query with $1 = token returning the user key"),
 		INT_KEY(auth_timeout_ms, 100, 600000,
 				"deadline from the upgrade to a successful authentication in ms; then closed "
@@ -424,9 +433,91 @@ is_loopback_address(const std::string &address)
 	return all;
 }
 
+bool
+parse_listen(const std::string &text, std::string *host, int *port, std::string *why)
+{
+	size_t colon = text.rfind(':');
+	if (colon == std::string::npos || colon == 0 || colon + 1 == text.size())
+	{
+		*why = "expected HOST:PORT";
+		return false;
+	}
+	std::string h = text.substr(0, colon);
+	if (h.front() == '[')
+	{
+		if (h.size() < 3 || h.back() != ']')
+		{
+			*why = "expected [V6ADDRESS]:PORT";
+			return false;
+		}
+		h = h.substr(1, h.size() - 2);
+	}
+	else if (h.find(':') != std::string::npos)
+	{
+		*why = "an IPv6 address goes in brackets: [::1]:PORT";
+		return false;
+	}
+	std::string p = text.substr(colon + 1);
+	if (p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos)
+	{
+		*why = "port \"" + p + "\" is not a number";
+		return false;
+	}
+	int n = std::stoi(p);
+	if (n < 1 || n > 65535)
+	{
+		*why = "port out of range [1, 65535]";
+		return false;
+	}
+	*host = h;
+	*port = n;
+	return true;
+}
+
+bool
+jwt_unscoped(const Config &cfg)
+{
+	return cfg.auth == AuthMode::Jwt && cfg.jwt_issuer.empty() && cfg.jwt_audience.empty();
+}
+
 void
 validate_config(Config &cfg)
 {
+	cfg.metrics_address.clear();
+	cfg.metrics_port = 0;
+	if (cfg.metrics_listen.empty())
+	{
+		if (cfg.port + 1000 > 65535)
+			throw ConfigError("metrics_listen", "port + 1000 is no port: set metrics_listen");
+		cfg.metrics_address = "127.0.0.1";
+		cfg.metrics_port = cfg.port + 1000;
+	}
+	else if (cfg.metrics_listen != "off")
+	{
+		std::string why;
+		if (!parse_listen(cfg.metrics_listen, &cfg.metrics_address, &cfg.metrics_port, &why))
+			throw ConfigError("metrics_listen", "\"" + cfg.metrics_listen + "\": " + why);
+		/* Metrics name users' activity and the database's state: not for the world unasked. */
+		if (!is_loopback_address(cfg.metrics_address) && cfg.metrics_token.empty())
+			throw ConfigError("metrics_listen",
+							  "\"" + cfg.metrics_listen +
+								  "\" is not loopback: set metrics_token to expose metrics");
+		if (cfg.metrics_port == cfg.port && cfg.metrics_address == cfg.listen_address)
+			throw ConfigError("metrics_listen", "the same address and port as the listener");
+	}
+	if (!cfg.metrics_token.empty() && cfg.metrics_token.size() < 16)
+		throw ConfigError("metrics_token", "must be at least 16 characters");
+	/*
+	 * Neither aud nor iss required: any JWT signed with the key is a credential
+	 * here, including the application's own session or refresh tokens.  Allowed
+	 * on loopback (development; main.cpp warns), refused elsewhere.
+	 */
+	if (jwt_unscoped(cfg) && !is_loopback_address(cfg.listen_address))
+		throw ConfigError("jwt_audience",
+						  "auth jwt on a non-loopback listen_address (\"" + cfg.listen_address +
+							  "\") needs jwt_audience or jwt_issuer: otherwise any token signed "
+							  "with the key is accepted");
+
 	if (cfg.auth == AuthMode::None && !is_loopback_address(cfg.listen_address))
 		throw ConfigError("auth",
 						  "\"none\" is only allowed when listen_address is loopback (is \"" +

@@ -44,6 +44,14 @@ struct Config
 	/* Peers whose X-Forwarded-For is believed (core/net_address.hpp); empty: none. */
 	std::vector<Cidr> trusted_proxies;
 	int upgrade_timeout_s = 5; /* TCP connect to a complete HTTP upgrade request */
+	/*
+	 * The metrics listener ("HOST:PORT", "[V6]:PORT", or "off"): /metrics and
+	 * /healthz, never on the public listener.  Loopback unless metrics_token
+	 * is set (validate_config()).  Empty: 127.0.0.1 on port + 1000, so that
+	 * daemons on neighbouring ports of one host do not collide.
+	 */
+	std::string metrics_listen;
+	std::string metrics_token; /* empty: no Authorization needed (loopback only) */
 
 	/* database */
 	std::string database_url; /* libpq conninfo or URI; empty: libpq defaults (PG* env) */
@@ -67,6 +75,7 @@ struct Config
 	std::string jwt_issuer;
 	std::string jwt_audience;
 	int jwt_leeway_s = 10;
+	int jwt_max_lifetime_s = 86400; /* longest exp - now / exp - iat accepted */
 	std::string auth_query;
 	int auth_timeout_ms = 3000;
 
@@ -90,6 +99,9 @@ struct Config
 
 	/* derived by validate_config(): the verification key (secret or PEM) */
 	std::string jwt_key;
+	/* derived by validate_config() from metrics_listen; metrics_port 0: no metrics listener */
+	std::string metrics_address;
+	int metrics_port = 0;
 };
 
 /* The read age past which /healthz answers 503 (max_read_age_ms, 0: derived). */
@@ -98,6 +110,18 @@ effective_max_read_age_ms(const Config &c)
 {
 	return c.max_read_age_ms ? c.max_read_age_ms : c.read_timeout_ms + c.db_timeout_ms;
 }
+/*
+ * "HOST:PORT" / "[V6]:PORT" into its parts; false (and why) if malformed.
+ * "off" is not accepted here (validate_config() handles it).
+ */
+bool parse_listen(const std::string &text, std::string *host, int *port, std::string *why);
+
+/*
+ * Whether a JWT configuration requires neither aud nor iss: then any token
+ * signed with the key works, e.g. the application's own session or refresh
+ * tokens (issue 12, finding 7).  Refused outside loopback, warned about on it.
+ */
+bool jwt_unscoped(const Config &cfg);
 
 /* Thrown for an invalid configuration; key names the bad key. */
 struct ConfigError : std::runtime_error

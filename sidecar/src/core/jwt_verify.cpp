@@ -33,12 +33,16 @@ struct JwtFree
  * with jwt_get_header().
  */
 std::string
-header_alg(const std::string &token)
+header_alg(const std::string &token, bool *has_crit)
 {
 	jwt_t *raw = nullptr;
 	if (jwt_decode(&raw, token.c_str(), nullptr, 0) != 0 || raw == nullptr)
 		return "";
 	std::unique_ptr<jwt_t, JwtFree> j(raw);
+	/* Any value of "crit" (an array, or something malformed) counts: we implement no extension. */
+	char *crit = jwt_get_headers_json(j.get(), "crit");
+	*has_crit = crit != nullptr;
+	free(crit);
 	const char *alg = jwt_get_header(j.get(), "alg");
 	return alg ? alg : "";
 }
@@ -66,13 +70,16 @@ JwtVerifier::verify(std::string_view token_view, time_t now) const
 		return fail("token_too_long");
 	std::string token(token_view);
 
-	std::string alg = header_alg(token);
+	bool has_crit = false;
+	std::string alg = header_alg(token, &has_crit);
 	if (alg.empty())
 		return fail("malformed");
 	if (alg == "none")
 		return fail("alg_none");
 	if (alg != settings_.alg)
 		return fail("alg_mismatch");
+	if (has_crit)
+		return fail("crit_unsupported");
 
 	jwt_t *raw = nullptr;
 	int rc = jwt_decode(&raw, token.c_str(),
@@ -109,6 +116,27 @@ JwtVerifier::verify(std::string_view token_view, time_t now) const
 	const double exp_s = exp->get<double>();
 	if (!std::isfinite(exp_s) || now_s >= exp_s + leeway)
 		return fail("expired");
+	/*
+	 * A bounded lifetime: exp = 1e300 (or any exp further than max_lifetime_s
+	 * from now) is refused, so the socket's expiry timer (admission.cpp) is
+	 * always a representable, near deadline.
+	 */
+	const double max_life = static_cast<double>(settings_.max_lifetime_s);
+	if (exp_s - now_s > max_life + leeway)
+		return fail("lifetime_too_long");
+
+	/* iat is optional; when present it must be a finite time not in the future. */
+	auto iat = claims.find("iat");
+	if (iat != claims.end())
+	{
+		if (!iat->is_number())
+			return fail("malformed_iat");
+		const double iat_s = iat->get<double>();
+		if (!std::isfinite(iat_s) || iat_s > now_s + leeway)
+			return fail("bad_iat");
+		if (exp_s - iat_s > max_life)
+			return fail("lifetime_too_long");
+	}
 
 	auto nbf = claims.find("nbf");
 	if (nbf != claims.end())
@@ -157,6 +185,7 @@ JwtVerifier::verify(std::string_view token_view, time_t now) const
 		return fail("missing_sub");
 	if (r.user.empty() || r.user.size() > 256)
 		return fail("missing_sub");
+	r.exp = exp_s;
 	r.ok = true;
 	return r;
 }

@@ -66,6 +66,8 @@ render_metrics(const Counters &c, const Gauges &g)
 		   load(c.slow_client_closes));
 	metric(out, "livenotifyd_auth_failures_total", "counter", "Rejected authentications.",
 		   load(c.auth_failures));
+	metric(out, "livenotifyd_tokens_expired_total", "counter",
+		   "Sockets closed with 4001 when their token expired.", load(c.tokens_expired));
 	metric(out, "livenotifyd_rejected_connections_total", "counter",
 		   "Connections refused for origin, path or limits.", load(c.rejected_connections));
 	metric(out, "livenotifyd_connections_total", "counter", "WebSocket connections accepted.",

@@ -21,7 +21,8 @@ struct Counters
 	std::atomic<uint64_t> bytes_sent{0};
 	std::atomic<uint64_t> slow_client_closes{0};
 	std::atomic<uint64_t> auth_failures{0};
-	std::atomic<uint64_t> rejected_connections{0}; /* origin, limits, path */
+	std::atomic<uint64_t> rejected_connections{0}; /* origin, limits, path, bad handshakes */
+	std::atomic<uint64_t> tokens_expired{0};	   /* sockets closed 4001 at token expiry */
 	std::atomic<uint64_t> connections_total{0};
 	std::atomic<uint64_t> accept_pauses{0}; /* listener paused: EMFILE/ENFILE or at socket_cap */
 	std::atomic<uint64_t> entries_read{0};

@@ -191,6 +191,7 @@ Server::filter_upgrade(struct lws *wsi, Pss *pss, const char *protocols_header)
 			return reject(wsi, HTTP_STATUS_UNAUTHORIZED, "jwt", peer_s,
 						  "detail=" + why + " user=" + log_quote(r.user));
 		s->user = r.user;
+		s->token_exp = r.exp; /* the socket closes 4001 then (token_expiry.cpp) */
 		have_user = true;
 	}
 	else if (cfg_.auth == AuthMode::None && !none_user.empty())
@@ -345,6 +346,7 @@ Server::authenticated(Session *s, const std::string &user, const char *how)
 		return;
 	if (!advance(s, SessionEvent::AuthAccepted))
 		return;
+	arm_token_expiry(s);
 	s->slot = SessionSlot::Member;
 	if (groups_.add(user, s))
 		sh_->active.activate(user); /* before catch-up starts, so no row falls between the two */
@@ -563,6 +565,7 @@ Server::on_message(Session *s)
 		JwtResult r = verifier_->verify(*m.token, time(nullptr));
 		if (!r.ok)
 			return auth_failed(s, "jwt: " + r.reason);
+		s->token_exp = r.exp;
 		authenticated(s, r.user, "jwt");
 		return;
 	}
@@ -587,6 +590,7 @@ Server::cleanup(Pss *pss)
 	lws_sul_cancel(&s->auth_timer.sul);
 	lws_sul_cancel(&s->resume_timer.sul);
 	s->live->store(false, std::memory_order_release); /* its queued catch-up jobs are dropped */
+	lws_sul_cancel(&s->expiry_timer.sul);
 	release_slot(s);
 	if (s->addr_slot != AddressSlot::None)
 		address_limits_.release(s->client_addr, s->addr_slot == AddressSlot::Pending);

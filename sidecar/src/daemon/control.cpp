@@ -47,9 +47,11 @@ Server::reload()
 	if (next.auth != cfg_.auth || next.listen_address != cfg_.listen_address ||
 		next.port != cfg_.port || next.database_url != cfg_.database_url ||
 		next.catchup_queue_max != cfg_.catchup_queue_max ||
-		next.upgrade_timeout_s != cfg_.upgrade_timeout_s)
-		LOG_WARN("reload_partial", "hint=\"auth, listen_address, port, database_url, "
-								   "catchup_queue_max and upgrade_timeout_s need a restart\"");
+		next.upgrade_timeout_s != cfg_.upgrade_timeout_s ||
+		next.metrics_listen != cfg_.metrics_listen)
+		LOG_WARN("reload_partial",
+				 "hint=\"auth, listen_address, port, metrics_listen, database_url, "
+				 "catchup_queue_max and upgrade_timeout_s need a restart\"");
 	set_log_level(next.log_level);
 	cfg_.log_level = next.log_level;
 	cfg_.jwt_alg = next.jwt_alg;
@@ -57,6 +59,8 @@ Server::reload()
 	cfg_.jwt_issuer = next.jwt_issuer;
 	cfg_.jwt_audience = next.jwt_audience;
 	cfg_.jwt_leeway_s = next.jwt_leeway_s;
+	cfg_.jwt_max_lifetime_s = next.jwt_max_lifetime_s;
+	cfg_.metrics_token = next.metrics_token;
 	cfg_.allowed_origins = next.allowed_origins;
 	cfg_.auth_timeout_ms = next.auth_timeout_ms;
 	/* The descriptor limit still applies (core/fd_budget.hpp): clamp again, or keep the old limits.

@@ -199,6 +199,12 @@ main(int argc, char **argv)
 
 	LOG_INFO("starting", "version=%s auth=%s source=%s", LIVENOTIFYD_VERSION,
 			 auth_mode_name(cfg.auth), log_quote(cfg.source).c_str());
+	/* Allowed on loopback only (validate_config() refuses it elsewhere); say what it means. */
+	if (jwt_unscoped(cfg))
+		LOG_WARN("jwt_unscoped", "hint=%s",
+				 log_quote("neither jwt_audience nor jwt_issuer is set: any token signed with "
+						   "the key is accepted (allowed on loopback only)")
+					 .c_str());
 	Server *server = server_create(&shared, cmd, &flags);
 	if (!server)
 		return 1;

@@ -1,8 +1,9 @@
 /*
  * server.cpp: the lws context, its event loop and the callback dispatch.
  *
- * One lws context, one vhost, one protocol ("livenotify.v1") serving the
- * WebSocket endpoint and the HTTP endpoints on one port.  The concerns live
+ * One lws context with two vhosts: the public listener (one protocol,
+ * "livenotify.v1", serving the WebSocket endpoint and /healthz) and the
+ * metrics listener (http_endpoints.cpp).  The concerns live
  * in their own files: admission.cpp (upgrade filter, authentication,
  * limits), catchup.cpp (resume), delivery.cpp (queues, backpressure,
  * writing), http_endpoints.cpp, control.cpp (reload, shutdown).  A session's
@@ -69,8 +70,9 @@ void
 Server::rebuild_verifier()
 {
 	if (cfg_.auth == AuthMode::Jwt)
-		verifier_ = std::make_unique<JwtVerifier>(JwtSettings{
-			cfg_.jwt_alg, cfg_.jwt_key, cfg_.jwt_issuer, cfg_.jwt_audience, cfg_.jwt_leeway_s});
+		verifier_ = std::make_unique<JwtVerifier>(
+			JwtSettings{cfg_.jwt_alg, cfg_.jwt_key, cfg_.jwt_issuer, cfg_.jwt_audience,
+						cfg_.jwt_leeway_s, cfg_.jwt_max_lifetime_s});
 	else
 		verifier_.reset();
 }
@@ -168,6 +170,8 @@ Server::create()
 	if (!watch_listener())
 		return false;
 	sh_->ctx = ctx_;
+	if (!create_metrics_listener())
+		return false;
 	LOG_INFO("listening", "address=%s port=%d path=%s auth=%s",
 			 log_quote(cfg_.listen_address).c_str(), cfg_.port, log_quote(cfg_.ws_path).c_str(),
 			 auth_mode_name(cfg_.auth));
@@ -251,6 +255,19 @@ Server::callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 	{
 		case LWS_CALLBACK_HTTP:
 			return on_http(wsi, static_cast<const char *>(in));
+
+		case LWS_CALLBACK_RAW_ADOPT:
+		case LWS_CALLBACK_RAW_RX:
+			/*
+			 * A CONNECT request: lws 4.1 makes it a raw socket with no timeout
+			 * (lib/roles/http/server/server.c, lws_http_to_fallback).  We serve
+			 * no raw protocol: close it.
+			 */
+			return -1;
+
+		case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+			/* Before lws acts on any Upgrade header: RFC 6455 checks (http_endpoints.cpp). */
+			return confirm_upgrade(wsi, static_cast<const char *>(in));
 
 		case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 			return filter_upgrade(wsi, pss, static_cast<const char *>(in));

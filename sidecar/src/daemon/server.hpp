@@ -1,9 +1,9 @@
 /*
  * server.hpp: the lws side of livenotifyd.
  *
- * One lws context, one vhost, one protocol ("livenotify.v1") that serves
- * both the WebSocket endpoint and the plain HTTP endpoints (/healthz,
- * /metrics) on the same port.  Everything here runs on the lws service
+ * One lws context, two vhosts: the public listener with one protocol
+ * ("livenotify.v1") for the WebSocket endpoint and /healthz, and the metrics
+ * listener (/metrics, /healthz; loopback by default).  Everything here runs on the lws service
  * thread, which owns every socket.
  */
 #pragma once

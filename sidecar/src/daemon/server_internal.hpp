@@ -130,13 +130,17 @@ struct Session
 	/* Cleared when the socket closes: its queued catch-up jobs are dropped (shared.hpp, Job). */
 	std::shared_ptr<std::atomic<bool>> live = std::make_shared<std::atomic<bool>>(true);
 	Timer auth_timer;
-	Timer resume_timer; /* bound of reader_wait == Resume */
+	Timer resume_timer;	  /* bound of reader_wait == Resume */
+	double token_exp = 0; /* the JWT's exp (epoch seconds); 0: the credential does not expire */
+	Timer expiry_timer;	  /* closes the socket 4001 at token_exp + leeway (token_expiry.cpp) */
 	Server *server = nullptr;
 
 	Session(size_t limit, QueueTotals *totals, double message_rate, double message_burst)
 		: queue(limit, totals),
 		  messages(message_rate, message_burst, std::chrono::steady_clock::now())
 	{
+		memset(&expiry_timer, 0, sizeof(expiry_timer));
+		expiry_timer.owner = this;
 		memset(&auth_timer, 0, sizeof(auth_timer));
 		auth_timer.owner = this;
 		memset(&resume_timer, 0, sizeof(resume_timer));
@@ -173,6 +177,9 @@ public:
 
 	int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 				 size_t len);
+	/* The metrics listener's callbacks (http_endpoints.cpp). */
+	int metrics_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+						 size_t len);
 
 private:
 	/* The session's lifecycle (core/session_state.hpp): the one place its state changes. */
@@ -225,11 +232,19 @@ private:
 	void send_pong(Session *s);
 	static void trim_tick(lws_sorted_usec_list_t *sul);
 
-	/* http_endpoints.cpp */
-	int http_reply(struct lws *wsi, unsigned int status, const char *ctype,
-				   const std::string &body);
+	/* http_endpoints.cpp: plain HTTP on both listeners, the upgrade's HTTP checks */
+	int http_reply(struct lws *wsi, unsigned int status, const char *ctype, const std::string &body,
+				   const char *extra_name = nullptr, const char *extra_value = nullptr);
 	int on_http(struct lws *wsi, const char *uri);
+	int health_reply(struct lws *wsi);
+	int confirm_upgrade(struct lws *wsi, const char *upgrade);
+	bool create_metrics_listener();
+	int on_metrics_http(struct lws *wsi, const char *uri);
 	std::string metrics_text();
+
+	/* token_expiry.cpp: a JWT socket closes 4001 when its token expires */
+	void arm_token_expiry(Session *s);
+	static void token_expiry(lws_sorted_usec_list_t *sul);
 
 	/* control.cpp: reload and shutdown */
 	void handle_flags();
@@ -272,6 +287,8 @@ private:
 	uint64_t next_id_ = 1;
 	struct lws_context *ctx_ = nullptr;
 	struct lws_protocols protocols_[2];
+	struct lws_protocols metrics_protocols_[2]; /* the metrics listener's (http_endpoints.cpp) */
+	struct lws_vhost *metrics_vhost_ = nullptr;
 	lws_retry_bo_t retry_;
 	bool shutting_down_ = false;
 	bool done_ = false;
