@@ -443,12 +443,18 @@ async def auth_deadline_default_3s(ctx):
         check_eq((code, reason), (1008, "authentication timeout"), "close without credentials")
         check(2.8 <= took <= 3.8, f"closed after {took:.2f}s, expected the 3 s default")
     finally:
+        d.stop()
+
+
 # Issue 12, finding 7: a socket does not outlive its token.  It is closed 4001 "token expired"
 # at exp + jwt_leeway_s (docs/protocol.md), whichever way the token came.
+@test
 async def token_expiry_closes_4001(ctx):
     d = Daemon(ctx.opts, "expiry", ["--auth=jwt", f"--jwt-audience={JWT_AUDIENCE}",
                                     "--jwt-leeway-s=1"], {"LIVENOTIFY_JWT_SECRET": JWT_SECRET})
+    await d.start()
     tabs = []
+    try:
         exp = int(time.time()) + 3
         short = make_jwt(claims_for("1097", {"exp": exp}))
         url_tab = await Client.connect(d, "token in the URL", f"token={short}")
@@ -471,6 +477,7 @@ async def token_expiry_closes_4001(ctx):
         check_eq(await metric(d, "livenotifyd_tokens_expired_total"), 2.0,
                  "livenotifyd_tokens_expired_total")
         check(await log_line(d, 'reason="token expired"'), "the close line names the expiry")
+    finally:
         await close_all(*tabs)
         d.stop()
 
@@ -606,10 +613,17 @@ async def per_address_limits_and_trusted_proxy(ctx):
         for s in held:
             s.close()
         d.stop()
+
+
+@test
 async def jwt_without_aud_or_iss(ctx):
     # Any token signed with the key would do: a warning on loopback, a refusal elsewhere.
     d = Daemon(ctx.opts, "unscoped", ["--auth=jwt"], {"LIVENOTIFY_JWT_SECRET": JWT_SECRET})
+    await d.start()
+    try:
         check(await log_line(d, "jwt_unscoped"), f"no jwt_unscoped warning\n{d.log_tail()}")
+    finally:
+        d.stop()
     check(not await log_line(ctx.jwt, "jwt_unscoped", timeout=0),
           "jwt_unscoped warned although audience and issuer are set")
     env = {"LIVENOTIFY_JWT_SECRET": JWT_SECRET}
