@@ -217,7 +217,8 @@ async def ready_only_after_the_listener_is_bound(ctx):
     # but the daemon logged `listening` and sent READY=1.  Now it exits 1 with
     # listen_failed, and READY=1 comes only once the port accepts connections.
     n = NotifySocket(ctx.opts.workdir, "bad-address")
-    d = Daemon(ctx.opts, "bad-address", ["--auth=jwt", "--listen-address=192.0.2.55"],
+    d = Daemon(ctx.opts, "bad-address", ["--auth=jwt", "--listen-address=192.0.2.55",
+                                           f"--jwt-audience={JWT_AUDIENCE}"],
                {"LIVENOTIFY_JWT_SECRET": JWT_SECRET, "NOTIFY_SOCKET": n.path})
     try:
         await d.start(healthy=None)
