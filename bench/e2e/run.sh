@@ -146,10 +146,13 @@ else
 fi || die "register failed"
 CONNINFO="host=$CLUSTER port=$PORT user=postgres dbname=$DB"
 
+# One client process on 127.0.0.1 stands for every browser: the per-address limits (which
+# would hold one address to 2,048 sockets) are lifted.
 start_daemon() {
 	"$DAEMON" --auth=jwt --jwt-secret="$SECRET" --port="$WS_PORT" --listen-address=127.0.0.1 \
 		--metrics-listen="127.0.0.1:$METRICS_PORT" \
 		--database-url="$CONNINFO" --log-level=warn --max-sockets=20000 \
+		--max-sockets-per-address=0 --max-pending-auth-per-address=20000 \
 		>"$OUT/livenotifyd-$1.log" 2>&1 &
 	DAEMON_PID=$!
 	local i

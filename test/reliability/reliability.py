@@ -427,7 +427,8 @@ CLIENT_ADDR = "127.0.0.2"
 
 
 def ws_handshake(path_query, extra_headers=""):
-    key = b64url(os.urandom(16)) + "=="
+    # Standard base64 of 16 bytes (RFC 6455, 4.1): the daemon answers 400 to any other key.
+    key = base64.b64encode(os.urandom(16)).decode()
     return (f"GET /ws?{path_query} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
             f"Sec-WebSocket-Protocol: livenotify.v1\r\n{extra_headers}\r\n").encode()
