@@ -349,7 +349,11 @@ server_create(Shared *shared, const CommandLine &cmd, ControlFlags *flags)
 	shared->headroom = LWS_PRE;
 	auto s = std::make_unique<Server>(shared, cmd, flags);
 	if (!s->create())
+	{
+		/* A failed start (a listener that cannot bind) frees what lws had made, too. */
+		s->destroy();
 		return nullptr;
+	}
 	return s.release();
 }
 
