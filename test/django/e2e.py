@@ -59,8 +59,8 @@ DB = Db(OPTS.admin_conninfo)
 ORM = concurrent.futures.ThreadPoolExecutor(1)
 
 
-async def orm(fn, *args):
-    return await asyncio.get_running_loop().run_in_executor(ORM, fn, *args)
+async def orm(fn, *args, **kwargs):
+    return await asyncio.get_running_loop().run_in_executor(ORM, lambda: fn(*args, **kwargs))
 
 
 class Rollback(Exception):
@@ -331,7 +331,7 @@ async def main():
         rc, out = await orm(manage, "migrate", "api", "0001")
         check_eq(rc, 0, f"migrate api 0001: {out}")
         check_eq(DB.rows("SELECT source FROM livenotify.sources"), [], "sources after migrate back")
-        check_eq(DB.rows("SELECT indexname FROM pg_indexes WHERE indexname LIKE '%livenotify'"),
+        check_eq(DB.rows("SELECT indexname FROM pg_indexes WHERE indexname LIKE %s", "%livenotify"),
                  [], "the migration's indexes after migrate back")
         await orm(create, alice, "while unregistered")
         await u.quiet("migrate backwards (unregister): a new row reaches no one")

@@ -138,7 +138,7 @@ out=$(psql_app -c "SELECT source, user_column, type_column, id_column, read_colu
 out=$(psql_app -c "SELECT string_agg(type || ':' || action, ',' ORDER BY type) FROM livenotify.rules")
 [ "$out" = "event:skip,message:skip" ] && ok "skipped types: $out" || fail "rules: '$out'"
 check_says "sqlmigrate shows the registration" 0 \
-	"livenotify\.register\('\"api_notification\"'::regclass, 'user_id', 'type', 'id', 'is_read', ARRAY\['event', 'message'\]" \
+	"livenotify\.register\('\"api_notification\"'::regclass, 'user_id', 'type', 'id', 'is_read', ARRAY\['event','message'\]::text\[\], 'api_notification'\)" \
 	sqlmigrate api 0002
 check_says "the operation changes no model state" 0 'No changes detected' makemigrations --check --dry-run
 
