@@ -156,6 +156,19 @@ fix=$(printf '%s\n' "$LAST_OUT" | sed -n 's/^[[:space:]]*HINT: \(SELECT livenoti
 psql_app -c "$fix" >/dev/null && ok "the hint registers it again: $fix" || fail "the hint's SQL failed: $fix"
 check_says "registered again" 0 '^System check identified no issues' check --database default
 
+# A table registered by hand before RegisterSource runs (the manual migration of older docs, a
+# restored dump): the same columns are left as they are, other columns stop the migration.
+check_says "migrate back" 0 'Unapplying api\.0002_livenotify\.\.\. OK' migrate api 0001
+psql_app -c "$fix" >/dev/null
+check_says "registered by hand with the same columns" 0 'Applying api\.0002_livenotify\.\.\. OK' migrate
+check_says "migrate back" 0 'Unapplying api\.0002_livenotify\.\.\. OK' migrate api 0001
+psql_app -c "SELECT livenotify.register('api_notification', 'user_id', 'type', 'id', NULL)" >/dev/null
+check_says "registered by hand with other columns" fail \
+	"already registered as a livenotify source with other settings.*'read_column': None.*livenotify\.unregister\('api_notification'\)" migrate
+psql_app -c "SELECT livenotify.unregister('api_notification')" >/dev/null
+check_says "unregistered, migrate" 0 'Applying api\.0002_livenotify\.\.\. OK' migrate
+check_says "after it" 0 '^System check identified no issues' check --database default
+
 # The library not preloaded: a second cluster without it, the extension installed.
 UNPRE=$(cluster_dir django-unpreloaded)
 if cluster_start "$UNPRE" "$PORT_UNPRELOADED" "shared_preload_libraries = ''" 9>&-; then
