@@ -24,6 +24,9 @@ LIVENOTIFY_PACKAGES=(
 	libsystemd-dev
 	cmake pkg-config clang-format g++ make
 	python3-websockets python3-psycopg2
+	# test/django: Debian's Django 3.2 and PyJWT (RS256 through python3-cryptography), the venv
+	# that livenotify-django is pip-installed into
+	python3-django python3-jwt python3-cryptography python3-venv python3-pip
 	# test/failover: DROP rules inside the suite's own network namespace (ip: iproute2)
 	iptables iproute2
 	# test/fuzz: libFuzzer and the sanitizer runtimes come with clang-14's compiler-rt

@@ -26,7 +26,7 @@ CLUSTER=""
 # to test yet) or anything else (fail).  Integration and browser suites are added here as
 # the sidecar and the product work land.
 SUITES=(build regress isolation not_preloaded restart horizon reader_xmin standby shmem_magic upgrade
-	dump_restore pg_upgrade sidecar_build sidecar_unit integration browser
+	dump_restore pg_upgrade sidecar_build sidecar_unit integration django browser
 	reliability failover fuzz sidecar_asan)
 SKIP=77
 # Suites that need another suite to have passed.  (sidecar_unit does not need the whole
@@ -36,7 +36,7 @@ declare -A NEEDS=(
 	[dump_restore]=build [pg_upgrade]=build
 	[reader_xmin]=build [standby]=build [shmem_magic]=build
 	[horizon]=build
-	[integration]="build sidecar_build" [browser]="build sidecar_build"
+	[integration]="build sidecar_build" [django]="build sidecar_build" [browser]="build sidecar_build"
 	[reliability]="build sidecar_build" [failover]="build sidecar_build" [sidecar_asan]=build
 )
 # Suites with nothing to run yet are skipped, whatever happened before them.
@@ -44,6 +44,7 @@ present_isolation() { ls test/isolation/specs/*.spec >/dev/null 2>&1; }
 present_sidecar_build() { [ -f sidecar/CMakeLists.txt ]; }
 present_sidecar_unit() { [ -f sidecar/CMakeLists.txt ]; }
 present_integration() { [ -x test/integration/run.sh ]; }
+present_django() { [ -x test/django/run.sh ]; }
 present_browser() { [ -x test/browser/run.sh ]; }
 present_reliability() { [ -x test/reliability/run.sh ]; }
 present_failover() { [ -x test/failover/run.sh ]; }
@@ -479,6 +480,13 @@ suite_integration() {
 	[ -x test/integration/run.sh ] || return $SKIP
 	need_cluster || return 1
 	pg_env test/integration/run.sh
+}
+
+# livenotify-django (integrations/django/) in a real Django project: migrate, checks, token
+# view, a real daemon and WebSocket clients (test/django/run.sh).  Its own cluster on PORT+9.
+suite_django() {
+	[ -x test/django/run.sh ] || return $SKIP
+	LIVENOTIFY_TEST_PORT=$PORT test/django/run.sh
 }
 
 suite_browser() {
