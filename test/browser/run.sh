@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # test/browser/run.sh: the demo page and client/livenotify.js in headless Chromium, against a
-# private cluster, a real livenotifyd and the demo server (test/browser/test.mjs).  Run by
+# private cluster, a real livenotifyd and the demo server (test/browser/test_demo.py).  Run by
 # test/run-all.sh (suite `browser`) or alone, as root, after the extension is installed:
 #
 #   bash test/browser/run.sh
 #
-# Chromium is Debian's (/usr/bin/chromium), driven by playwright-core from npm (installed
-# into test/browser/node_modules from package-lock.json when missing); no browser is ever
-# downloaded.  Like the integration suite it starts its own cluster, because it kills and
+# Everything comes from Debian: Chromium (/usr/bin/chromium), its WebDriver (chromium-driver,
+# built from the same source package, so it matches the browser through every Chromium update)
+# and python3-selenium (test/browser/browserlib.py); no browser or driver is ever downloaded.
+# Like the integration suite it starts its own cluster, because it kills and
 # restarts the daemon and must not disturb the shared one.
 #
 # Environment: LIVENOTIFY_BROWSER_PORT (default LIVENOTIFY_TEST_PORT + 4 = 54333),
@@ -28,31 +29,19 @@ WORKDIR=$ROOT/build/browser
 DB=livenotify_browser
 
 [ "$(id -u)" -eq 0 ] || die "run as root (runuser postgres for the cluster)"
-# Node.js may come from elsewhere (e.g. NodeSource, whose nodejs bundles npm and conflicts
-# with Debian's npm package): install Debian's only when there is no node or npm at all.
-NODE_PACKAGES=()
-command -v node >/dev/null || NODE_PACKAGES+=(nodejs)
-command -v npm >/dev/null || NODE_PACKAGES+=(npm)
-ensure_packages chromium python3-psycopg2 postgresql-15 "${NODE_PACKAGES[@]}"
+ensure_packages chromium chromium-driver python3-selenium python3-psycopg2 postgresql-15
 [ -x /usr/bin/chromium ] || die "/usr/bin/chromium is missing"
+[ -x /usr/bin/chromedriver ] || die "/usr/bin/chromedriver is missing"
 
 if [ ! -x "$DAEMON" ]; then
 	log "browser: $DAEMON is missing, building the sidecar"
 	make -s sidecar >/dev/null || die "the sidecar did not build"
 fi
 
-if [ ! -f test/browser/node_modules/playwright-core/package.json ]; then
-	log "browser: npm ci (playwright-core, from package-lock.json)"
-	# playwright-core has no install script and downloads no browser; the flag makes sure
-	# nothing else would either.
-	(cd test/browser && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) ||
-		die "npm ci failed"
-fi
-
 rm -rf "$WORKDIR"
 mkdir -p "$WORKDIR"
 
-# Processes test.mjs starts are listed in pids; kill leftovers if node dies without
+# Processes test_demo.py starts are listed in pids; kill leftovers if it dies without
 # stopping them, then lib.sh's trap stops the cluster.
 kill_leftovers() {
 	local pid
@@ -88,7 +77,8 @@ INSERT INTO api_notification (user_id, type, title, message, is_read) VALUES
 SQL
 
 rc=0
-node test/browser/test.mjs \
+# Debian's interpreter: python3-selenium is installed for it, not for a pyenv/venv python3.
+timeout -k 10 900 /usr/bin/python3 test/browser/test_demo.py \
 	--root="$ROOT" --daemon="$DAEMON" --psql="$LIVENOTIFY_PG_BIN/psql" --pg-bin="$LIVENOTIFY_PG_BIN" \
 	--dsn="host=$CLUSTER port=$PORT user=postgres dbname=$DB" \
 	--cluster-dir="$CLUSTER" --port="$PORT" --db="$DB" \
