@@ -4,6 +4,7 @@
 #   make install    install the extension into the server found by PG_CONFIG
 #   make test       install what is missing, build, and run every test suite
 #   make demo       run the demo (cluster + sidecar + page)
+#   make check-fresh  both README commands in a new debootstrap'd Debian 12 (as root, ~30 min)
 #   make soak       long reliability runs and fuzzing (docs/reliability.md), ~15 min
 #   make bench      benchmarks (minutes; not in CI); make bench-peers: against the alternatives
 
@@ -48,7 +49,7 @@ BITCODE_CXXFLAGS += -std=c++17 -Wno-register -Wno-deprecated-register
 # Every object depends on the headers (PGXS tracks no header dependencies).
 $(OBJS): $(wildcard extension/*.hpp)
 
-.PHONY: sidecar test demo format check-format bench soak bench-write bench-write-cpu bench-e2e bench-peers bench-bulk
+.PHONY: sidecar test demo check-fresh format check-format bench soak bench-write bench-write-cpu bench-e2e bench-peers bench-bulk
 
 all: sidecar
 
@@ -64,6 +65,9 @@ test:
 
 demo:
 	bash test/demo.sh
+
+check-fresh:
+	bash test/fresh/check-fresh.sh
 
 # Long variants of the reliability suite and the fuzz targets.  Under the benchmark lock:
 # on a 2-core machine it would distort any timing run beside it.

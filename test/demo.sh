@@ -13,7 +13,8 @@
 # extension's install go through sudo; the cluster runs as that user).
 # Environment: LIVENOTIFY_DEMO_PG_PORT (54350), LIVENOTIFY_DEMO_WS_PORT (8765),
 # LIVENOTIFY_DEMO_METRICS_PORT (WS port + 1000, the daemon's default),
-# LIVENOTIFY_DEMO_WEB_PORT (8000), LIVENOTIFY_DEMO_SECRET.
+# LIVENOTIFY_DEMO_WEB_PORT (8000), LIVENOTIFY_DEMO_SECRET; LIVENOTIFY_DEMO_CHECK=1 checks the
+# page in headless Chromium with a row inserted by psql, then stops (no Ctrl-C needed).
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 1
@@ -193,6 +194,18 @@ $(printf '\033[1m')livenotify demo is running$(printf '\033[0m')
   Logs: $CLUSTER/livenotifyd.log, $CLUSTER/demo-server.log
   Ctrl-C stops the daemon, the demo server and the cluster.
 EOF
+
+# LIVENOTIFY_DEMO_CHECK=1 (make check-fresh): instead of waiting for Ctrl-C, check that the
+# page is served and a row inserted with psql reaches it in a real browser, then stop it all.
+if [ "${LIVENOTIFY_DEMO_CHECK:-0}" = 1 ]; then
+	step "check: the page in headless Chromium, a row inserted with psql"
+	"${SUDO[@]}" bash -c 'source test/lib.sh && ensure_packages "$@"' demo \
+		chromium chromium-driver python3-selenium || die "package installation failed"
+	"$PYTHON" test/browser/demo_check.py --url="http://127.0.0.1:$WEB_PORT/?user=1" \
+		--workdir="$CLUSTER/check" -- "$PSQL" -h "$CLUSTER" -p "$PG_PORT" -U postgres -d "$DB" ||
+		die "the demo check failed (logs: $CLUSTER)"
+	exit 0
+fi
 
 # Run until Ctrl-C, or until one of the two processes dies (then say so and stop the rest).
 wait -n "${PIDS[@]}"
