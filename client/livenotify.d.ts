@@ -40,7 +40,20 @@ export interface LiveNotifyOptions {
   heartbeatTimeoutMs?: number;
   /** WebSocket constructor to use (default: globalThis.WebSocket). */
   WebSocket?: typeof WebSocket;
+  /**
+   * Share one socket among the tabs of this user in this browser (Web Locks +
+   * BroadcastChannel): one tab holds it, the others get its frames; when that tab closes
+   * another takes over and resumes from the shared cursor. Default: on when the browser has
+   * both APIs and the group has a per-user name (`shareKey`, else `storageKey`); `false`: a
+   * socket per tab; `true`: share even without a key (one group per URL: one user per browser).
+   */
+  shareConnection?: boolean;
+  /** Name of the sharing group; must differ between users, e.g. `user:42`. Default: storageKey. */
+  shareKey?: string;
 }
+
+/** `solo`: this tab's own socket; `leader`: holds the socket its user's tabs share; `follower`: gets the leader's frames. */
+export type ClientRole = 'solo' | 'leader' | 'follower';
 
 export interface HelloFrame {
   type: 'hello';
@@ -71,7 +84,7 @@ export interface UnreadCountFrame {
 
 export interface ResyncFrame {
   type: 'resync';
-  reason: 'epoch' | 'position' | 'lost' | 'overflow' | 'catchup_limit' | 'catchup_failed' | 'no_resume_source' | 'cursor_foreign' | string;
+  reason: 'epoch' | 'position' | 'lost' | 'overflow' | 'catchup_limit' | 'catchup_failed' | 'no_resume_source' | 'cursor_foreign' | 'shared_gap' | string;
 }
 
 /** An ephemeral kind sent with livenotify.send(), e.g. `new_message`. */
@@ -131,6 +144,8 @@ export class LiveNotifyClient {
   readonly state: ConnectionState;
   /** The current connection's hello frame, or null. */
   readonly hello: HelloFrame | null;
+  /** How this tab is connected; null before connect() and after close(). */
+  readonly role: ClientRole | null;
   on<K extends keyof LiveNotifyEvents>(type: K, listener: (ev: LiveNotifyEvents[K]) => void): () => void;
   /** Any other ephemeral kind, by its name. */
   on(type: string, listener: (ev: EphemeralFrame) => void): () => void;

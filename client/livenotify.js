@@ -3,9 +3,11 @@
 // A dependency-free ES module. One LiveNotifyClient keeps one WebSocket to the daemon open:
 // it authenticates, reconnects with exponential backoff and full jitter, and resumes from the
 // cursor of the last notification it saw (or its id), so the daemon replays exactly what was
-// committed while it was away: also a row with a smaller id that committed later.
+// committed while it was away: also a row with a smaller id that committed later.  The
+// clients of one user's tabs share one socket (tabgroup.js): one tab holds it, the others get
+// its frames over a BroadcastChannel, and another takes over when that tab goes away.
 //
-//   import { LiveNotifyClient } from './livenotify.js';
+//   import { LiveNotifyClient } from 'livenotify-client';
 //   const client = new LiveNotifyClient({
 //     url: 'wss://app.example/ws',
 //     getToken: () => fetch('/api/livenotify-token').then((r) => r.text()),
@@ -20,6 +22,8 @@
 //
 // Types: livenotify.d.ts next to this file.
 
+import { TabGroup, sharingAvailable } from './tabgroup.js';
+
 const STATES = Object.freeze(['idle', 'connecting', 'open', 'reconnecting', 'closed']);
 
 // Close reasons (code 1008) that a new attempt with the same credentials cannot fix.  Not
@@ -28,6 +32,8 @@ const STATES = Object.freeze(['idle', 'connecting', 'open', 'reconnecting', 'clo
 const AUTH_REASONS = new Set(['unauthorized']);
 // The daemon closes a socket when its token expires (docs/protocol.md): a new token is needed.
 const CLOSE_TOKEN_EXPIRED = 4001;
+// Notification ids a shared client remembers to drop the frames a takeover brings twice.
+const SEEN_IDS = 4096;
 
 export class LiveNotifyClient {
   /** @param {import('./livenotify').LiveNotifyOptions} options */
@@ -71,6 +77,26 @@ export class LiveNotifyClient {
     this._attempt = 0;
     this._timers = {};
     this._generation = 0; // bumps on every connect/close, so stale callbacks do nothing
+
+    // Sharing: on by default when the browser can (Web Locks + BroadcastChannel) and the
+    // group has a name that is per user: shareKey, else storageKey (which the docs tell to
+    // include the user).  Tabs of different users must never share a group.
+    const key = options.shareKey ?? options.storageKey ?? null;
+    const share = options.shareConnection ?? 'auto';
+    /** 'solo' (own socket), 'leader' (holds the shared socket), 'follower', or null before connect(). */
+    this.role = null;
+    this._group = null;
+    if (share !== false && sharingAvailable() && (key != null || share === true)) {
+      this._group = new TabGroup(`livenotify:${this.url}:${key ?? ''}`, {
+        lead: () => this._lead(),
+        frame: (frame) => this._handleFrame(frame, false),
+        state: (state, detail) => this._setState(state, detail),
+        welcome: (w) => this._onWelcome(w),
+        lastId: () => this.lastId,
+        leaderInfo: () => ({ state: this.state, hello: this.hello }),
+      });
+    }
+    this._seen = new Set();
   }
 
   // ---------------------------------------------------------------- events
@@ -111,7 +137,15 @@ export class LiveNotifyClient {
       return;
     }
     this._attempt = 0;
-    this._open('connecting');
+    if (!this._group) {
+      this.role = 'solo';
+      this._open('connecting');
+      return;
+    }
+    // A follower until the lock says otherwise: the group's leader (if any) welcomes it.
+    this.role = 'follower';
+    this._setState('connecting', { attempt: 0 });
+    this._group.start(this.lastId);
   }
 
   /** Close for good: no reconnect until connect() is called again. */
@@ -122,6 +156,41 @@ export class LiveNotifyClient {
     this._ws = null;
     if (ws && ws.readyState <= 1) ws.close(1000, 'client closed');
     this._setState('closed', { code: 1000, reason: 'client closed' });
+  }
+
+  // ---------------------------------------------------------------- sharing
+
+  // This tab was granted the group's lock: the previous holder is gone (or there was none).
+  // Open the socket from this tab's own resume point: the last frame it got over the channel.
+  _lead() {
+    this.role = 'leader';
+    this._attempt = 0;
+    this._open(this.state === 'connecting' ? 'connecting' : 'reconnecting');
+  }
+
+  _onWelcome({ complete, frames, state, hello }) {
+    if (hello) {
+      this.hello = hello;
+      this._emit('hello', hello);
+      this._emit('*', hello);
+    }
+    if (state && state !== 'closed' && state !== this.state) this._setState(state, {});
+    for (const f of frames) this._handleFrame(f, false);
+    // The leader no longer holds what this tab missed while it loaded: refetch, as after the
+    // daemon's own resync.
+    if (!complete) this._handleFrame({ type: 'resync', reason: 'shared_gap' }, false);
+  }
+
+  // A frame delivered twice by a takeover (the old leader passed it on, the new leader's
+  // resume brings it again) is dropped by its id.
+  _duplicate(frame) {
+    if (!this._group || frame.type !== 'notification' || typeof frame.id !== 'number') return false;
+    const key = `${frame.source}\u0000${frame.id}`;
+    if (this._seen.has(key)) return true;
+    this._seen.add(key);
+    if (this._seen.size > SEEN_IDS) this._seen.delete(this._seen.values().next().value);
+    this._group.remember(frame);
+    return false;
   }
 
   /** Replace the static token (e.g. after an authentication failure); then call connect(). */
@@ -186,13 +255,22 @@ export class LiveNotifyClient {
     }
     if (!frame || typeof frame.type !== 'string') return;
     this._armHeartbeat();
+    this._handleFrame(frame, true);
+  }
+
+  // A frame from this tab's socket (own) or from the leader's, over the channel.
+  _handleFrame(frame, own) {
+    if (this._duplicate(frame)) return;
+    if (own && this.role === 'leader' && frame.type !== 'pong') this._group.publishFrame(frame);
     switch (frame.type) {
       case 'hello':
         this.hello = frame;
-        this._setState('open', { attempt: this._attempt });
-        this._timers.stable = setTimeout(() => {
-          this._attempt = 0;
-        }, this._stableAfter);
+        if (own) {
+          this._setState('open', { attempt: this._attempt });
+          this._timers.stable = setTimeout(() => {
+            this._attempt = 0;
+          }, this._stableAfter);
+        }
         this._emit('hello', frame);
         break;
       case 'notification':
@@ -311,6 +389,15 @@ export class LiveNotifyClient {
   _setState(state, detail = {}) {
     const previous = this.state;
     this.state = state;
+    if (state === 'closed') this.role = null;
+    if (this._group) {
+      if (state === 'closed') {
+        // Closed for good here (close(), or a static token refused): let another tab lead.
+        this._group.stop();
+      } else if (this.role === 'leader') {
+        this._group.publishState(state, detail);
+      }
+    }
     this._emit('state', { state, previous, ...detail });
   }
 

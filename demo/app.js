@@ -1,11 +1,13 @@
 // app.js: the livenotify demo page.  Everything live comes through LiveNotifyClient; the
 // demo server (demo/server.py, demo only) stands in for the app's own API: tokens, the list
 // of notifications, insert and mark-as-read.
-import { LiveNotifyClient } from './livenotify.js';
+import { LiveNotifyClient } from 'livenotify-client';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const userId = Number(params.get('user') || 1);
+// ?share=0: this tab keeps its own socket instead of sharing one with the user's other tabs.
+const shareConnection = params.get('share') !== '0';
 
 // Rows by id: a row can reach the page twice (the initial list and a live frame, or a
 // refetch after resync), and must be shown once.
@@ -48,11 +50,13 @@ function setBadge(n) {
 function setState(state, detail = {}) {
   const el = $('state');
   el.dataset.state = state;
+  el.dataset.role = (client && client.role) || '';
   let text = state;
   if (state === 'reconnecting' && detail.delayMs != null) {
     text = `reconnecting (attempt ${detail.attempt}, ${(detail.delayMs / 1000).toFixed(1)} s)`;
   } else if (state === 'open') {
-    text = 'live';
+    // A follower gets its frames from the tab that holds the user's socket.
+    text = client && client.role === 'follower' ? 'live (shared)' : 'live';
   } else if (state === 'closed' && detail.reason) {
     text = `closed: ${detail.reason}`;
   }
@@ -170,6 +174,8 @@ async function main() {
     lastId: initial.last_id,
     storage: localStorage,
     storageKey: `livenotify-demo:lastId:${userId}`,
+    // The tabs of this user share one socket (the storage key names the user).
+    shareConnection,
     // A demo restarts its daemon by hand: come back quickly.
     maxDelayMs: 5000,
   });

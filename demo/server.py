@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """DEMO ONLY: the stand-in for your web application in the livenotify demo.
 
-It serves demo/index.html, demo/app.js and client/livenotify.js, and plays the part a real
-app (e.g. Django) plays next to livenotifyd:
+It serves demo/index.html, demo/app.js and, under /client/, the browser client package
+(--client-dir: the unpacked `npm pack` of client/, as test/demo.sh makes it; the page imports
+it by its package name through an import map), and plays the part a real app (e.g. Django)
+plays next to livenotifyd:
 
   GET  /api/config                 where the daemon is, which demo users exist
   GET  /api/token?user=ID[&ttl=S]  a JWT (HS256, the demo secret) for that user: NO LOGIN, any
@@ -42,9 +44,10 @@ STATIC = {
     "/": ("demo/index.html", "text/html; charset=utf-8"),
     "/index.html": ("demo/index.html", "text/html; charset=utf-8"),
     "/app.js": ("demo/app.js", "text/javascript; charset=utf-8"),
-    "/livenotify.js": ("client/livenotify.js", "text/javascript; charset=utf-8"),
-    "/livenotify.d.ts": ("client/livenotify.d.ts", "text/plain; charset=utf-8"),
 }
+# The client package's files, served from --client-dir under /client/ (nothing else there is).
+CLIENT_TYPES = {".js": "text/javascript; charset=utf-8", ".ts": "text/plain; charset=utf-8",
+                ".json": "application/json", ".md": "text/plain; charset=utf-8"}
 
 
 def b64url(data):
@@ -138,6 +141,8 @@ class Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         if url.path in STATIC:
             return self.static(*STATIC[url.path])
+        if url.path.startswith("/client/"):
+            return self.client_file(url.path[len("/client/"):])
         try:
             if url.path == "/api/config":
                 opts = self.server.opts
@@ -185,6 +190,13 @@ class Handler(BaseHTTPRequestHandler):
         except psycopg2.Error as e:
             sys.stderr.write(f"[demo] {self.command} {self.path}: {str(e).strip()}\n")
             return self.send_json(500, {"error": str(e).strip()})
+
+    def client_file(self, name):
+        # One plain file name of the package: no directories, no dot files, a known type.
+        ext = os.path.splitext(name)[1]
+        if "/" in name or name.startswith(".") or ext not in CLIENT_TYPES:
+            return self.send_json(404, {"error": "not found"})
+        return self.static(os.path.join(self.server.opts.client_dir, name), CLIENT_TYPES[ext])
 
     def static(self, rel, ctype):
         try:
@@ -260,6 +272,9 @@ def main():
     ap.add_argument("--jwt-secret", default=os.environ.get("LIVENOTIFY_JWT_SECRET", ""))
     ap.add_argument("--ws-port", type=int, default=8765, help="livenotifyd's port")
     ap.add_argument("--ws-path", default="/ws")
+    ap.add_argument("--client-dir", default=os.path.join(ROOT, "client"),
+                    help="the browser client package to serve under /client/ (default: the "
+                         "source tree's client/; test/demo.sh passes its unpacked npm pack)")
     ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--token-for", type=int, metavar="USER",
                     help="print a demo token for USER and exit (no server)")

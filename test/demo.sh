@@ -2,7 +2,8 @@
 # test/demo.sh (`make demo`): livenotify end to end on this machine, for a person to try.
 #
 #   1. install the Debian packages that are missing (as root, or through sudo)
-#   2. build the extension and livenotifyd, install the extension
+#   2. build the extension and livenotifyd, install the extension, `npm pack` the browser
+#      client (client/) into build/client-package: the page imports that package
 #   3. start a private PostgreSQL cluster (port 54350, livenotify preloaded) with Django's
 #      api_notification table registered, plus a few sample rows
 #   4. start livenotifyd (JWT HS256 with a demo secret, Origin = the demo page) and the
@@ -38,6 +39,9 @@ DEMO_PACKAGES=(
 	libwebsockets-dev nlohmann-json3-dev libjwt-dev libsystemd-dev cmake pkg-config
 	python3-psycopg2
 )
+# The page imports the client as the npm package `npm pack` makes of client/: Debian's npm
+# (with Debian's nodejs) unless the machine has an npm already.
+command -v npm >/dev/null || DEMO_PACKAGES+=(npm)
 
 if [ "$(id -u)" -eq 0 ]; then
 	SUDO=()
@@ -68,6 +72,8 @@ make -s PG_CONFIG="$PG_CONFIG" -o sidecar -j2 >/dev/null || die "the extension d
 	die "the extension did not install"
 make -s sidecar >/dev/null || die "livenotifyd did not build"
 [ -x "$DAEMON" ] || die "$DAEMON is missing after the build"
+CLIENT_DIR=$(pack_client "$ROOT/build/client-package") || exit 1
+log "demo: serving the client package packed by npm ($CLIENT_DIR)"
 
 # --- 3. cluster ---------------------------------------------------------------------------
 # A previous run that was killed (not stopped with Ctrl-C) may have left its cluster and
@@ -148,7 +154,7 @@ LIVENOTIFY_JWT_SECRET=$SECRET "$DAEMON" --listen-address=127.0.0.1 --port="$WS_P
 	--source=api_notification >"$CLUSTER/livenotifyd.log" 2>&1 </dev/null &
 PIDS+=($!)
 LIVENOTIFY_JWT_SECRET=$SECRET "$PYTHON" demo/server.py --listen=127.0.0.1 --port="$WEB_PORT" \
-	--dsn="$DSN" --ws-port="$WS_PORT" >"$CLUSTER/demo-server.log" 2>&1 </dev/null &
+	--dsn="$DSN" --ws-port="$WS_PORT" --client-dir="$CLIENT_DIR" >"$CLUSTER/demo-server.log" 2>&1 </dev/null &
 PIDS+=($!)
 printf '%s\n' "${PIDS[@]}" >"$CLUSTER/pids"
 

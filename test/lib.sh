@@ -78,6 +78,23 @@ ensure_packages() {
 	done
 }
 
+# pack_client DEST: `npm pack` client/ into DEST and unpack it there; prints DEST/package, the
+# directory the demo server serves as the client package.  npm is Debian's (package npm, which
+# brings Debian's nodejs) unless the machine has one already: the pack needs no registry, the
+# package has no dependencies.  Callers install npm first when `command -v npm` fails.
+pack_client() {
+	local dest=$1 tgz
+	command -v npm >/dev/null || die "npm is missing (Debian package npm)"
+	rm -rf "$dest" && mkdir -p "$dest" || die "cannot create $dest"
+	tgz=$(cd client && NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false \
+		npm pack --silent --pack-destination "$dest" 2>"$dest/npm-pack.log" | tail -n 1) ||
+		die "npm pack failed: $(cat "$dest/npm-pack.log")"
+	[ -f "$dest/$tgz" ] || die "npm pack made no tarball ($dest/npm-pack.log)"
+	tar -xzf "$dest/$tgz" -C "$dest" || die "cannot unpack $dest/$tgz"
+	[ -f "$dest/package/livenotify.js" ] || die "the packed client has no livenotify.js"
+	printf '%s\n' "$dest/package"
+}
+
 # cluster_dir [name]: print a fresh directory under /tmp owned by postgres (0700).
 cluster_dir() {
 	local dir

@@ -1,11 +1,12 @@
 """Build step of livenotify-django: the metadata is in pyproject.toml.
 
-The package serves the browser client (static/livenotify/livenotify.js) without keeping a
-copy of it in this directory: the build copies the repository's client/livenotify.js into the
-built package, so the wheel always ships the client of the checkout it was built from.  An
-sdist carries the copied file inside the package directory, so that it builds without the
-repository around it.
+The package serves the browser client (static/livenotify/livenotify.js and the modules it
+imports) without keeping a copy of it in this directory: the build copies the repository's
+client modules (the .js files client/package.json lists) into the built package, so the wheel
+always ships the client of the checkout it was built from.  An sdist carries the copied files
+inside the package directory, so that it builds without the repository around it.
 """
+import json
 import os
 import shutil
 
@@ -14,36 +15,52 @@ from setuptools.command.build_py import build_py
 from setuptools.command.sdist import sdist
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CLIENT = os.path.join(HERE, "..", "..", "client", "livenotify.js")
-STATIC = os.path.join("livenotify_django", "static", "livenotify", "livenotify.js")
+CLIENT_DIR = os.path.join(HERE, "..", "..", "client")
+STATIC_DIR = os.path.join("livenotify_django", "static", "livenotify")
 
 
-def client_source():
-    """The client to ship: the repository's, else the copy an sdist carries."""
-    for path in (CLIENT, os.path.join(HERE, STATIC)):
-        if os.path.isfile(path):
-            return path
-    raise SystemExit(f"livenotify-django: {os.path.normpath(CLIENT)} not found: build from a "
+def client_files():
+    """(source path, file name) of each client module to ship: the repository's, else the
+    copies an sdist carries."""
+    manifest = os.path.join(CLIENT_DIR, "package.json")
+    if os.path.isfile(manifest):
+        with open(manifest, encoding="utf-8") as f:
+            names = [n for n in json.load(f)["files"] if n.endswith(".js")]
+        return [(os.path.join(CLIENT_DIR, n), n) for n in names]
+    carried = os.path.join(HERE, STATIC_DIR)
+    names = sorted(n for n in os.listdir(carried) if n.endswith(".js")) if os.path.isdir(carried) else []
+    if "livenotify.js" in names:
+        return [(os.path.join(carried, n), n) for n in names]
+    raise SystemExit(f"livenotify-django: {os.path.normpath(manifest)} not found: build from a "
                      "livenotify checkout (integrations/django/) or from its sdist")
+
+
+def copy_client(base):
+    target_dir = os.path.join(base, STATIC_DIR)
+    os.makedirs(target_dir, exist_ok=True)
+    targets = []
+    for path, name in client_files():
+        target = os.path.join(target_dir, name)
+        if os.path.abspath(path) != os.path.abspath(target):
+            shutil.copyfile(path, target)
+        targets.append(target)
+    return targets
 
 
 class BuildPy(build_py):
     def run(self):
         super().run()
-        target = os.path.join(self.build_lib, STATIC)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.copyfile(client_source(), target)
+        copy_client(self.build_lib)
 
     def get_outputs(self, include_bytecode=True):
-        return super().get_outputs(include_bytecode) + [os.path.join(self.build_lib, STATIC)]
+        return super().get_outputs(include_bytecode) + [
+            os.path.join(self.build_lib, STATIC_DIR, name) for _, name in client_files()]
 
 
 class Sdist(sdist):
     def make_release_tree(self, base_dir, files):
         super().make_release_tree(base_dir, files)
-        target = os.path.join(base_dir, STATIC)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.copyfile(client_source(), target)
+        copy_client(base_dir)
 
 
 setup(cmdclass={"build_py": BuildPy, "sdist": Sdist})

@@ -16,8 +16,8 @@ API (every wait has a deadline; nothing here blocks without one):
             test files themselves.
   Browser:  Browser(workdir, label, width=1200, height=760): one Chromium with its own
             profile (tabs of one Browser share storage, locks and BroadcastChannel, as the tabs
-            of one browser do).  .open(url, label) -> Tab (a new window, instrumented before the
-            page's scripts run); .quit() (also stops chromedriver).  Use as a context manager.
+            of one browser do).  .open(url, label, init=None) -> Tab (a new window,
+            instrumented, and `init` run, before the page's scripts); .quit() (also stops chromedriver).  Use as a context manager.
   Tab:      .frames / .sent: every WebSocket message the page received / sent (parsed JSON),
             .sockets: WebSockets the page opened, .fetches: fetch() URLs, .errors: uncaught
             errors and console.error calls ({at, text}); all read from the page on access.
@@ -294,7 +294,7 @@ class Browser:
         self.tabs = []
         self._blank = self.driver.current_window_handle
 
-    def open(self, url, label):
+    def open(self, url, label, init=None):
         d = self.driver
         if self._blank is not None:
             handle, self._blank = self._blank, None  # the first window Chromium opened
@@ -303,6 +303,8 @@ class Browser:
             handle = d.current_window_handle
         d.switch_to.window(handle)
         d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": INSTRUMENT})
+        if init:
+            d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": init})
         tab = Tab(self, handle, label)
         self.tabs.append(tab)
         d.get(url)

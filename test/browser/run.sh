@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# test/browser/run.sh: the demo page and client/livenotify.js in headless Chromium, against a
-# private cluster, a real livenotifyd and the demo server (test/browser/test_demo.py).  Run by
-# test/run-all.sh (suite `browser`) or alone, as root, after the extension is installed:
+# test/browser/run.sh: the demo page and the browser client in headless Chromium, against a
+# private cluster, a real livenotifyd and the demo server serving the client as `npm pack`
+# packs client/: test_demo.py (the page, a socket per tab) and test_shared_socket.py (the
+# default: the tabs of a user share one socket).  Run by test/run-all.sh (suite `browser`) or
+# alone, as root, after the extension is installed:
 #
 #   bash test/browser/run.sh
 #
@@ -12,8 +14,9 @@
 # restarts the daemon and must not disturb the shared one.
 #
 # Environment: LIVENOTIFY_BROWSER_PORT (default LIVENOTIFY_TEST_PORT + 4 = 54333),
+# LIVENOTIFY_BROWSER_SUITES (default "demo shared": which of the two to run),
 # LIVENOTIFY_KEEP_CLUSTER=1 keeps the cluster directory; the daemon's and demo server's logs
-# stay in build/browser/ either way.  The page's screenshot is saved as
+# stay in build/browser/{demo,shared}/ either way.  The page's screenshot is saved as
 # build/browser/screenshot.png and copied to docs/screenshot.png (the README's) when that is
 # missing or LIVENOTIFY_UPDATE_SCREENSHOT=1: a test run does not dirty a tracked file.
 set -uo pipefail
@@ -24,12 +27,16 @@ ROOT=$(pwd)
 source test/lib.sh
 
 PORT=${LIVENOTIFY_BROWSER_PORT:-$((${LIVENOTIFY_TEST_PORT:-54329} + 4))}
+SUITES=${LIVENOTIFY_BROWSER_SUITES:-demo shared}
 DAEMON=$ROOT/build/sidecar/livenotifyd
 WORKDIR=$ROOT/build/browser
 DB=livenotify_browser
 
 [ "$(id -u)" -eq 0 ] || die "run as root (runuser postgres for the cluster)"
-ensure_packages chromium chromium-driver python3-selenium python3-psycopg2 postgresql-15
+BROWSER_PACKAGES=(chromium chromium-driver python3-selenium python3-psycopg2 postgresql-15)
+# The pages import the client as `npm pack` packs it (Debian's npm unless there is one).
+command -v npm >/dev/null || BROWSER_PACKAGES+=(npm)
+ensure_packages "${BROWSER_PACKAGES[@]}"
 [ -x /usr/bin/chromium ] || die "/usr/bin/chromium is missing"
 [ -x /usr/bin/chromedriver ] || die "/usr/bin/chromedriver is missing"
 
@@ -40,19 +47,22 @@ fi
 
 rm -rf "$WORKDIR"
 mkdir -p "$WORKDIR"
+CLIENT_DIR=$(pack_client "$WORKDIR/client-package") || exit 1
 
-# Processes test_demo.py starts are listed in pids; kill leftovers if it dies without
+# Processes a suite starts are listed in its workdir's pids; kill leftovers if it dies without
 # stopping them, then lib.sh's trap stops the cluster.
 kill_leftovers() {
-	local pid
-	[ -f "$WORKDIR/pids" ] || return 0
-	while read -r pid; do
-		[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || continue
-		log "browser: killing leftover process $pid"
-		kill -TERM "$pid" 2>/dev/null
-		sleep 1
-		kill -KILL "$pid" 2>/dev/null
-	done <"$WORKDIR/pids"
+	local pid pids
+	for pids in "$WORKDIR"/*/pids; do
+		[ -f "$pids" ] || continue
+		while read -r pid; do
+			[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || continue
+			log "browser: killing leftover process $pid"
+			kill -TERM "$pid" 2>/dev/null
+			sleep 1
+			kill -KILL "$pid" 2>/dev/null
+		done <"$pids"
+	done
 	return 0
 }
 
@@ -77,12 +87,20 @@ INSERT INTO api_notification (user_id, type, title, message, is_read) VALUES
 SQL
 
 rc=0
+ARGS=(--root="$ROOT" --daemon="$DAEMON" --psql="$LIVENOTIFY_PG_BIN/psql"
+	--pg-bin="$LIVENOTIFY_PG_BIN" --dsn="host=$CLUSTER port=$PORT user=postgres dbname=$DB"
+	--cluster-dir="$CLUSTER" --port="$PORT" --db="$DB" --client-dir="$CLIENT_DIR")
 # Debian's interpreter: python3-selenium is installed for it, not for a pyenv/venv python3.
-timeout -k 10 900 /usr/bin/python3 test/browser/test_demo.py \
-	--root="$ROOT" --daemon="$DAEMON" --psql="$LIVENOTIFY_PG_BIN/psql" --pg-bin="$LIVENOTIFY_PG_BIN" \
-	--dsn="host=$CLUSTER port=$PORT user=postgres dbname=$DB" \
-	--cluster-dir="$CLUSTER" --port="$PORT" --db="$DB" \
-	--workdir="$WORKDIR" --screenshot="$WORKDIR/screenshot.png" || rc=$?
+if [[ " $SUITES " == *" demo "* ]]; then
+	log "browser: test_demo.py (the demo page, a socket per tab)"
+	timeout -k 10 900 /usr/bin/python3 test/browser/test_demo.py "${ARGS[@]}" \
+		--workdir="$WORKDIR/demo" --screenshot="$WORKDIR/screenshot.png" || rc=$?
+fi
+if [[ " $SUITES " == *" shared "* ]]; then
+	log "browser: test_shared_socket.py (one socket for the tabs of a user)"
+	timeout -k 10 600 /usr/bin/python3 test/browser/test_shared_socket.py "${ARGS[@]}" \
+		--workdir="$WORKDIR/shared" || rc=$?
+fi
 if [ $rc -eq 0 ] && [ -f "$WORKDIR/screenshot.png" ] &&
 	{ [ ! -f docs/screenshot.png ] || [ "${LIVENOTIFY_UPDATE_SCREENSHOT:-0}" = 1 ]; }; then
 	cp "$WORKDIR/screenshot.png" docs/screenshot.png && log "browser: updated docs/screenshot.png"

@@ -8,9 +8,12 @@ Each check prints `ok NAME` or `FAILED NAME: why`; the last line is `N passed, N
 Besides what the page shows, every WebSocket frame each tab receives is recorded inside the
 page (browserlib's instrumentation), so a duplicate or a frame for the wrong user is caught even
 where the page would hide it (the page keys its rows by id).
+
+Each tab here keeps its own socket (`?share=0`), so that every tab's wire traffic can be
+checked: what a reconnect sends, what each socket receives.  The shared socket of the default
+(one socket per user and browser, client/tabgroup.js) has its own suite: test_shared_socket.py.
 """
 
-import argparse
 import os
 import signal
 import subprocess
@@ -18,15 +21,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from browserlib import Browser, Failure, Processes, Runner, check, free_port, wait_http  # noqa: E402
+from browserlib import Browser, Failure, Processes, Runner, check  # noqa: E402
+from demostack import DemoStack, arguments  # noqa: E402
 
-ap = argparse.ArgumentParser()
-for a in ("daemon", "dsn", "psql", "cluster-dir", "port", "db", "workdir", "screenshot", "root",
-          "pg-bin"):
-    ap.add_argument(f"--{a}", required=a != "screenshot")
-opt = ap.parse_args()
-
-SECRET = "browser-test-secret-not-for-production"
+opt = arguments()
 ALICE, BOB = 1, 2
 # The product's promise: a committed row is on screen within a second.
 DELIVERY_S = 1.0
@@ -34,53 +32,9 @@ DELIVERY_S = 1.0
 RECONNECT_S = 20
 
 procs = Processes(opt.workdir)
-stack = {"daemon": None, "daemon_port": 0, "web": None, "web_port": 0}
+demo = DemoStack(opt, procs)
 runner = Runner()
-
-
-def start_daemon():
-    origins = f"http://127.0.0.1:{stack['web_port']}"
-    stack["daemon"] = procs.start("livenotifyd", [
-        opt.daemon, "--listen-address=127.0.0.1", f"--port={stack['daemon_port']}", "--auth=jwt",
-        f"--allowed-origins={origins}", f"--database-url={opt.dsn}", "--log-level=debug",
-        # demo/server.py's tokens name livenotifyd in aud; no metrics listener (nothing scrapes
-        # it here, and the default port could be another test's).
-        "--jwt-audience=livenotify", "--metrics-listen=off",
-        # Sockets close 4001 at exp + leeway: 1 s keeps the token-expiry test short.
-        "--jwt-leeway-s=1",
-    ], {"LIVENOTIFY_JWT_SECRET": SECRET})
-    check(wait_http(f"http://127.0.0.1:{stack['daemon_port']}/healthz", stack["daemon"]),
-          f"livenotifyd did not become healthy on port {stack['daemon_port']} (see {opt.workdir})")
-
-
-def start_stack():
-    stack["daemon_port"] = free_port()
-    stack["web_port"] = free_port()
-    stack["web"] = procs.start("demo-server", [
-        "/usr/bin/python3", os.path.join(opt.root, "demo/server.py"), "--listen=127.0.0.1",
-        f"--port={stack['web_port']}", f"--dsn={opt.dsn}", f"--ws-port={stack['daemon_port']}",
-    ], {"LIVENOTIFY_JWT_SECRET": SECRET})
-    check(wait_http(f"http://127.0.0.1:{stack['web_port']}/healthz", stack["web"]),
-          "the demo server did not start")
-    start_daemon()
-
-
-def psql(sql):
-    out = subprocess.run(
-        [opt.psql, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", opt.cluster_dir, "-p",
-         opt.port, "-U", "postgres", "-d", opt.db, "-c", sql],
-        check=True, capture_output=True, text=True, timeout=60)
-    return out.stdout.strip()
-
-
-def insert(user, title, kind="like"):
-    t = title.replace("'", "''")
-    return int(psql(f"INSERT INTO api_notification (user_id, type, title, message) "
-                    f"VALUES ({user}, '{kind}', '{t}', 'from psql') RETURNING id"))
-
-
-def unread_in_db(user):
-    return int(psql(f"SELECT count(*) FROM api_notification WHERE user_id = {user} AND NOT is_read"))
+psql, insert, unread_in_db, start_daemon = demo.psql, demo.insert, demo.unread, demo.start_daemon
 
 
 # While a test takes the daemon or the database away on purpose, a failed request is the
@@ -104,7 +58,7 @@ def disrupted(t):
 # ------------------------------------------------------------------ pages
 
 def open_tab(browser, user, label):
-    tab = browser.open(f"http://127.0.0.1:{stack['web_port']}/?user={user}", label)
+    tab = browser.open(f"http://127.0.0.1:{demo.web_port}/?user={user}&share=0", label)
     tab.user = user
     return tab
 
@@ -147,7 +101,7 @@ def wait_toast(tab, text, timeout_s):
 
 def helper_page(browser, label):
     """A tab on the demo server's origin with no client of its own, to run scripts in."""
-    return browser.open(f"http://127.0.0.1:{stack['web_port']}/healthz", label)
+    return browser.open(f"http://127.0.0.1:{demo.web_port}/healthz", label)
 
 
 # ------------------------------------------------------------------ the tests
@@ -238,7 +192,7 @@ def scenario(ctx_a, ctx_b):
         last_cursor = {t.label: ([f.get("cursor") for f in t.frames if f.get("type") == "notification"]
                                  or [None])[-1] for t in all_tabs}
         restored = disrupt()
-        Processes.stop(stack["daemon"], signal.SIGKILL)
+        Processes.stop(demo.daemon, signal.SIGKILL)
         for t in all_tabs:
             t.wait("return document.getElementById('state').dataset.state !== 'open'", 5,
                    what="the page noticing the daemon is gone")
@@ -283,7 +237,7 @@ def scenario(ctx_a, ctx_b):
     def sigterm():
         a1.js("window.__states = []; window.livenotifyDemo.client.on('state', (e) => window.__states.push(e));")
         restored = disrupt()
-        Processes.stop(stack["daemon"], signal.SIGTERM)
+        Processes.stop(demo.daemon, signal.SIGTERM)
         start_daemon()
         wait_state(a1, "open", RECONNECT_S)
         restored()
@@ -337,7 +291,7 @@ def scenario(ctx_a, ctx_b):
         try:
             result = page.js_async("""
               const [port] = args;
-              const { LiveNotifyClient } = await import('/livenotify.js');
+              const { LiveNotifyClient } = await import('/client/livenotify.js');
               const events = [];
               const client = new LiveNotifyClient({ url: `ws://127.0.0.1:${port}/ws`, token: 'not-a-jwt', minDelayMs: 50 });
               client.on('state', (e) => events.push(e));
@@ -346,7 +300,7 @@ def scenario(ctx_a, ctx_b):
               client.connect();
               await new Promise((r) => setTimeout(r, 2500));
               return { events, errors, state: client.state };
-            """, stack["daemon_port"])
+            """, demo.daemon_port)
         finally:
             page.close()
         check(result["state"] == "closed", f"state {result['state']}: {result['events']}")
@@ -361,7 +315,7 @@ def scenario(ctx_a, ctx_b):
         try:
             result = page.js_async("""
               const [port] = args;
-              const { LiveNotifyClient } = await import('/livenotify.js');
+              const { LiveNotifyClient } = await import('/client/livenotify.js');
               let calls = 0;
               const delays = [];
               const client = new LiveNotifyClient({
@@ -373,7 +327,7 @@ def scenario(ctx_a, ctx_b):
               await new Promise((r) => setTimeout(r, 3000));
               client.close();
               return { calls, delays, state: client.state };
-            """, stack["daemon_port"])
+            """, demo.daemon_port)
         finally:
             page.close()
         # Without backoff a refused token costs one round trip (a few ms): hundreds of calls.
@@ -389,7 +343,7 @@ def scenario(ctx_a, ctx_b):
         try:
             result = page.js_async("""
               const [port, user, lastId] = args;
-              const { LiveNotifyClient } = await import('/livenotify.js');
+              const { LiveNotifyClient } = await import('/client/livenotify.js');
               let calls = 0;
               const hellos = [], errors = [], rows = [];
               let inserted = null;
@@ -421,7 +375,7 @@ def scenario(ctx_a, ctx_b):
               const state = client.state;
               client.close();
               return { calls, hellos: hellos.map((t) => t - t0), errors, rows, inserted, state };
-            """, stack["daemon_port"], BOB, newest)
+            """, demo.daemon_port, BOB, newest)
         finally:
             page.close()
         expired = [e for e in result["errors"] if e.get("kind") == "token_expired"]
@@ -440,7 +394,7 @@ def scenario(ctx_a, ctx_b):
         try:
             result = page.js_async("""
               const [port] = args;
-              const { LiveNotifyClient } = await import('/livenotify.js');
+              const { LiveNotifyClient } = await import('/client/livenotify.js');
               const token = (await (await fetch('/api/token?user=1')).json()).token;
               const states = [];
               let pongs = 0;
@@ -454,7 +408,7 @@ def scenario(ctx_a, ctx_b):
               const state = client.state;
               client.close();
               return { pongs, states, state };
-            """, stack["daemon_port"])
+            """, demo.daemon_port)
         finally:
             page.close()
         check(result["state"] == "open" and result["pongs"] >= 3,
@@ -489,7 +443,7 @@ def main():
                                                 f"{runner.failed + 1} failed", flush=True),
                                           os._exit(1)))
     try:
-        start_stack()
+        demo.start()
         # Two browsers: alice's two tabs share a profile (as two tabs of one browser do), bob
         # has his own.
         with Browser(opt.workdir, "alice") as ctx_a, Browser(opt.workdir, "bob") as ctx_b:

@@ -110,13 +110,20 @@ def count_frame(n):
 def check_install():
     check(livenotify_django.__file__.startswith(OPTS.venv),
           f"livenotify_django imported from {livenotify_django.__file__}, not the venv")
-    path = finders.find("livenotify/livenotify.js")
-    check(path is not None and path.startswith(OPTS.venv),
-          f"static livenotify/livenotify.js found at {path}, not in the installed package")
-    with open(path, "rb") as a, open(OPTS.client_js, "rb") as b:
-        check_eq(hashlib.sha256(a.read()).hexdigest(), hashlib.sha256(b.read()).hexdigest(),
-                 "the shipped client is client/livenotify.js")
-    print(f"ok: installed in the venv; the static client is client/livenotify.js ({path})")
+    # The client is livenotify.js and the modules it imports: every .js file the client
+    # package lists, each byte for byte.
+    client_dir = os.path.dirname(OPTS.client_js)
+    with open(os.path.join(client_dir, "package.json"), encoding="utf-8") as f:
+        modules = [n for n in json.load(f)["files"] if n.endswith(".js")]
+    check("livenotify.js" in modules, f"client/package.json lists {modules}")
+    for name in modules:
+        path = finders.find(f"livenotify/{name}")
+        check(path is not None and path.startswith(OPTS.venv),
+              f"static livenotify/{name} found at {path}, not in the installed package")
+        with open(path, "rb") as a, open(os.path.join(client_dir, name), "rb") as b:
+            check_eq(hashlib.sha256(a.read()).hexdigest(), hashlib.sha256(b.read()).hexdigest(),
+                     f"the shipped {name} is client/{name}")
+    print(f"ok: installed in the venv; the static client is client/ ({', '.join(modules)})")
 
 
 def make_users():
