@@ -143,6 +143,10 @@ mount_in() { # mount_in TARGET mount-args...
 	mount "$@" "$target" || die "mount $* $target failed"
 	MOUNTS+=("$target")
 }
+# The tree's / is a mount point, as a machine's / is: `ip netns exec` (the failover suite's
+# silent partition) makes / a recursive slave mount, which fails (EINVAL) on a directory.
+mount --bind "$TREE" "$TREE" || die "mount --bind $TREE $TREE failed"
+MOUNTS+=("$TREE")
 mount_in /proc -t proc proc
 mount_in /sys -t sysfs sysfs
 mount_in /dev --bind /dev
