@@ -19,6 +19,8 @@
 //   {t: 'welcome', to, state, hello, base, frames}
 //   {t: 'frame', frame}                  every frame the leader's socket received, parsed
 //   {t: 'state', state, detail}          the leader's connection state
+//   {t: 'lead'}                          a tab has just taken the lock: joins not yet
+//                                        welcomed (sent while no tab led) are sent again
 
 /** Notifications each tab keeps to bring a joining tab up to date. */
 export const BUFFER_FRAMES = 256;
@@ -99,6 +101,7 @@ export class TabGroup {
           // Frames held for a welcome that will not come now: the socket's resume, from
           // this tab's cursor, brings them (and any that did not fit) again.
           this._dropWait();
+          this._post({ t: 'lead' });
           this.hooks.lead();
         });
       })
@@ -197,6 +200,12 @@ export class TabGroup {
           return;
         }
         this.hooks.frame(msg.frame);
+        return;
+      case 'lead':
+        // Tabs that opened together: this one's join may have reached no leader.
+        if (!this.leading && this._pending !== null) {
+          this._post({ t: 'join', from: this.id, lastId: this.hooks.lastId() });
+        }
         return;
       case 'state':
         if (this.leading || typeof msg.state !== 'string') return;
