@@ -553,7 +553,7 @@ main() {
 		fi
 		case $rc in
 			0) RESULT[$name]=passed; passed=$((passed + 1)); results+=("ok       $name") ;;
-			"$SKIP") RESULT[$name]=skipped; results+=("skipped  $name (nothing to run yet)") ;;
+			"$SKIP") RESULT[$name]=skipped; results+=("skipped  $name (it could not run here: see its SKIP lines above)") ;;
 			*) RESULT[$name]=failed; failed=$((failed + 1)); results+=("FAILED   $name") ;;
 		esac
 	done

@@ -59,7 +59,11 @@ TEST_CMD=$(readme_command test)
 [ -n "$DEMO_CMD" ] || die "README.md's first sh block has no line running make demo"
 [ -n "$TEST_CMD" ] || die "README.md's first sh block has no line running make test"
 
-MOUNTS=()
+# Every mount at or under the tree, deepest first: ours, and those the run made inside it
+# (the failover suite's `ip netns add` mounts /run/netns and its namespaces there).
+tree_mounts() {
+	awk -v t="$TREE" '$2 == t || index($2, t "/") == 1 { print $2 }' /proc/mounts | sort -r
+}
 cleanup() {
 	local rc=$? pid root m i
 	# Processes whose root is the tree (a daemon the run left behind): TERM, then KILL.
@@ -70,13 +74,12 @@ cleanup() {
 		done
 		[ $sig = TERM ] && sleep 2
 	done
-	for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
-		m=${MOUNTS[i]}
+	while read -r m; do
 		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "could not unmount $m"
-	done
+	done < <(tree_mounts)
 	if [ "${LIVENOTIFY_FRESH_KEEP:-0}" = 1 ]; then
 		log "kept $TREE"
-	elif ! grep -qs " $TREE" /proc/mounts; then
+	elif [ -z "$(tree_mounts)" ]; then
 		rm -rf --one-file-system "$TREE"
 	else
 		log "$TREE still has mounts; not deleting it"
@@ -87,8 +90,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 mkdir -p "$WORK" "$CACHE"
-if grep -qs " $TREE" /proc/mounts; then
-	die "$TREE has mounts left by an earlier run: unmount them first"
+if [ -n "$(tree_mounts)" ]; then
+	die "$TREE has mounts left by an earlier run: unmount them first ($(tree_mounts | tr '\n' ' '))"
 fi
 rm -rf --one-file-system "$TREE"
 : >"$LOGFILE"
@@ -141,12 +144,10 @@ mount_in() { # mount_in TARGET mount-args...
 	shift
 	mkdir -p "$target"
 	mount "$@" "$target" || die "mount $* $target failed"
-	MOUNTS+=("$target")
 }
 # The tree's / is a mount point, as a machine's / is: `ip netns exec` (the failover suite's
 # silent partition) makes / a recursive slave mount, which fails (EINVAL) on a directory.
 mount --bind "$TREE" "$TREE" || die "mount --bind $TREE $TREE failed"
-MOUNTS+=("$TREE")
 mount_in /proc -t proc proc
 mount_in /sys -t sysfs sysfs
 mount_in /dev --bind /dev
