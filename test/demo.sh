@@ -106,9 +106,10 @@ port_busy "$WEB_PORT" && die "port $WEB_PORT is taken: set LIVENOTIFY_DEMO_WEB_P
 step "PostgreSQL cluster on port $PG_PORT"
 # The port lies in Linux's ephemeral range (32768-60999): on a busy machine an outgoing
 # connection's TIME_WAIT can hold 127.0.0.1:$PG_PORT for a minute, and the TCP bind fails.
-# Everything here connects through the Unix socket, so the last try does without TCP.
+# Everything here connects through the Unix socket; TCP is for the person trying the demo
+# with a client of their own, so the last try does without it.
 for try in 1 2 3; do
-	extra=""
+	extra="listen_addresses = '127.0.0.1'"
 	[ "$try" -lt 3 ] || extra="listen_addresses = ''"
 	CLUSTER=$(cluster_dir demo)
 	cluster_start "$CLUSTER" "$PG_PORT" "$extra" && break

@@ -114,6 +114,10 @@ _as_postgres() {
 # absent (it is created, under /tmp, owned by postgres); DIR is also the socket directory, the
 # server log is DIR/log/postgresql.log.  EXTRA_CONF (lines of postgresql.conf) is appended
 # last, so it can override the defaults below, e.g. "shared_preload_libraries = ''".
+# The cluster listens on its socket directory only: the test ports lie in Linux's ephemeral
+# range (32768-60999), where any outgoing connection of the machine (a package download, a
+# browser) may hold 127.0.0.1:PORT, and the TCP bind fails at random.  A caller that connects
+# over TCP adds "listen_addresses = '127.0.0.1'" to EXTRA_CONF (and copes with a busy port).
 cluster_start() {
 	local dir=$1 port=$2 extra=${3:-}
 	[ -n "$dir" ] && [ -n "$port" ] || { log "usage: cluster_start DIR PORT [EXTRA_CONF]"; return 1; }
@@ -131,7 +135,7 @@ cluster_start() {
 
 	log "cluster: initdb $dir/data"
 	# Trust authentication: a throw-away cluster on a socket directory only postgres can
-	# enter and on 127.0.0.1.  C locale and UTF8 keep the expected output stable.
+	# enter (and on 127.0.0.1 where asked).  C locale and UTF8 keep the expected output stable.
 	_as_postgres "$LIVENOTIFY_PG_BIN/initdb" -D "$dir/data" -U postgres -E UTF8 --locale=C \
 		--auth-local=trust --auth-host=trust >"$dir/log/initdb.log" 2>&1 ||
 		{ cat "$dir/log/initdb.log" >&2; log "ERROR: initdb failed"; return 1; }
@@ -140,7 +144,7 @@ cluster_start() {
 
 # --- livenotify test cluster (test/lib.sh) ---
 port = $port
-listen_addresses = '127.0.0.1'
+listen_addresses = ''
 unix_socket_directories = '$dir'
 shared_preload_libraries = 'livenotify'
 livenotify.ring_size = '1MB'

@@ -96,7 +96,8 @@ blog "lock held; results in $OUT"
 
 CLUSTER=$(cluster_dir peers)
 cluster_start "$CLUSTER" "$PG_PORT" "livenotify.ring_size = '64MB'
-max_connections = 200"
+max_connections = 200
+listen_addresses = '127.0.0.1'"
 
 STARTED=() # pids of everything this script started besides the cluster
 stop_started() {

@@ -93,8 +93,10 @@ start_on() {
 }
 # 64 MB ring: the main workload must never overflow it (that is the ring test's job).
 STARTED_DIR=""
+# TCP as well: the database-outage test puts a TCP proxy in front of it.
 start_on reliability "livenotify.ring_size = '64MB'
-max_connections = 200" || die "cluster did not start"
+max_connections = 200
+listen_addresses = '127.0.0.1'" || die "cluster did not start"
 CLUSTER=$STARTED_DIR PORT=$STARTED_PORT
 # The smallest ring the GUC allows: a stalled reader overflows it within a few hundred rows.
 STARTED_DIR=""
