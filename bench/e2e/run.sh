@@ -255,6 +255,18 @@ low_rows=$((LOW_RATE * LOW_SECS))
 CAPACITY=$((warm_rows + low_rows + lat_rows + ramp_total))
 start_client run "$USERS" "$CAPACITY"
 rss_connected=$(vm "$DAEMON_PID" VmRSS)
+# The reader's backend (livenotify.read(), read_horizon(), the counts) is livenotify's CPU too.
+READER_PID=$(psql_admin -d "$DB" -Atc "SELECT pid FROM pg_stat_activity WHERE application_name = 'livenotifyd reader'")
+[ -n "$READER_PID" ] || die "no backend with application_name 'livenotifyd reader'"
+
+# cpu_per_row D0 D1 R0 R1 ROWS: livenotify's own CPU per committed row in microseconds,
+# "total daemon reader" (CPU seconds of the daemon and of the reader's backend between two
+# samples, over the rows committed meanwhile).
+cpu_per_row() {
+	awk -v d0="$1" -v d1="$2" -v r0="$3" -v r1="$4" -v n="$5" 'BEGIN {
+		if (n <= 0) { print "? ? ?"; exit }
+		printf "%.1f %.1f %.1f\n", 1e6 * (d1 - d0 + r1 - r0) / n, 1e6 * (d1 - d0) / n, 1e6 * (r1 - r0) / n }'
+}
 
 log "e2e: warm-up, $LAT_RATE rows/s for ${WARM_SECS}s"
 insert --from=0 --count="$warm_rows" --rate="$LAT_RATE" --batch=1 --conns="$LAT_CONNS" >/dev/null ||
@@ -267,22 +279,31 @@ log "e2e: floor, $LOW_RATE rows/s (single-row transactions) for ${LOW_SECS}s"
 k0=$warm_rows
 k1=$((k0 + low_rows))
 s0=$(cpu_sample)
+d0=$(cpu_secs "$DAEMON_PID")
+r0=$(cpu_secs "$READER_PID")
 ins_low=$(insert --from="$k0" --count="$low_rows" --rate="$LOW_RATE" --batch=1 --conns=4)
+read -r low_us low_us_daemon low_us_reader < <(cpu_per_row "$d0" "$(cpu_secs "$DAEMON_PID")" \
+	"$r0" "$(cpu_secs "$READER_PID")" "$(kv "$ins_low" rows)")
 s1=$(cpu_sample)
 low=$(report floor "$k0" "$k1")
 low_busy=$(busy_pct "$s0" "$s1")
 note "$ins_low"
 note "$low machine_busy=$low_busy"
+note "livenotify cpu per row (floor): ${low_us} us (daemon ${low_us_daemon}, reader backend ${low_us_reader})"
 
 log "e2e: latency, $LAT_RATE rows/s (single-row transactions) for ${LAT_SECS}s"
 k0=$((warm_rows + low_rows))
 k1=$((k0 + lat_rows))
 d0=$(cpu_secs "$DAEMON_PID")
 c0=$(cpu_secs "$CLIENT_PID")
+r0=$(cpu_secs "$READER_PID")
 s0=$(cpu_sample)
 perf_start latency
 ins_lat=$(insert --from="$k0" --count="$lat_rows" --rate="$LAT_RATE" --batch=1 --conns="$LAT_CONNS")
 perf_stop
+# Sampled when the last row is committed (its frames follow within milliseconds).
+read -r lat_us lat_us_daemon lat_us_reader < <(cpu_per_row "$d0" "$(cpu_secs "$DAEMON_PID")" \
+	"$r0" "$(cpu_secs "$READER_PID")" "$(kv "$ins_lat" rows)")
 s1=$(cpu_sample)
 lat=$(report latency "$k0" "$k1")
 lat_daemon_cpu=$(awk -v a="$d0" -v b="$(cpu_secs "$DAEMON_PID")" -v t="$LAT_SECS" 'BEGIN { printf "%.0f", 100 * (b - a) / t }')
@@ -292,6 +313,8 @@ rss_lat=$(vm "$DAEMON_PID" VmRSS)
 note "$ins_lat"
 note "$lat"
 note "cpu: daemon ${lat_daemon_cpu}% client ${lat_client_cpu}% machine ${lat_busy}% busy; daemon VmRSS ${rss_lat} MB"
+lat_us_delivery=$(awk -v u="$lat_us" -v t="$TABS" 'BEGIN { printf "%.1f", u / t }')
+note "livenotify cpu per row: ${lat_us} us (daemon ${lat_us_daemon}, reader backend ${lat_us_reader}); per delivery ${lat_us_delivery} us ($TABS tabs)"
 
 # What one batch's unread-count call costs the reader (it runs once per read() batch, on the
 # latency path), with the table as the latency phase left it: the documented
@@ -391,6 +414,8 @@ TABLE=$(
 	echo "| INSERT round trip incl. COMMIT p50 / p99 (inserter's view) | $(kv "$ins_lat" tx_ms_p50) / $(kv "$ins_lat" tx_ms_p99) ms | | |"
 	echo "| frames expected / received / lost / duplicates | $(kv "$lat" expected) / $(kv "$lat" received) / $(kv "$lat" lost) / $(kv "$lat" duplicates) | no loss, no duplicate | $( [ "$(kv "$lat" lost)$(kv "$lat" duplicates)" = 00 ] && echo met || echo MISSED) |"
 	echo "| CPU during the latency phase: daemon / client / whole machine | ${lat_daemon_cpu}% / ${lat_client_cpu}% / ${lat_busy}% | | |"
+	echo "| livenotify's CPU per committed row at $(kv "$ins_lat" rate) rows/s: daemon + reader backend (per delivery) | ${lat_us} us = ${lat_us_daemon} + ${lat_us_reader} (${lat_us_delivery} us) | <= 25 us | $(verdict "$lat_us" 25 '<=') |"
+	echo "| the same at the floor, $(kv "$ins_low" rate) rows/s | ${low_us} us = ${low_us_daemon} + ${low_us_reader} | | |"
 	echo "| highest sustained delivery rate | $best_del deliveries/s ($best_rate rows/s x $TABS tabs) | >= 50,000/s | $(verdict "$best_del" 50000 '>=') |"
 	echo "| daemon VmRSS with $idle_sockets idle sockets (VmHWM) | $rss_idle MB ($hwm_idle MB); $rss_empty MB with none | <= 100 MB | $(verdict "${hwm_idle:-999}" 100 '<=') |"
 )

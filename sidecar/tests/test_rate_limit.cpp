@@ -121,3 +121,17 @@ TEST(MemoryTrim, SteadyTrafficNeverTrims)
 		EXPECT_FALSE(p.due(t0 + milliseconds(i * 10), &tot));
 	}
 }
+
+TEST(MemoryTrim, FreeMemoryLeftInTheArenas)
+{
+	/* The queues never held much (frames written at once), but the arenas hold 20 MB free. */
+	TrimPolicy p(4 << 20, milliseconds(1000));
+	QueueTotals tot;
+	EXPECT_FALSE(p.due(t0, &tot, 512 << 10));
+	EXPECT_TRUE(p.due(t0, &tot, 20 << 20));
+	/* 6 MB stayed free (fragments): no trim again for those, only for 1 MB more. */
+	p.trimmed(6 << 20);
+	EXPECT_FALSE(p.due(t0 + milliseconds(2000), &tot, (6 << 20) + (512 << 10)));
+	EXPECT_TRUE(p.due(t0 + milliseconds(3000), &tot, 7 << 20));
+	EXPECT_FALSE(p.due(t0 + milliseconds(3500), &tot, 50 << 20)); /* at most once a second */
+}

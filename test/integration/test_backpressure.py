@@ -262,7 +262,9 @@ async def burst_memory_returned_after_close(ctx):
     sockets are gone (malloc_trim after large frees, livenotifyd_malloc_trims_total)."""
     users, queue = list(range(1161, 1177)), 1 << 20
     bound_kb = (len(users) * (queue + PER_SOCKET_FIXED_BYTES) + RSS_SLACK_BYTES) // 1024
-    d = Daemon(ctx.opts, "burstmem", ["--auth=none", f"--send-queue-bytes={queue}"])
+    # read_batch 100: the reader turns a batch into frames holding it three times (the result,
+    # the entries, the frames): 1,000 rows of 6 kB would be 18 MB on top (docs/operations.md).
+    d = Daemon(ctx.opts, "burstmem", ["--auth=none", f"--send-queue-bytes={queue}", "--read-batch=100"])
     await d.start()
     pid = d.proc.pid
     socks = []
@@ -272,9 +274,16 @@ async def burst_memory_returned_after_close(ctx):
         base = vm_kb(pid, "VmRSS")
         peak = base
 
+        # More rows per user than its queue and the kernel take: the daemon's socket buffer
+        # grows to tcp_wmem's maximum (4 MB by default) for a never-reading peer, and the
+        # daemon fills it as fast as rows arrive (a frame goes out at once when none is
+        # queued), so only then does its queue fill.  80 rows of 6 kB per round.
+        with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+            wmem_max = int(f.read().split()[2])
+        rounds = -(-(queue + wmem_max) * 3 // 2 // (80 * 6000))
+
         def burst():
-            # ~3 MB of rows per user, more than its queue and the kernel's buffers take.
-            for _ in range(6):
+            for _ in range(rounds):
                 for u in users:
                     ctx.db.rows("INSERT INTO api_notification (user_id, type, title, message)"
                                 " SELECT %s, 'like', 'burst ' || g, repeat('x', 6000)"

@@ -153,6 +153,9 @@ key_table()
 		INT_KEY(db_workers, 1, 64, "database connections for auth and catch-up (default 2)"),
 		INT_KEY(read_batch, 1, 100000, "max entries per livenotify.read() call (default 1000)"),
 		INT_KEY(read_timeout_ms, 100, 600000, "livenotify.read() wait in ms (default 10000)"),
+		INT_KEY(read_coalesce_us, 0, 100000,
+				"under a stream of commits, wait this long (microseconds) after a batch so that "
+				"the next read() takes several; 0: never (default 1000)"),
 		INT_KEY(db_timeout_ms, 100, 600000,
 				"deadline of every database call beyond its own wait (read()'s read_timeout_ms); "
 				"past it the call is cancelled and the session dropped (default 5000)"),

@@ -59,6 +59,13 @@ struct Config
 	int db_workers = 2;
 	int read_batch = 1000;
 	int read_timeout_ms = 10000;
+	/*
+	 * Under a stream of commits, wait this long after a batch before the next
+	 * read() so that it returns several entries (one round trip, one hand-off
+	 * and one wake-up for all of them); an idle system still gets each commit
+	 * at once (reader.cpp, "Coalescing").  0: never wait.
+	 */
+	int read_coalesce_us = 1000;
 	int db_timeout_ms = 5000; /* every database call: its own wait + this, then cancelled */
 	int max_read_age_ms = 0;  /* /healthz 503 past it; 0: read_timeout_ms + db_timeout_ms */
 	int reconnect_min_ms = 100;

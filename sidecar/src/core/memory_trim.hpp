@@ -13,6 +13,17 @@
  * all the time but the total stays low, never trims), and at most once per
  * interval.
  *
+ * The queues do not see every burst: a frame written at once never enters
+ * one (delivery.cpp, write_now), and a burst whose slow sockets close one by
+ * one drains the queues in steps that each stay under after_bytes, while the
+ * frames built for it are freed all along (issue 15: 19 MB stayed after such
+ * a burst).  So the arenas' own free bytes count too (mallinfo2's fordblks):
+ * a trim is also due when they exceed what stayed free after the last trim
+ * (fragments a trim cannot return) by a quarter of after_bytes: what a burst
+ * leaves behind in the arenas is then under 1 MB.  The free memory of steady
+ * traffic is reused all the time and stays below that; were it to swing
+ * more, the cost is one trim a second at most.
+ *
  * Thread: the lws service thread; pure policy, the daemon calls malloc_trim.
  */
 #pragma once
@@ -35,10 +46,16 @@ public:
 	{
 	}
 
-	/* True when a trim is due now; the caller trims, and the peak starts again from here. */
-	bool due(Clock::time_point now, QueueTotals *t)
+	/*
+	 * True when a trim is due now; the caller trims (then calls trimmed()), and
+	 * the peak starts again from here.  free_bytes: what the malloc arenas hold
+	 * free now (0 when unknown).
+	 */
+	bool due(Clock::time_point now, QueueTotals *t, size_t free_bytes = 0)
 	{
-		if (t->peak < t->bytes + after_bytes_)
+		bool queues_fell = t->peak >= t->bytes + after_bytes_;
+		bool arenas_free = free_bytes >= free_floor_ + after_bytes_ / 4;
+		if (!queues_fell && !arenas_free)
 			return false;
 		if (trimmed_once_ && now - last_ < interval_)
 			return false;
@@ -48,9 +65,16 @@ public:
 		return true;
 	}
 
+	/* After the trim: what the arenas still hold free, the floor of the next free_bytes rule. */
+	void trimmed(size_t free_after)
+	{
+		free_floor_ = free_after;
+	}
+
 private:
 	size_t after_bytes_;
 	Clock::duration interval_;
+	size_t free_floor_ = 0;
 	bool trimmed_once_ = false;
 	Clock::time_point last_{};
 };

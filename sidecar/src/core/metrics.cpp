@@ -59,6 +59,10 @@ render_metrics(const Counters &c, const Gauges &g)
 		   static_cast<double>(g.pending_auth));
 	metric(out, "livenotifyd_frames_sent_total", "counter", "Frames written to sockets.",
 		   load(c.frames_sent));
+	metric(out, "livenotifyd_frames_written_directly_total", "counter",
+		   "Frames written at once, without waiting for a writeable callback (nothing was "
+		   "queued before them).",
+		   load(c.frames_written_directly));
 	metric(out, "livenotifyd_bytes_sent_total", "counter",
 		   "Frame payload bytes written to sockets.", load(c.bytes_sent));
 	metric(out, "livenotifyd_slow_client_closes_total", "counter",
@@ -82,6 +86,16 @@ render_metrics(const Counters &c, const Gauges &g)
 		   "Age of the oldest frame waiting in any socket send queue.", g.queue_lag_seconds);
 	metric(out, "livenotifyd_entries_read_total", "counter",
 		   "Queue entries read from livenotify.read().", load(c.entries_read));
+	metric(out, "livenotifyd_read_batches_total", "counter",
+		   "livenotify.read() calls that returned entries (entries_read / this: the batch size).",
+		   load(c.read_batches));
+	metric(out, "livenotifyd_reader_backpressure_waits_total", "counter",
+		   "100 ms waits of the reader before a read() because the service thread still had "
+		   "2 MB of frames to hand out (the rows wait in the ring meanwhile).",
+		   load(c.reader_inbox_waits));
+	metric(out, "livenotifyd_read_coalesce_waits_total", "counter",
+		   "Waits of read_coalesce_us before a read(), taken under a stream of commits.",
+		   load(c.coalesce_waits));
 	metric(out, "livenotifyd_lost_entries_total", "counter",
 		   "Queue entries overwritten before this sidecar read them.", load(c.lost_entries));
 	metric(out, "livenotifyd_overflow_entries_total", "counter",

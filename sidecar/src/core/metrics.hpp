@@ -18,6 +18,7 @@ namespace livenotify
 struct Counters
 {
 	std::atomic<uint64_t> frames_sent{0};
+	std::atomic<uint64_t> frames_written_directly{0}; /* without a WRITEABLE round (delivery.cpp) */
 	std::atomic<uint64_t> bytes_sent{0};
 	std::atomic<uint64_t> slow_client_closes{0};
 	std::atomic<uint64_t> auth_failures{0};
@@ -26,6 +27,9 @@ struct Counters
 	std::atomic<uint64_t> connections_total{0};
 	std::atomic<uint64_t> accept_pauses{0}; /* listener paused: EMFILE/ENFILE or at socket_cap */
 	std::atomic<uint64_t> entries_read{0};
+	std::atomic<uint64_t> read_batches{0};		 /* read() calls that returned entries */
+	std::atomic<uint64_t> coalesce_waits{0};	 /* read_coalesce_us waits before a read() */
+	std::atomic<uint64_t> reader_inbox_waits{0}; /* 100 ms waits for the service thread */
 	std::atomic<uint64_t> lost_entries{0};
 	std::atomic<uint64_t> resyncs{0};
 	std::atomic<uint64_t> overflows{0}; /* 'overflow' entries read (livenotify.max_pending) */

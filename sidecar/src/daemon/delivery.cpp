@@ -42,9 +42,11 @@ Server::slow_client(Session *s, const char *during)
  * Queue a frame on one socket.  Frames of a resuming socket go through its
  * gate (held until the replay ends, duplicates dropped); bypass_gate is for
  * control frames (hello, resync, pong) that are not part of the row stream.
+ * direct (the live frames of drain_inbox): written at once when nothing is
+ * waiting before it (write_now()).
  */
 void
-Server::enqueue(Session *s, const FramePtr &f, bool bypass_gate)
+Server::enqueue(Session *s, const FramePtr &f, bool bypass_gate, bool direct)
 {
 	if (s->state != SessionState::Open)
 		return;
@@ -67,6 +69,8 @@ Server::enqueue(Session *s, const FramePtr &f, bool bypass_gate)
 				break;
 		}
 	}
+	if (direct && s->queue.empty() && !s->gate.holding() && write_now(s, f))
+		return;
 	switch (s->queue.push(f))
 	{
 		case SendQueue::Push::Overflow:
@@ -81,6 +85,47 @@ Server::enqueue(Session *s, const FramePtr &f, bool bypass_gate)
 			break;
 	}
 	lws_callback_on_writable(s->wsi);
+}
+
+/*
+ * A live frame for a socket with nothing queued is written now, from the
+ * service thread (drain_inbox), instead of arming POLLOUT and writing it in
+ * the WRITEABLE callback: that round costs two epoll_ctl and a loop turn per
+ * frame, most of the daemon's CPU per row when each commit goes to a user's
+ * one or two sockets (issue 15, docs/benchmarks.md "Delivery CPU").
+ *
+ * What lws 4.1 allows (lib/core-net/output.c, lib/roles/ws/ops-ws.c):
+ * lws_write() does not check that it runs in the callback; a partial send is
+ * kept by lws (buflist_out), which arms POLLOUT, sends the rest first and
+ * calls WRITEABLE only once it is out.  It must not be called again while
+ * that rest is buffered (the frame's header state would be wrong):
+ * lws_partial_buffered() is checked first, and every frame after it is queued
+ * as before.  So lws holds at most one frame beyond the send queue's bound.
+ * permessage-deflate, the other case of output held inside lws, is never
+ * negotiated (server.cpp sets no extensions).  False: queue it instead.
+ */
+bool
+Server::write_now(Session *s, const FramePtr &f)
+{
+	struct lws *wsi = s->wsi;
+	if (lws_partial_buffered(wsi) || lws_get_network_wsi(wsi) != wsi)
+		return false;
+	size_t n = f->size();
+	int m =
+		lws_write(wsi, reinterpret_cast<unsigned char *>(f->writable_payload()), n, LWS_WRITE_TEXT);
+	if (m < static_cast<int>(n))
+	{
+		/* The connection is unusable; outside its callbacks lws closes it asynchronously. */
+		LOG_WARN("write_failed", "session=%llu user=%s", static_cast<unsigned long long>(s->id),
+				 log_quote(s->user).c_str());
+		s->drop_reason = "write failed";
+		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		return true;
+	}
+	sh_->counters.frames_sent.fetch_add(1, std::memory_order_relaxed);
+	sh_->counters.bytes_sent.fetch_add(n, std::memory_order_relaxed);
+	sh_->counters.frames_written_directly.fetch_add(1, std::memory_order_relaxed);
+	return true;
 }
 
 /*
@@ -100,7 +145,8 @@ Server::send_pong(Session *s)
 /*
  * Service thread (lws timer, every kTrimIntervalMs): give freed memory back
  * to the kernel after a burst, when the send queues hold kTrimAfterBytes less
- * than their peak since the last trim (core/memory_trim.hpp).  glibc's malloc_trim
+ * than their peak since the last trim or the arenas hold that much more free
+ * memory than after the last trim (core/memory_trim.hpp).  glibc's malloc_trim
  * walks every arena, the reader's and the workers' too, where frames are
  * built.
  */
@@ -108,9 +154,10 @@ void
 Server::trim_tick(lws_sorted_usec_list_t *sul)
 {
 	Server *s = static_cast<Server *>(Timer::owner_of(sul));
-	if (s->trim_.due(std::chrono::steady_clock::now(), &s->queue_totals_))
+	if (s->trim_.due(std::chrono::steady_clock::now(), &s->queue_totals_, mallinfo2().fordblks))
 	{
 		malloc_trim(0);
+		s->trim_.trimmed(mallinfo2().fordblks);
 		s->sh_->counters.malloc_trims.fetch_add(1, std::memory_order_relaxed);
 	}
 	lws_sul_schedule(s->ctx_, 0, &s->trim_timer_.sul, trim_tick,
@@ -184,10 +231,12 @@ Server::drain_inbox()
 	 */
 	size_t budget = 64;
 	size_t byte_budget = cfg_.send_queue_bytes / 4; /* one slice never fills a queue on its own */
+	size_t handled = 0; /* what the reader's backpressure counts (Inbox::done) */
 	while (!backlog_.empty() && budget-- > 0)
 	{
 		Event e = std::move(backlog_.front());
 		backlog_.pop_front();
+		handled += Inbox::cost(e);
 		size_t bytes = e.frame ? e.frame->cost() : 0;
 		byte_budget = bytes >= byte_budget ? 0 : byte_budget - bytes;
 		if (byte_budget == 0)
@@ -201,7 +250,7 @@ Server::drain_inbox()
 					break;
 				/* Copy: enqueue may close a socket, but never removes it from the group here. */
 				for (Session *s : *g)
-					enqueue(s, e.frame);
+					enqueue(s, e.frame, false, true);
 				break;
 			}
 			case Event::Type::Broadcast:
@@ -229,6 +278,7 @@ Server::drain_inbox()
 				break;
 		}
 	}
+	sh_->inbox.done(handled);
 	if (!backlog_.empty())
 		lws_cancel_service(ctx_);
 }

@@ -4,6 +4,7 @@
 #include "reader.hpp"
 
 #include "backoff.hpp"
+#include "coalesce.hpp"
 #include "cursor.hpp"
 #include "db.hpp"
 #include "db_health.hpp"
@@ -47,6 +48,16 @@ sleep_or_stop(Shared *sh, int64_t ms)
 	struct pollfd p = {sh->stop_fd, POLLIN, 0};
 	int n = poll(&p, 1, static_cast<int>(ms));
 	return !(n > 0 || sh->stopping.load());
+}
+
+/* The same to the microsecond (the coalescing wait is below poll()'s millisecond). */
+void
+sleep_us_or_stop(Shared *sh, std::chrono::microseconds us)
+{
+	struct pollfd p = {sh->stop_fd, POLLIN, 0};
+	struct timespec ts = {static_cast<time_t>(us.count() / 1000000),
+						  static_cast<long>(us.count() % 1000000) * 1000};
+	ppoll(&p, 1, &ts, nullptr);
 }
 
 void
@@ -96,7 +107,8 @@ class Reader
 public:
 	explicit Reader(Shared *sh)
 		: sh_(sh), conn_(sh->stop_fd), backoff_(sh->cfg.reconnect_min_ms, sh->cfg.reconnect_max_ms),
-		  cache_(std::chrono::milliseconds(sh->cfg.unread_cache_ttl_ms))
+		  cache_(std::chrono::milliseconds(sh->cfg.unread_cache_ttl_ms)),
+		  coalesce_(std::chrono::microseconds(sh->cfg.read_coalesce_us))
 	{
 		conn_.set_timeout_ms(sh->cfg.db_timeout_ms);
 	}
@@ -107,8 +119,24 @@ public:
 		{
 			if (!conn_.connected() && !connect())
 				continue;
+			/*
+			 * Backpressure (shared.hpp, kInboxMaxBytes): while the service
+			 * thread still has that much to hand out, the rows wait in the
+			 * ring.  In steps, so that a shutdown is seen.
+			 */
+			if (!sh_->inbox.wait_below(kInboxMaxBytes, std::chrono::milliseconds(100)))
+			{
+				sh_->counters.reader_inbox_waits.fetch_add(1, std::memory_order_relaxed);
+				continue;
+			}
 			if (!read_once())
 				disconnect();
+			else if (wait_next_)
+			{
+				/* Coalescing (core/coalesce.hpp): let the stream fill the next batch. */
+				sh_->counters.coalesce_waits.fetch_add(1, std::memory_order_relaxed);
+				sleep_us_or_stop(sh_, coalesce_.window());
+			}
 		}
 		conn_.close();
 	}
@@ -443,8 +471,10 @@ private:
 		}
 		read_succeeded();
 		int n = r.rows();
+		wait_next_ = coalesce_.after_read(n, sh_->cfg.read_batch, Coalescer::Clock::now());
 		if (n == 0)
 			return true;
+		sh_->counters.read_batches.fetch_add(1, std::memory_order_relaxed);
 		/* Before the session runs anything else: it describes this read. */
 		std::optional<Horizon> horizon;
 		if (cursors_ && !fetch_horizon(&horizon))
@@ -878,6 +908,8 @@ private:
 	uint64_t statement_seq_ = 0;
 	UnreadCache cache_;
 	UnreadCache::Clock::time_point last_expire_{};
+	Coalescer coalesce_;
+	bool wait_next_ = false; /* the last read() asked for a coalescing wait */
 	int64_t epoch_ = 0;
 	int64_t after_ = 0;
 };

@@ -91,6 +91,13 @@ Server::create()
 	protocols_[0].per_session_data_size = sizeof(Pss);
 	/* Client messages are small (auth, resume); bigger ones arrive in pieces and are capped. */
 	protocols_[0].rx_buffer_size = 2048;
+	/*
+	 * lws sends at most this much per write, else rx_buffer_size: a frame
+	 * bigger than that would be sent in pieces through POLLOUT rounds
+	 * (lib/core-net/output.c).  64 kB holds a frame of the default
+	 * livenotify.max_payload (8 kB) many times over.
+	 */
+	protocols_[0].tx_packet_size = 65536;
 
 	/*
 	 * lws pings a socket ping_interval_s after it was last known alive (the

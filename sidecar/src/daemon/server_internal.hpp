@@ -224,7 +224,8 @@ private:
 	void on_catchup(Session *s, Event &e);
 
 	/* delivery.cpp: delivery and backpressure */
-	void enqueue(Session *s, const FramePtr &f, bool bypass_gate = false);
+	void enqueue(Session *s, const FramePtr &f, bool bypass_gate = false, bool direct = false);
+	bool write_now(Session *s, const FramePtr &f);
 	void slow_client(Session *s, const char *during);
 	void close_session(Session *s, int code, const std::string &reason);
 	int on_writeable(struct lws *wsi, Session *s);

@@ -17,8 +17,12 @@ Inbox::post(std::vector<Event> events, lws_context *ctx)
 {
 	if (events.empty())
 		return;
+	size_t bytes = 0;
+	for (const auto &e : events)
+		bytes += cost(e);
 	{
 		std::lock_guard<std::mutex> g(mu_);
+		bytes_.fetch_add(bytes, std::memory_order_relaxed);
 		if (events_.empty())
 			events_ = std::move(events);
 		else
@@ -37,6 +41,43 @@ Inbox::post(Event e, lws_context *ctx)
 	std::vector<Event> v;
 	v.push_back(std::move(e));
 	post(std::move(v), ctx);
+}
+
+size_t
+Inbox::cost(const Event &e)
+{
+	size_t n = e.frame ? e.frame->cost() : 0;
+	for (const auto &r : e.rows)
+		n += r.second ? r.second->cost() : 0;
+	return n;
+}
+
+/* Service thread. */
+void
+Inbox::done(size_t bytes)
+{
+	if (bytes == 0)
+		return;
+	bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+	if (waiting_.load(std::memory_order_acquire) > 0)
+	{
+		/* Under the mutex, so a waiter between its check and its sleep cannot miss it. */
+		std::lock_guard<std::mutex> g(mu_);
+		room_.notify_all();
+	}
+}
+
+/* Reader thread. */
+bool
+Inbox::wait_below(size_t limit, std::chrono::milliseconds max_wait)
+{
+	if (bytes() < limit)
+		return true;
+	std::unique_lock<std::mutex> lk(mu_);
+	waiting_.fetch_add(1, std::memory_order_acq_rel);
+	bool ok = room_.wait_for(lk, max_wait, [&] { return bytes() < limit; });
+	waiting_.fetch_sub(1, std::memory_order_acq_rel);
+	return ok;
 }
 
 /* Service thread: swap the whole batch out so the lock is held for a pointer swap only. */

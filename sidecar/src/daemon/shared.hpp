@@ -24,6 +24,7 @@
 #include "user_key.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -64,6 +65,16 @@ struct Event
 	bool count_error = false;	   /* the count query failed: frames say unread_count_error */
 };
 
+/*
+ * Frames handed to the service thread and not sent or queued yet, beyond
+ * which the reader waits before its next read() (Inbox::wait_below): the
+ * rows then wait in the ring, which is there for that (and says `lost` when
+ * it overflows), instead of in the daemon's memory.  A burst the service
+ * thread could not hand out as fast as the reader read it held 30 MB here
+ * (issue 15).  The inbox holds at most this plus one read() batch.
+ */
+constexpr size_t kInboxMaxBytes = 2 << 20;
+
 class Inbox
 {
 public:
@@ -72,10 +83,24 @@ public:
 	void post(Event e, lws_context *ctx);
 	/* Service thread. */
 	std::vector<Event> take();
+	/* Service thread: events whose frames cost `bytes` (Frame::cost()) were handled. */
+	void done(size_t bytes);
+	/* Reader: wait up to max_wait until the frames not handled yet cost less than limit. */
+	bool wait_below(size_t limit, std::chrono::milliseconds max_wait);
+	size_t bytes() const
+	{
+		return bytes_.load(std::memory_order_relaxed);
+	}
+
+	/* What an event's frames cost (its live frame and a catch-up page's rows). */
+	static size_t cost(const Event &e);
 
 private:
 	std::mutex mu_;
+	std::condition_variable room_;
 	std::vector<Event> events_;
+	std::atomic<size_t> bytes_{0};
+	std::atomic<int> waiting_{0};
 };
 
 /* Work for the worker pool. */
