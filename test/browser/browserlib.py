@@ -9,7 +9,8 @@ API (every wait has a deadline; nothing here blocks without one):
 
   Checks:   Failure, check(cond, msg), Runner(): runner.test(name, fn) prints `ok NAME` or
             `FAILED NAME: why` (a check gets TEST_TIMEOUT_S through the waits it makes);
-            runner.summary() prints `N passed, N failed` and returns the exit status.
+            runner.summary() prints `N passed, N failed` and returns the exit status;
+            run_suite(runner, procs, workdir, body): a suite's main() around body().
   Helpers:  free_port(), wait_http(url, proc, timeout_s), Processes(workdir): .start(name,
             argv, env) -> Popen (log in workdir/NAME.log, pid appended to workdir/pids for the
             shell's leftover killer), .stop(proc, sig), .stop_all(); psql(args..., sql) in the
@@ -127,6 +128,26 @@ class Runner:
     def summary(self):
         print(f"{self.passed} passed, {self.failed} failed", flush=True)
         return 1 if self.failed else 0
+
+
+def run_suite(runner, procs, workdir, body):
+    """A suite's main(): body() runs the checks; a Failure out of it (its set-up) counts as a
+    failed check; a signal (Ctrl-C, run.sh's trap) stops the suite's processes and exits.
+    Returns the exit status (runner.summary())."""
+    os.makedirs(workdir, exist_ok=True)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda s, _f: (procs.stop_all(),
+                                          print(f"interrupted ({s}); {runner.passed} passed, "
+                                                f"{runner.failed + 1} failed", flush=True),
+                                          os._exit(1)))
+    try:
+        body()
+    except Failure as e:
+        runner.failed += 1
+        print(f"FAILED setup: {e}", flush=True)
+    finally:
+        procs.stop_all()
+    return runner.summary()
 
 
 def free_port():

@@ -21,7 +21,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from browserlib import Browser, Failure, Processes, Runner, check  # noqa: E402
+from browserlib import Browser, Failure, Processes, Runner, check, run_suite  # noqa: E402
 from demostack import DemoStack, arguments  # noqa: E402
 
 opt = arguments()
@@ -434,26 +434,16 @@ def scenario(ctx_a, ctx_b):
         runner.test("screenshot", screenshot)
 
 
+def body():
+    demo.start()
+    # Two browsers: alice's two tabs share a profile (as two tabs of one browser do), bob has
+    # his own.
+    with Browser(opt.workdir, "alice") as ctx_a, Browser(opt.workdir, "bob") as ctx_b:
+        scenario(ctx_a, ctx_b)
+
+
 def main():
-    os.makedirs(opt.workdir, exist_ok=True)
-    # Interrupted (Ctrl-C, run.sh's trap): stop our children and go.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda s, _f: (procs.stop_all(),
-                                          print(f"interrupted ({s}); {runner.passed} passed, "
-                                                f"{runner.failed + 1} failed", flush=True),
-                                          os._exit(1)))
-    try:
-        demo.start()
-        # Two browsers: alice's two tabs share a profile (as two tabs of one browser do), bob
-        # has his own.
-        with Browser(opt.workdir, "alice") as ctx_a, Browser(opt.workdir, "bob") as ctx_b:
-            scenario(ctx_a, ctx_b)
-    except Failure as e:
-        runner.failed += 1
-        print(f"FAILED setup: {e}", flush=True)
-    finally:
-        procs.stop_all()
-    return runner.summary()
+    return run_suite(runner, procs, opt.workdir, body)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from browserlib import Browser, Failure, Processes, Runner, check  # noqa: E402
+from browserlib import Browser, Failure, Processes, Runner, check, run_suite  # noqa: E402
 from demostack import DemoStack, arguments  # noqa: E402
 
 opt = arguments()
@@ -309,26 +309,17 @@ def scenario(browser, other):
     runner.test("no errors in the pages' consoles", no_console_errors)
 
 
+def body():
+    demo.start(metrics=True)
+    # Alice's tabs in one browser profile (they share storage, locks and channels, as the tabs
+    # of one browser do); bob's fallback tabs in another.
+    with Browser(opt.workdir, "shared-alice") as browser, \
+            Browser(opt.workdir, "shared-bob") as other:
+        scenario(browser, other)
+
+
 def main():
-    os.makedirs(opt.workdir, exist_ok=True)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda s, _f: (procs.stop_all(),
-                                          print(f"interrupted ({s}); {runner.passed} passed, "
-                                                f"{runner.failed + 1} failed", flush=True),
-                                          os._exit(1)))
-    try:
-        demo.start(metrics=True)
-        # Alice's tabs in one browser profile (they share storage, locks and channels, as the
-        # tabs of one browser do); bob's fallback tabs in another.
-        with Browser(opt.workdir, "shared-alice") as browser, \
-                Browser(opt.workdir, "shared-bob") as other:
-            scenario(browser, other)
-    except Failure as e:
-        runner.failed += 1
-        print(f"FAILED setup: {e}", flush=True)
-    finally:
-        procs.stop_all()
-    return runner.summary()
+    return run_suite(runner, procs, opt.workdir, body)
 
 
 if __name__ == "__main__":
