@@ -255,27 +255,100 @@ PgConn::exec_prepared(const std::string &name,
 	return run(Send::Prepared, name.c_str(), nullptr, params, wait_ms);
 }
 
+PgConn::Step
+PgConn::flush(Deadline deadline)
+{
+	for (;;)
+	{
+		int f = PQflush(conn_);
+		if (f == 0)
+			return Step::Ok;
+		if (f < 0)
+			return Step::Lost;
+		Wait w = wait(true, deadline);
+		if (w == Wait::TimedOut)
+			return Step::TimedOut;
+		if (w == Wait::Stopped)
+			return Step::Stopped;
+	}
+}
+
+PgConn::Step
+PgConn::next_result(Deadline deadline, PGresult **r)
+{
+	while (PQisBusy(conn_))
+	{
+		Wait w = wait(false, deadline);
+		if (w == Wait::TimedOut)
+			return Step::TimedOut;
+		if (w == Wait::Stopped)
+			return Step::Stopped;
+		if (!PQconsumeInput(conn_))
+			return Step::Lost;
+	}
+	*r = PQgetResult(conn_);
+	return Step::Ok;
+}
+
+PgConn::Step
+PgConn::statement_result(Deadline deadline, PgResult *last)
+{
+	for (;;)
+	{
+		PGresult *r = nullptr;
+		Step st = next_result(deadline, &r);
+		if (st != Step::Ok)
+			return st;
+		if (!r)
+			return Step::Ok;
+		last->reset(r); /* keep the last result; a statement gives one, then NULL */
+	}
+}
+
+QueryResult
+PgConn::to_result(PgResult last)
+{
+	QueryResult out;
+	if (!last)
+	{
+		out.status = PQstatus(conn_) == CONNECTION_BAD ? DbStatus::ConnLost : DbStatus::Error;
+		out.error = one_line(PQerrorMessage(conn_));
+		return out;
+	}
+	ExecStatusType st = PQresultStatus(last.get());
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+	{
+		out.status = DbStatus::Ok;
+		out.res = std::move(last);
+		return out;
+	}
+	if (st == PGRES_PIPELINE_ABORTED)
+	{
+		out.status = DbStatus::Error;
+		out.error = "not run: the statement before it in the pipeline failed";
+		return out;
+	}
+	out.error = one_line(PQresultErrorMessage(last.get()));
+	if (const char *state = PQresultErrorField(last.get(), PG_DIAG_SQLSTATE))
+		out.sqlstate = state;
+	out.status = PQstatus(conn_) == CONNECTION_BAD ? DbStatus::ConnLost : DbStatus::Error;
+	out.res = std::move(last);
+	return out;
+}
+
 QueryResult
 PgConn::run(Send how, const char *name, const char *sql,
 			const std::vector<std::optional<std::string>> &params, int wait_ms)
 {
 	QueryResult out;
-	int64_t limit_ms = int64_t(wait_ms) + timeout_ms_;
-	auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(limit_ms);
-	auto timed_out = [&] {
-		out.status = DbStatus::TimedOut;
-		out.error = "no answer from the server within " + std::to_string(limit_ms) +
-					" ms (statement wait " + std::to_string(wait_ms) + " ms + db_timeout_ms " +
-					std::to_string(timeout_ms_) + "): cancelled, session dropped";
-		abandon();
-		return std::move(out);
-	};
 	if (!conn_)
 	{
 		out.status = DbStatus::ConnLost;
 		out.error = "not connected";
 		return out;
 	}
+	int64_t limit_ms = int64_t(wait_ms) + timeout_ms_;
+	auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(limit_ms);
 	std::vector<const char *> values;
 	values.reserve(params.size());
 	for (const auto &p : params)
@@ -296,77 +369,116 @@ PgConn::run(Send how, const char *name, const char *sql,
 		return out;
 	}
 	/* Non-blocking mode: flush the query out before waiting for the answer. */
-	for (;;)
-	{
-		int f = PQflush(conn_);
-		if (f == 0)
-			break;
-		Wait w = f < 0 ? Wait::Ready : wait(true, deadline);
-		if (w == Wait::TimedOut)
-			return timed_out();
-		if (f < 0 || w == Wait::Stopped)
-		{
-			out.status = f < 0 ? DbStatus::ConnLost : DbStatus::Interrupted;
-			out.error = f < 0 ? one_line(PQerrorMessage(conn_)) : "interrupted";
-			if (f >= 0)
-				close();
-			return out;
-		}
-	}
-
+	Step st = flush(deadline);
 	PgResult last;
-	for (;;)
-	{
-		while (PQisBusy(conn_))
-		{
-			Wait w = wait(false, deadline);
-			if (w == Wait::TimedOut)
-				return timed_out();
-			if (w == Wait::Stopped)
-			{
-				/*
-				 * Shutdown while the server works (typically read() waiting on
-				 * its latch): cancel so the backend stops promptly, wait for
-				 * its answer, then end the session with PQfinish.
-				 */
-				cancel_and_drain(kCancelWaitMs);
-				close();
-				out.status = DbStatus::Interrupted;
-				out.error = "interrupted";
-				return out;
-			}
-			if (!PQconsumeInput(conn_))
-			{
-				out.status = DbStatus::ConnLost;
-				out.error = one_line(PQerrorMessage(conn_));
-				return out;
-			}
-		}
-		PGresult *r = PQgetResult(conn_);
-		if (!r)
-			break;
-		last.reset(r); /* keep the last result; a statement gives one, then NULL */
-	}
+	if (st == Step::Ok)
+		st = statement_result(deadline, &last);
+	if (st != Step::Ok)
+		return failed(st, limit_ms, wait_ms);
+	return to_result(std::move(last));
+}
 
-	if (!last)
+/* The end of a wait that did not give a result: what it means for the session. */
+QueryResult
+PgConn::failed(Step st, int64_t limit_ms, int wait_ms)
+{
+	QueryResult out;
+	switch (st)
 	{
+		case Step::TimedOut:
+			out.status = DbStatus::TimedOut;
+			out.error = "no answer from the server within " + std::to_string(limit_ms) +
+						" ms (statement wait " + std::to_string(wait_ms) + " ms + db_timeout_ms " +
+						std::to_string(timeout_ms_) + "): cancelled, session dropped";
+			abandon();
+			break;
+		case Step::Stopped:
+			/*
+			 * Shutdown while the server works (typically read() waiting on
+			 * its latch): cancel so the backend stops promptly, wait for its
+			 * answer, then end the session with PQfinish.
+			 */
+			cancel_and_drain(kCancelWaitMs);
+			close();
+			out.status = DbStatus::Interrupted;
+			out.error = "interrupted";
+			break;
+		case Step::Lost:
+		case Step::Ok:
+			out.status = DbStatus::ConnLost;
+			out.error = one_line(PQerrorMessage(conn_));
+			break;
+	}
+	return out;
+}
+
+QueryResult
+PgConn::exec_prepared_then(const std::string &first,
+						   const std::vector<std::optional<std::string>> &params, int wait_ms,
+						   const std::string &then, QueryResult *second)
+{
+	*second = QueryResult();
+	second->status = DbStatus::Error;
+	second->error = "not run";
+	if (!conn_ || !PQenterPipelineMode(conn_))
+	{
+		/* Not idle or no pipeline: one after the other, as before. */
+		QueryResult a = exec_prepared(first, params, wait_ms);
+		if (a.ok())
+			*second = exec_prepared(then, {});
+		return a;
+	}
+	int64_t limit_ms = int64_t(wait_ms) + timeout_ms_;
+	auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(limit_ms);
+	std::vector<const char *> values;
+	values.reserve(params.size());
+	for (const auto &p : params)
+		values.push_back(p ? p->c_str() : nullptr);
+	int n = static_cast<int>(values.size());
+	if (!PQsendQueryPrepared(conn_, first.c_str(), n, values.data(), nullptr, nullptr, 0) ||
+		!PQsendQueryPrepared(conn_, then.c_str(), 0, nullptr, nullptr, nullptr, 0) ||
+		!PQpipelineSync(conn_))
+	{
+		QueryResult out;
 		out.status = PQstatus(conn_) == CONNECTION_BAD ? DbStatus::ConnLost : DbStatus::Error;
 		out.error = one_line(PQerrorMessage(conn_));
+		/* Nothing usable went out: the session is in an unknown protocol state. */
+		close();
+		if (out.status == DbStatus::Error)
+			out.status = DbStatus::ConnLost;
 		return out;
 	}
-	ExecStatusType st = PQresultStatus(last.get());
-	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+	PgResult a, b;
+	Step st = flush(deadline);
+	if (st == Step::Ok)
+		st = statement_result(deadline, &a);
+	if (st == Step::Ok)
+		st = statement_result(deadline, &b);
+	/* Then the sync point, after which the session can leave pipeline mode. */
+	PGresult *sync = nullptr;
+	if (st == Step::Ok)
+		st = next_result(deadline, &sync);
+	if (st == Step::Ok && sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC)
 	{
-		out.status = DbStatus::Ok;
-		out.res = std::move(last);
+		PQclear(sync);
+		if (!PQexitPipelineMode(conn_))
+			st = Step::Lost;
+	}
+	else if (st == Step::Ok)
+	{
+		if (sync)
+			PQclear(sync);
+		st = Step::Lost; /* not the protocol we speak: drop the session */
+	}
+	if (st != Step::Ok)
+	{
+		QueryResult out = failed(st, limit_ms, wait_ms);
+		if (conn_ && st == Step::Lost)
+			close();
 		return out;
 	}
-	out.error = one_line(PQresultErrorMessage(last.get()));
-	if (const char *state = PQresultErrorField(last.get(), PG_DIAG_SQLSTATE))
-		out.sqlstate = state;
-	out.status = PQstatus(conn_) == CONNECTION_BAD ? DbStatus::ConnLost : DbStatus::Error;
-	out.res = std::move(last);
-	return out;
+	*second = to_result(std::move(b));
+	return to_result(std::move(a));
 }
 
 } // namespace livenotify

@@ -134,6 +134,16 @@ public:
 							  const std::vector<std::optional<std::string>> &params,
 							  int wait_ms = 0);
 	/*
+	 * Two statements prepare() made, in one round trip (libpq pipeline
+	 * mode): the second runs the moment the first ends, in the same session,
+	 * with nothing in between, as if sent after the first's answer.  wait_ms
+	 * is the first's wait; one deadline for both.  A failed first statement
+	 * gives the second an Error ("not run").  *second is set in every case.
+	 */
+	QueryResult exec_prepared_then(const std::string &first,
+								   const std::vector<std::optional<std::string>> &params,
+								   int wait_ms, const std::string &then, QueryResult *second);
+	/*
 	 * Changes on every successful connect(): named statements belong to one
 	 * session, so a caller that caches them compares this to know they are gone.
 	 */
@@ -168,6 +178,25 @@ private:
 	};
 	QueryResult run(Send how, const char *name, const char *sql,
 					const std::vector<std::optional<std::string>> &params, int wait_ms);
+
+	/* How a wait for the server ended (flush(), next_result()). */
+	enum class Step
+	{
+		Ok,
+		TimedOut, /* past the deadline: the caller abandons the session */
+		Stopped,  /* shutdown: the caller cancels and closes */
+		Lost	  /* the connection broke; PQerrorMessage says why */
+	};
+	/* Send what libpq buffered (non-blocking mode). */
+	Step flush(Deadline deadline);
+	/* The next result, or nullptr at the end of a statement's results (*r). */
+	Step next_result(Deadline deadline, PGresult **r);
+	/* All results of one statement: the last one (a statement gives one, then NULL). */
+	Step statement_result(Deadline deadline, PgResult *last);
+	/* A QueryResult from a statement's last result (none: the connection's error). */
+	QueryResult to_result(PgResult last);
+	/* A QueryResult for a wait that ended without a result (and what it does to the session). */
+	QueryResult failed(Step st, int64_t limit_ms, int wait_ms);
 
 	PGconn *conn_ = nullptr;
 	int timeout_ms_ = 5000;

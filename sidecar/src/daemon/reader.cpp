@@ -357,8 +357,13 @@ private:
 	/* read_horizon() of the read just made: *out nullopt when it did not reach the end. */
 	bool fetch_horizon(std::optional<Horizon> *out)
 	{
+		return take_horizon(conn_.exec_prepared(kHorizonStatement, {}), out);
+	}
+
+	/* The answer of read_horizon(): false when the session is gone. */
+	bool take_horizon(QueryResult h, std::optional<Horizon> *out)
+	{
 		out->reset();
-		QueryResult h = conn_.exec_prepared(kHorizonStatement, {});
 		if (!h.ok())
 		{
 			if (h.session_gone())
@@ -437,10 +442,18 @@ private:
 		 * hung, cancelled and dropped.
 		 */
 		int wait_ms = fresh_session_ ? 0 : sh_->cfg.read_timeout_ms;
-		QueryResult r = conn_.exec_prepared(
-			kReadStatement,
-			{std::to_string(after_), std::to_string(sh_->cfg.read_batch), std::to_string(wait_ms)},
-			wait_ms);
+		std::vector<std::optional<std::string>> args = {
+			std::to_string(after_), std::to_string(sh_->cfg.read_batch), std::to_string(wait_ms)};
+		/*
+		 * With cursors, read_horizon() must describe this read: it goes in the
+		 * same round trip and runs the moment read() returns (libpq pipeline
+		 * mode), one wake-up of the backend and of this thread per batch
+		 * instead of two (issue 15).
+		 */
+		QueryResult h;
+		QueryResult r = cursors_ ? conn_.exec_prepared_then(kReadStatement, args, wait_ms,
+															kHorizonStatement, &h)
+								 : conn_.exec_prepared(kReadStatement, args, wait_ms);
 		if (r.status == DbStatus::Interrupted)
 			return false;
 		if (!r.ok())
@@ -475,9 +488,9 @@ private:
 		if (n == 0)
 			return true;
 		sh_->counters.read_batches.fetch_add(1, std::memory_order_relaxed);
-		/* Before the session runs anything else: it describes this read. */
+		/* Taken with the read, before the session ran anything else: it describes this read. */
 		std::optional<Horizon> horizon;
-		if (cursors_ && !fetch_horizon(&horizon))
+		if (cursors_ && !take_horizon(std::move(h), &horizon))
 			return false;
 
 		std::vector<Entry> entries;
