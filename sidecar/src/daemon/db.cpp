@@ -255,6 +255,23 @@ PgConn::exec_prepared(const std::string &name,
 	return run(Send::Prepared, name.c_str(), nullptr, params, wait_ms);
 }
 
+/* libpq's text parameters: NULL for SQL NULL. */
+std::vector<const char *>
+PgConn::param_values(const std::vector<std::optional<std::string>> &params)
+{
+	std::vector<const char *> values;
+	values.reserve(params.size());
+	for (const auto &p : params)
+		values.push_back(p ? p->c_str() : nullptr);
+	return values;
+}
+
+PgConn::Deadline
+PgConn::deadline_in(int64_t ms)
+{
+	return std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+}
+
 PgConn::Step
 PgConn::flush(Deadline deadline)
 {
@@ -348,12 +365,8 @@ PgConn::run(Send how, const char *name, const char *sql,
 		return out;
 	}
 	int64_t limit_ms = int64_t(wait_ms) + timeout_ms_;
-	auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(limit_ms);
-	std::vector<const char *> values;
-	values.reserve(params.size());
-	for (const auto &p : params)
-		values.push_back(p ? p->c_str() : nullptr);
-
+	Deadline deadline = deadline_in(limit_ms);
+	std::vector<const char *> values = param_values(params);
 	int n = static_cast<int>(values.size());
 	int sent = 0;
 	if (how == Send::Query)
@@ -429,11 +442,8 @@ PgConn::exec_prepared_then(const std::string &first,
 		return a;
 	}
 	int64_t limit_ms = int64_t(wait_ms) + timeout_ms_;
-	auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(limit_ms);
-	std::vector<const char *> values;
-	values.reserve(params.size());
-	for (const auto &p : params)
-		values.push_back(p ? p->c_str() : nullptr);
+	Deadline deadline = deadline_in(limit_ms);
+	std::vector<const char *> values = param_values(params);
 	int n = static_cast<int>(values.size());
 	if (!PQsendQueryPrepared(conn_, first.c_str(), n, values.data(), nullptr, nullptr, 0) ||
 		!PQsendQueryPrepared(conn_, then.c_str(), 0, nullptr, nullptr, nullptr, 0) ||

@@ -187,6 +187,9 @@ private:
 		Stopped,  /* shutdown: the caller cancels and closes */
 		Lost	  /* the connection broke; PQerrorMessage says why */
 	};
+	static std::vector<const char *>
+	param_values(const std::vector<std::optional<std::string>> &params);
+	static Deadline deadline_in(int64_t ms);
 	/* Send what libpq buffered (non-blocking mode). */
 	Step flush(Deadline deadline);
 	/* The next result, or nullptr at the end of a statement's results (*r). */
