@@ -108,6 +108,8 @@ bool
 Server::write_now(Session *s, const FramePtr &f)
 {
 	struct lws *wsi = s->wsi;
+	if (!s->drop_reason.empty())
+		return true; /* a write failed: lws is closing it; later frames go nowhere */
 	if (lws_partial_buffered(wsi) || lws_get_network_wsi(wsi) != wsi)
 		return false;
 	size_t n = f->size();

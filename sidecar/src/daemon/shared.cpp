@@ -58,8 +58,14 @@ Inbox::done(size_t bytes)
 {
 	if (bytes == 0)
 		return;
-	bytes_.fetch_sub(bytes, std::memory_order_relaxed);
-	if (waiting_.load(std::memory_order_acquire) > 0)
+	/*
+	 * seq_cst here and in wait_below(): the waiter announces itself, then
+	 * reads bytes_; this subtracts, then reads waiting_.  With weaker orders
+	 * both could read the old value, and the reader would sleep its whole
+	 * step although there is room.
+	 */
+	bytes_.fetch_sub(bytes, std::memory_order_seq_cst);
+	if (waiting_.load(std::memory_order_seq_cst) > 0)
 	{
 		/* Under the mutex, so a waiter between its check and its sleep cannot miss it. */
 		std::lock_guard<std::mutex> g(mu_);
@@ -74,9 +80,10 @@ Inbox::wait_below(size_t limit, std::chrono::milliseconds max_wait)
 	if (bytes() < limit)
 		return true;
 	std::unique_lock<std::mutex> lk(mu_);
-	waiting_.fetch_add(1, std::memory_order_acq_rel);
-	bool ok = room_.wait_for(lk, max_wait, [&] { return bytes() < limit; });
-	waiting_.fetch_sub(1, std::memory_order_acq_rel);
+	waiting_.fetch_add(1, std::memory_order_seq_cst);
+	bool ok = room_.wait_for(lk, max_wait,
+							 [&] { return bytes_.load(std::memory_order_seq_cst) < limit; });
+	waiting_.fetch_sub(1, std::memory_order_seq_cst);
 	return ok;
 }
 
