@@ -95,6 +95,26 @@ pack_client() {
 	printf '%s\n' "$dest/package"
 }
 
+# free_port_from START: print the first port from START up that 127.0.0.1 can bind now.  The
+# suites' fixed ports lie in Linux's ephemeral range, where an outgoing connection may hold
+# one at any moment: a listener on a fixed port takes the next free one instead of failing.
+free_port_from() {
+	/usr/bin/python3 -c '
+import socket, sys
+for p in range(int(sys.argv[1]), int(sys.argv[1]) + 100):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(p)
+    break
+else:
+    sys.exit(1)' "$1"
+}
+
 # cluster_dir [name]: print a fresh directory under /tmp owned by postgres (0700).
 cluster_dir() {
 	local dir

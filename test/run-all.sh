@@ -25,14 +25,14 @@ CLUSTER=""
 # The suites, in order.  Each is a function suite_<name> returning 0 (pass), SKIP (nothing
 # to test yet) or anything else (fail).  Integration and browser suites are added here as
 # the sidecar and the product work land.
-SUITES=(build regress isolation not_preloaded restart horizon reader_xmin standby shmem_magic upgrade
+SUITES=(build harness regress isolation not_preloaded restart horizon reader_xmin standby shmem_magic upgrade
 	dump_restore pg_upgrade sidecar_build sidecar_unit integration django browser
 	reliability failover fuzz sidecar_asan)
 SKIP=77
 # Suites that need another suite to have passed.  (sidecar_unit does not need the whole
 # sidecar build: CTest reports the tests whose executable failed to build as not run.)
 declare -A NEEDS=(
-	[regress]=build [isolation]=build [not_preloaded]=build [restart]=build [upgrade]=build
+	[harness]=build [regress]=build [isolation]=build [not_preloaded]=build [restart]=build [upgrade]=build
 	[dump_restore]=build [pg_upgrade]=build
 	[reader_xmin]=build [standby]=build [shmem_magic]=build
 	[horizon]=build
@@ -505,6 +505,11 @@ suite_reliability() {
 # The daemon against a hot standby, a promoted replica and a silent network partition, with
 # real parts (test/failover/run.sh): its own clusters on PORT+6..PORT+8, a network namespace
 # and iptables rules of its own (SKIP where network namespaces are not available).
+# The test harness itself: a cluster starts while its TCP port is held (test/lib.sh).
+suite_harness() {
+	LIVENOTIFY_TEST_PORT=$PORT bash test/harness_port_held.sh
+}
+
 suite_failover() {
 	[ -x test/failover/run.sh ] || return $SKIP
 	LIVENOTIFY_TEST_PORT=$PORT test/failover/run.sh

@@ -12,6 +12,7 @@ import datetime
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -30,10 +31,24 @@ OPTS = ap.parse_args()
 OPTS.conninfo = OPTS.admin_conninfo
 OPTS.pidfile = os.path.join(OPTS.workdir, "daemons.pid")
 
-# The daemons listen on the suite's fixed ports (lntest picks free ones, which come from the
-# ephemeral range): lntest.Daemon.start asks lntest.free_port for each.
-_ports = iter(range(OPTS.port, OPTS.port + 20))
-lntest.free_port = lambda: next(_ports)
+# The daemons listen on the suite's own ports, from --port up (lntest.Daemon.start asks
+# lntest.free_port for each), skipping any port another socket holds right now: the range is
+# Linux's ephemeral one, where an outgoing connection may take a port at any moment.
+_ports = iter(range(OPTS.port, OPTS.port + 40))
+
+
+def _next_free_port():
+    for p in _ports:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+        return p
+    raise RuntimeError(f"no free port left in {OPTS.port}-{OPTS.port + 39}")
+
+
+lntest.free_port = _next_free_port
 
 os.environ["DJANGO_SETTINGS_MODULE"] = "project.settings"
 sys.path.insert(0, OPTS.project)

@@ -27,7 +27,8 @@ LOG_TAG=django
 BASE=${LIVENOTIFY_TEST_PORT:-54329}
 PORT=$((BASE + 9))
 PORT_UNPRELOADED=$((BASE + 3))
-DAEMON_PORT=$((BASE + 10))
+# The first free port from BASE + 10 (e2e.py's own daemons take the free ones after it).
+DAEMON_PORT=$(free_port_from $((BASE + 10))) || die "no free port from $((BASE + 10))"
 DAEMON=$ROOT/build/sidecar/livenotifyd
 WORK=$ROOT/build/django
 VENV=$WORK/venv
