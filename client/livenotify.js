@@ -189,7 +189,6 @@ export class LiveNotifyClient {
     if (this._seen.has(key)) return true;
     this._seen.add(key);
     if (this._seen.size > SEEN_IDS) this._seen.delete(this._seen.values().next().value);
-    this._group.remember(frame);
     return false;
   }
 
@@ -282,6 +281,8 @@ export class LiveNotifyClient {
           this.cursor = frame.cursor;
           this._writeStoredCursor(frame.cursor);
         }
+        // Kept for a tab that joins later (the welcome), whichever tab leads then.
+        if (this._group) this._group.remember(frame);
         this._emit('notification', frame);
         // The count travels inside the notification: one listener keeps a badge right.
         if (typeof frame.unread_count === 'number') {

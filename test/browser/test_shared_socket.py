@@ -40,6 +40,15 @@ runner = Runner()
 # Web Locks, and one without BroadcastChannel.
 NO_LOCKS = "Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined });"
 NO_CHANNEL = "delete window.BroadcastChannel;"
+# This tab never hears a welcome (a leader too busy, or gone, between the join and its answer).
+DROP_WELCOME = """
+const Native = window.BroadcastChannel;
+window.BroadcastChannel = class extends Native {
+  set onmessage(fn) {
+    super.onmessage = (ev) => { if (!(ev.data && ev.data.t === 'welcome')) fn(ev); };
+  }
+};
+"""
 # The page's list arrives 400 ms after the server ran its query: rows that commit meanwhile
 # reach the page only through the leader's welcome (the socket it joins is already live).
 SLOW_LIST = """
@@ -209,6 +218,23 @@ def scenario(browser, other):
 
     runner.test("a tab opened mid-stream joins the shared socket: every row once, no resync",
                 join_mid_stream)
+
+    def unanswered_join():
+        # A tab whose join the leader never answers (its welcome is lost) waits 2 s, then asks
+        # the page to refetch (resync shared_gap) and goes on with the live frames.
+        t = browser.open(demo.url(ALICE), f"alice#{len(tabs) + 1}", init=DROP_WELCOME)
+        try:
+            t.wait("return (window.livenotifyDemo.frames || []).some((f) => f.type === 'resync' && f.reason === 'shared_gap')",
+                   5, what="a resync shared_gap after the unanswered join")
+            check(role(t) == "follower", f"{t.label}: role {role(t)}")
+            check(t.sockets == 0, f"{t.label} opened {t.sockets} sockets")
+            row = demo.insert(ALICE, "After an unanswered join")
+            wait_row(t, row, DELIVERY_S)
+            check_once([t], [row], "a live row after the unanswered join")
+        finally:
+            t.close()
+
+    runner.test("a join nobody answers: resync shared_gap after 2 s, then live rows", unanswered_join)
 
     def takeover():
         leader = next(t for t in tabs if role(t) == "leader")
